@@ -1,0 +1,80 @@
+"""The action frame: one row per proposed action, shared by decisions, guard rails and routing.
+
+Verdicts move one way: ``proposed`` → ``policy_blocked`` | ``safety_blocked`` | ``queued`` |
+``executed`` (→ ``failed`` when the write itself fails). Each step only touches rows that are still
+``proposed`` (routing: still undecided), so a block can never be undone by a later step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+BUDGET_TYPES = ("scale_up", "scale_down")
+PROTECTIVE_TYPES = ("pause", "publish_winner", "scale_down")  # cut or hold spend; never raise it
+VERDICTS = ("proposed", "policy_blocked", "safety_blocked", "queued", "executed", "failed")
+
+ACTION_COLUMNS = [
+    "id", "type", "entity_type", "entity_id", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
+    "current_budget_minor", "new_budget_minor", "confidence", "roas_7d", "spend_7d", "impressions_7d",
+    "age_hours", "creative_id", "creative_approved", "countries", "spain_share", "top_country_share",
+    "loser_ad_ids", "hours_since_last_action", "minor_per_unit", "verdict", "reasons",
+]
+
+
+def action_id(as_of: str, entity_type: str, entity_id: str, action_type: str) -> str:
+    """Deterministic id: the same snapshot time, entity and type always give the same id."""
+    return hashlib.sha256(f"{as_of}|{entity_type}|{entity_id}|{action_type}".encode()).hexdigest()[:16]
+
+
+def empty_actions() -> pd.DataFrame:
+    return pd.DataFrame(columns=ACTION_COLUMNS)
+
+
+def add_reason(actions: pd.DataFrame, mask: Iterable[bool], message: str | Iterable[str]) -> None:
+    """Append ``message`` (one string, or one per row) to the reasons of the rows in ``mask``."""
+    mask = np.asarray(mask, dtype=bool)
+    messages = [message] * len(actions) if isinstance(message, str) else list(message)
+    actions["reasons"] = [
+        [*reasons, text] if flag else reasons for reasons, flag, text in zip(actions["reasons"], mask, messages)
+    ]
+
+
+def note(actions: pd.DataFrame, mask: Iterable[bool], message: str | Iterable[str]) -> np.ndarray:
+    """Add a reason to the rows in ``mask`` that are still proposed (e.g. a clamp); returns them."""
+    target = np.asarray(mask, dtype=bool) & actions["verdict"].eq("proposed").to_numpy()
+    add_reason(actions, target, message)
+    return target
+
+
+def set_verdict(actions: pd.DataFrame, mask: Iterable[bool], verdict: str, message: str | Iterable[str]) -> None:
+    """Give ``verdict`` and a reason to the rows in ``mask`` that are still proposed."""
+    actions.loc[note(actions, mask, message), "verdict"] = verdict
+
+
+def checked(inputs, allowed: np.ndarray, reason: np.ndarray, ok: str):
+    """Return ``(allowed, reason)`` as scalars when the check was called with a scalar, else arrays.
+
+    Guard-rail checks are written once over arrays; the seed's per-action API calls them with
+    scalars, the cycle with whole columns.
+    """
+    reason = np.where(allowed, ok, reason)
+    if np.ndim(inputs) == 0:
+        return bool(allowed[0]), str(reason[0])
+    return allowed, reason
+
+
+def as_array(values) -> np.ndarray:
+    return np.atleast_1d(np.asarray(values, dtype=float))
+
+
+def pct_text(values) -> np.ndarray:
+    """Percent labels for an array of fractions (NaN/inf shown as '?')."""
+    return np.array([pct(v) if np.isfinite(v) else "?" for v in as_array(values)], dtype=object)
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.0f}%"

@@ -1,0 +1,139 @@
+"""One optimization cycle as plain functions: the Dagster ops and ``meta-ads plan`` both call these.
+
+collect (frames) → propose → policy → safety → route → (execute, outside the engine) → summarize
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..settings import Settings
+from .ab_tests import evaluate_ab_tests
+from .decisions import campaigns_in_scope, propose_actions
+from .fatigue import detect_fatigue
+from .metrics import entity_table, roas_metrics
+from .policy import PolicyEngine
+from .routing import route_actions
+from .safety import AccountSpend, SafetyEngine
+from .snapshot import AccountSnapshot
+from .spikes import detect_spikes
+
+STAT_KEYS = (
+    "actions_generated", "actions_policy_blocked", "actions_safety_blocked",
+    "actions_queued", "actions_executed", "actions_failed",
+)
+
+
+def analyze(snapshot: AccountSnapshot) -> dict[str, pd.DataFrame]:
+    """The collection step's derived frames (each one is a Dagster asset)."""
+    entities = entity_table(snapshot)
+    return {
+        "roas_metrics": roas_metrics(snapshot, entities),
+        "ab_tests": evaluate_ab_tests(snapshot, entities),
+        "spikes": detect_spikes(snapshot, entities),
+        "creative_fatigue": detect_fatigue(snapshot, entities),
+    }
+
+
+def decide(
+    snapshot: AccountSnapshot,
+    metrics: pd.DataFrame,
+    ab_tests: pd.DataFrame,
+    spikes: pd.DataFrame,
+    fatigue: pd.DataFrame,
+    settings: Settings,
+    last_actions: pd.DataFrame,
+) -> pd.DataFrame:
+    """Propose actions and note how long ago each entity was last changed (for the cooldown).
+
+    ``last_actions``: rows of (entity_type, entity_id, executed_at) from the ledger and/or the
+    snapshot's ``recent_actions``.
+    """
+    actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings)
+    if not last_actions.empty and not actions.empty:
+        latest = (
+            last_actions.assign(executed_at=pd.to_datetime(last_actions["executed_at"], utc=True))
+            .groupby(["entity_type", "entity_id"])["executed_at"].max()
+        )
+        when = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).map(latest.to_dict().get)
+        hours = [(snapshot.as_of - t).total_seconds() / 3600 if t is not None else np.nan for t in when]
+        actions["hours_since_last_action"] = hours
+    return actions
+
+
+def account_spend(snapshot: AccountSnapshot, metrics: pd.DataFrame) -> AccountSpend:
+    holders = metrics[metrics["is_budget_holder"] & metrics["effective_active"]]
+    campaigns = metrics[metrics["entity_type"] == "campaign"]
+    return AccountSpend(
+        total_active_daily_budget=float(holders["daily_budget"].astype(float).sum()) / snapshot.minor_per_unit,
+        spend_today=float(campaigns["spend_today"].sum()),
+    )
+
+
+def apply_guard_rails(actions: pd.DataFrame, spend: AccountSpend, settings: Settings) -> pd.DataFrame:
+    return SafetyEngine(settings).evaluate(PolicyEngine(settings).evaluate(actions), spend)
+
+
+def plan_cycle(snapshot: AccountSnapshot, settings: Settings, last_actions: pd.DataFrame | None = None):
+    """Everything up to execution: returns (routed actions, campaigns evaluated)."""
+    frames = analyze(snapshot)
+    history = snapshot.recent_actions if last_actions is None else last_actions
+    actions = decide(snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings, history)
+    guarded = apply_guard_rails(actions, account_spend(snapshot, frames["roas_metrics"]), settings)
+    evaluated = len(campaigns_in_scope(frames["roas_metrics"], settings.max_campaigns_per_tick))
+    return route_actions(guarded, settings), evaluated
+
+
+def summarize(actions: pd.DataFrame, campaigns_evaluated: int, errors: list[str] | None = None) -> dict:
+    counts = actions["verdict"].value_counts()
+    return {
+        "campaigns_evaluated": int(campaigns_evaluated),
+        "actions_generated": int(len(actions)),
+        "actions_policy_blocked": int(counts.get("policy_blocked", 0)),
+        "actions_safety_blocked": int(counts.get("safety_blocked", 0)),
+        "actions_queued": int(counts.get("queued", 0)),
+        "actions_executed": int(counts.get("executed", 0)),
+        "actions_failed": int(counts.get("failed", 0)),
+        "errors": list(errors or []),
+    }
+
+
+def _money(minor, per_unit: int) -> float | None:
+    return None if pd.isna(minor) else round(float(minor) / per_unit, 2)
+
+
+def _number(value, digits: int = 4) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), digits)
+
+
+def contract_actions(actions: pd.DataFrame) -> list[dict]:
+    """Actions in the shape of SNAPSHOT.md's ``plan`` output (budgets in major units)."""
+    return [
+        {
+            "id": row.id,
+            "type": row.type,
+            "entity_type": row.entity_type,
+            "entity_id": row.entity_id,
+            "rule": row.rule,
+            "proposed_pct": _number(row.proposed_pct),
+            "amount_pct": _number(row.amount_pct),
+            "current_budget_usd": _money(row.current_budget_minor, row.minor_per_unit),
+            "new_budget_usd": _money(row.new_budget_minor, row.minor_per_unit),
+            "confidence": _number(row.confidence),
+            "verdict": row.verdict,
+            "reasons": list(row.reasons),
+        }
+        for row in actions.itertuples(index=False)
+    ]
+
+
+def plan_document(snapshot: AccountSnapshot, settings: Settings) -> dict:
+    """``meta-ads plan``: a pure dry run of one cycle (cooldowns from ``recent_actions`` only)."""
+    actions, evaluated = plan_cycle(snapshot, settings)
+    return {
+        "as_of": snapshot.as_of.isoformat(),
+        "mode": settings.meta_auto_mode,
+        "actions": contract_actions(actions),
+        "stats": summarize(actions, evaluated),
+    }

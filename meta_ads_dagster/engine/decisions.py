@@ -1,0 +1,161 @@
+"""Decision rules: metrics, A/B results, spikes and fatigue in; one candidate action per entity out.
+
+| rule             | condition                                        | proposal                          |
+|------------------|--------------------------------------------------|-----------------------------------|
+| hard_stop        | ROAS < HARD_STOP_ROAS and confidence ≥ HARD_STOP_CONFIDENCE | pause (any level)      |
+| ab_winner        | A/B test has a winner (see ab_tests.py)          | publish winner, pause losers      |
+| roas_low         | 7-day ROAS < 1.5                                 | scale down 20–40 %                |
+| spike_down       | purchases spiked down                            | scale down 10 %                   |
+| creative_fatigue | last-day CTR ≥ 30 % below 7-day CTR              | create a creative variant         |
+| roas_high        | 7-day ROAS > 3.0                                 | scale up 20–40 %                  |
+| spike_up         | purchases spiked up and ROAS > 2                 | scale up 15 %                     |
+
+Budget rules apply to budget holders only (the campaign under CBO, else its ad sets). The 20–40 %
+range grows with how far ROAS is past the threshold (full at ROAS 6 / ROAS 0) times the confidence.
+
+One entity gets one action, the first in the table's order (a pause beats everything; a cut beats
+a raise; the larger of two cuts or two raises wins); the rules it overruled are named in its
+reasons. Nothing is proposed under an entity that is itself being paused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..settings import Settings
+from .actions import ACTION_COLUMNS, action_id, empty_actions, pct
+from .policy import PolicyEngine
+from .snapshot import AccountSnapshot
+
+ROAS_HIGH = 3.0
+ROAS_LOW = 1.5
+SPIKE_UP_MIN_ROAS = 2.0
+SCALE_MIN, SCALE_MAX = 0.20, 0.40
+SPIKE_BOOST, SPIKE_CUT = 0.15, 0.10
+FULL_STRENGTH_ROAS_HIGH = 6.0
+
+RULE_ORDER = ["hard_stop", "ab_winner", "roas_low", "spike_down", "creative_fatigue", "roas_high", "spike_up"]
+
+
+def campaigns_in_scope(metrics: pd.DataFrame, max_campaigns: int) -> pd.Series:
+    """Ids of the active campaigns this tick evaluates: the highest 7-day spend first."""
+    campaigns = metrics[(metrics["entity_type"] == "campaign") & metrics["effective_active"]]
+    return campaigns.sort_values(["spend_7d", "entity_id"], ascending=[False, True])["entity_id"].head(max_campaigns)
+
+
+def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
+    """20 % plus up to 20 % more for a stronger signal held with more confidence."""
+    return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * strength.clip(0, 1) * confidence.fillna(0).clip(0, 1)
+
+
+def propose_actions(
+    snapshot: AccountSnapshot,
+    metrics: pd.DataFrame,
+    ab_tests: pd.DataFrame,
+    spikes: pd.DataFrame,
+    fatigue: pd.DataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """Candidate actions (verdict ``proposed``) for the campaigns in scope this tick."""
+    scope = campaigns_in_scope(metrics, settings.max_campaigns_per_tick)
+    live = metrics[metrics["effective_active"] & metrics["campaign_id"].isin(scope)]
+    holders = live[live["is_budget_holder"]]
+    roas = holders["roas_7d"]
+    spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
+
+    halt, _ = PolicyEngine(settings).must_halt(live["roas_7d"], live["confidence"], live["spend_7d"])
+    winners = ab_tests[ab_tests["status"] == "winner"]
+    fatigued = fatigue[fatigue["fatigued"]]
+
+    candidates = [
+        _rule(live[halt], "pause", "hard_stop", None, lambda m: [
+            f"hard stop: ROAS {r:.2f} < {settings.hard_stop_roas} with confidence {c:.2f} ≥ {settings.hard_stop_confidence}"
+            for r, c in zip(m["roas_7d"], m["confidence"])
+        ]),
+        _rule(
+            live[(live["entity_type"] == "ad") & live["entity_id"].isin(winners["winner_ad_id"])],
+            "publish_winner", "ab_winner", None,
+            lambda m: [
+                f"A/B test {t.test_id}: ad {t.winner_ad_id} is best with probability {t.prob_best:.3f}; "
+                f"pause {', '.join(t.loser_ad_ids)}"
+                for t in m[["entity_id"]].merge(winners, left_on="entity_id", right_on="winner_ad_id").itertuples()
+            ],
+        ),
+        _rule(holders[(roas < ROAS_LOW).to_numpy()], "scale_down", "roas_low",
+              lambda m: scale_pct((ROAS_LOW - m["roas_7d"]) / ROAS_LOW, m["confidence"]),
+              lambda m: [f"7-day ROAS {r:.2f} < {ROAS_LOW}" for r in m["roas_7d"]]),
+        _rule(holders[spike == "down"], "scale_down", "spike_down", lambda m: SPIKE_CUT,
+              lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
+        _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
+              "create_variant", "creative_fatigue", None,
+              lambda m: [
+                  f"creative fatigue: last-day CTR {f.ctr_last_day:.2%} is {f.ctr_drop:.0%} below the 7-day CTR {f.ctr_7d:.2%}"
+                  for f in m[["entity_id"]].merge(fatigued, on="entity_id").itertuples()
+              ]),
+        _rule(holders[(roas > ROAS_HIGH).to_numpy()], "scale_up", "roas_high",
+              lambda m: scale_pct((m["roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
+              lambda m: [f"7-day ROAS {r:.2f} > {ROAS_HIGH} (confidence {c:.2f})" for r, c in zip(m["roas_7d"], m["confidence"])]),
+        _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy()], "scale_up", "spike_up",
+              lambda m: SPIKE_BOOST,
+              lambda m: [f"purchases spiked up with ROAS {r:.2f} > {SPIKE_UP_MIN_ROAS}; boost {pct(SPIKE_BOOST)}" for r in m["roas_7d"]]),
+    ]
+    actions = pd.concat([c for c in candidates if not c.empty], ignore_index=True) if any(not c.empty for c in candidates) else None
+    if actions is None:
+        return empty_actions()
+
+    actions = _one_per_entity(actions)
+    actions = _drop_under_paused(actions)
+    actions = actions.merge(
+        winners[["winner_ad_id", "loser_ad_ids"]].rename(columns={"winner_ad_id": "entity_id"}), on="entity_id", how="left"
+    ) if not winners.empty else actions.assign(loser_ad_ids=None)
+    actions["loser_ad_ids"] = actions["loser_ad_ids"].where(actions["type"] == "publish_winner", None)
+
+    as_of = snapshot.as_of.isoformat()
+    actions["id"] = [action_id(as_of, t, e, a) for t, e, a in zip(actions["entity_type"], actions["entity_id"], actions["type"])]
+    actions["current_budget_minor"] = actions["daily_budget"].where(actions["type"].isin(["scale_up", "scale_down"]))
+    actions["amount_pct"] = actions["proposed_pct"]
+    actions["new_budget_minor"] = np.nan
+    actions["age_hours"] = (snapshot.as_of - actions["created_time"]).dt.total_seconds() / 3600
+    actions["hours_since_last_action"] = np.nan
+    actions["minor_per_unit"] = snapshot.minor_per_unit
+    actions["verdict"] = "proposed"
+    return actions[ACTION_COLUMNS].reset_index(drop=True)
+
+
+def _rule(rows: pd.DataFrame, action_type: str, rule: str, proposed, explain) -> pd.DataFrame:
+    if rows.empty:
+        return rows.iloc[0:0]
+    out = rows.copy()
+    out["type"] = action_type
+    out["rule"] = rule
+    out["proposed_pct"] = np.nan if proposed is None else proposed(out)
+    out["reasons"] = [[text] for text in explain(out)]
+    return out
+
+
+def _one_per_entity(actions: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first action per entity in rule order (larger change first within a rule order tie)."""
+    actions["rule_rank"] = actions["rule"].map({rule: rank for rank, rule in enumerate(RULE_ORDER)})
+    # Two cuts or two raises on one entity: the larger one wins, whatever rule proposed it.
+    actions["direction_rank"] = actions["type"].map({"pause": 0, "publish_winner": 1, "scale_down": 2, "create_variant": 3, "scale_up": 4})
+    actions = actions.sort_values(["direction_rank", "proposed_pct", "rule_rank"], ascending=[True, False, True], na_position="last")
+    keys = ["entity_type", "entity_id"]
+    overruled = actions.groupby(keys, sort=False)["rule"].agg(list).map(lambda rules: rules[1:])
+    kept = actions.drop_duplicates(keys).copy()
+    also = kept.set_index(keys).index.map(overruled)
+    kept["reasons"] = [
+        reasons + ([f"also proposed by {', '.join(rules)}; overruled"] if rules else [])
+        for reasons, rules in zip(kept["reasons"], also)
+    ]
+    return kept.drop(columns=["rule_rank", "direction_rank"])
+
+
+def _drop_under_paused(actions: pd.DataFrame) -> pd.DataFrame:
+    """Nothing is proposed for an ad set or ad whose campaign or ad set is being paused."""
+    paused = actions[actions["type"] == "pause"]
+    paused_campaigns = paused.loc[paused["entity_type"] == "campaign", "entity_id"]
+    paused_adsets = paused.loc[paused["entity_type"] == "adset", "entity_id"]
+    under_campaign = actions["entity_type"].ne("campaign") & actions["campaign_id"].isin(paused_campaigns)
+    under_adset = actions["entity_type"].eq("ad") & actions["adset_id"].isin(paused_adsets)
+    return actions[~(under_campaign | under_adset)]

@@ -1,0 +1,138 @@
+"""PolicyEngine: business rules on what the system may *propose* (the seed's policy layer).
+
+Each check takes scalars or arrays and returns ``(allowed, reason)``: scalars for the seed's
+per-action API (``can_scale_budget(current, new, is_auto)``), arrays for the vectorized cycle
+(``evaluate(actions)``), from one implementation.
+
+Product decisions implemented here:
+- a budget change above the mode's limit (MAX_DAILY_CHANGE_PCT in suggest mode,
+  MAX_AUTO_CHANGE_PCT in auto mode) is clamped to the limit and re-validated, not dropped;
+- a raise that would take a budget above MAX_CAMPAIGN_BUDGET_USD is clamped to it, and blocked when
+  less than MIN_MEANINGFUL_CHANGE would be left;
+- a raise for an entity whose 7-day country spend mix breaks the geo rules is blocked;
+- a creative variant is blocked while the ad is younger than CREATIVE_EMBARGO_HOURS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..settings import Settings
+from .actions import BUDGET_TYPES, as_array, checked, note, pct, pct_text, set_verdict
+
+MIN_MEANINGFUL_CHANGE = 0.05  # a raise clamped below 5 % is not worth an action
+EPS = 1e-9
+
+
+class PolicyEngine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # --- the seed's checks (scalars or arrays) --------------------------------------------------
+    def can_scale_budget(self, current, new, is_auto: bool):
+        """A change within the mode's limit that keeps the budget ≤ MAX_CAMPAIGN_BUDGET_USD (USD)."""
+        cur, nxt = as_array(current), as_array(new)
+        limit = self.settings.max_auto_change_pct if is_auto else self.settings.max_daily_change_pct
+        change = np.abs(nxt - cur) / np.where(cur > 0, cur, np.nan)
+        within_limit = np.nan_to_num(change, nan=np.inf) <= limit + EPS
+        under_max = nxt <= self.settings.max_campaign_budget_usd + EPS
+        mode = "auto" if is_auto else "daily"
+        reason = np.where(
+            within_limit,
+            f"new budget exceeds MAX_CAMPAIGN_BUDGET_USD {self.settings.max_campaign_budget_usd:g}",
+            "change of " + pct_text(change) + f" exceeds the {pct(limit)} {mode} limit",
+        )
+        return checked(current, within_limit & under_max & (nxt >= 0), reason, "budget change within limits")
+
+    def must_halt(self, roas, confidence, spend):
+        """Hard stop: ROAS < HARD_STOP_ROAS held with confidence ≥ HARD_STOP_CONFIDENCE, on real spend."""
+        s = self.settings
+        halt = (
+            (np.nan_to_num(as_array(roas), nan=np.inf) < s.hard_stop_roas)
+            & (np.nan_to_num(as_array(confidence)) >= s.hard_stop_confidence)
+            & (as_array(spend) > 0)
+        )
+        # "allowed" here means "must halt": the reason explains a halt.
+        return checked(roas, halt, np.full(halt.shape, "no hard stop", dtype=object),
+                       f"hard stop: ROAS below {s.hard_stop_roas} with confidence ≥ {s.hard_stop_confidence}")
+
+    def validate_geo_distribution(self, distribution: Mapping[str, float], countries: Sequence[str]):
+        """Spend mix rules: ES ≥ MIN_SPAIN_PERCENTAGE when ES is targeted; no country above
+        MAX_SINGLE_COUNTRY_PCT unless ES is the only target. ``distribution``: country → spend."""
+        total = sum(distribution.values())
+        shares = {c: v / total for c, v in distribution.items()} if total > 0 else {}
+        allowed, reason = self.geo_rules(shares.get("ES", 0.0), max(shares.values(), default=0.0), [tuple(countries)])
+        return bool(allowed[0]), str(reason[0])
+
+    def can_change_creative(self, hours_live):
+        """A creative may change only after CREATIVE_EMBARGO_HOURS live."""
+        allowed = as_array(hours_live) >= self.settings.creative_embargo_hours
+        blocked = f"creative embargo: live for less than {self.settings.creative_embargo_hours:g} h"
+        return checked(hours_live, allowed, np.full(allowed.shape, blocked, dtype=object), "creative outside its embargo")
+
+    def validate_action(self, action: Mapping) -> tuple[bool, str]:
+        """One action (a mapping with the action frame's columns) through every policy check."""
+        row = self.evaluate(pd.DataFrame([{"verdict": "proposed", "reasons": [], **action}])).iloc[0]
+        return row["verdict"] == "proposed", "; ".join(row["reasons"]) or "allowed by policy"
+
+    # --- the vectorized cycle -------------------------------------------------------------------
+    def geo_rules(self, spain_share, top_share, countries: Sequence[tuple]):
+        """Arrays of (allowed, reason) for the geo rules, one row per entity."""
+        s = self.settings
+        targets_spain = np.array(["ES" in c for c in countries], dtype=bool)
+        spain_only = np.array([tuple(c) == ("ES",) for c in countries], dtype=bool)
+        spain, top = as_array(spain_share), as_array(top_share)
+        spain_low = targets_spain & (spain + EPS < s.min_spain_percentage)
+        concentrated = ~spain_only & (top > s.max_single_country_pct + EPS)
+        reason = np.where(
+            spain_low,
+            "geo: Spain has " + pct_text(spain) + f" of spend, below {pct(s.min_spain_percentage)}",
+            "geo: one country has " + pct_text(top) + f" of spend, above {pct(s.max_single_country_pct)}",
+        )
+        allowed = ~(spain_low | concentrated)
+        return allowed, np.where(allowed, "geo distribution within rules", reason)
+
+    def evaluate(self, actions: pd.DataFrame) -> pd.DataFrame:
+        """Clamp budget changes to the limits, then block what policy does not allow."""
+        actions = actions.copy()
+        s = self.settings
+        kind = actions["type"]
+        is_budget = kind.isin(BUDGET_TYPES).to_numpy()
+        sign = np.where(kind.eq("scale_down"), -1.0, 1.0)
+        limit = s.budget_change_limit
+        mode = "auto" if s.is_auto else "daily"
+
+        proposed = actions["proposed_pct"].astype(float).to_numpy()
+        over_limit = is_budget & (proposed > limit + EPS)
+        note(actions, over_limit, "budget change clamped from " + pct_text(proposed) + f" to the {pct(limit)} {mode} limit")
+        amount = np.where(over_limit, limit, proposed)
+
+        minor = actions["minor_per_unit"].astype(float).to_numpy()
+        current = actions["current_budget_minor"].astype(float).to_numpy()
+        new = np.round(current * (1 + sign * amount))
+        cap = s.max_campaign_budget_usd * minor
+        over_max = is_budget & (sign > 0) & (new > cap + EPS)
+        new = np.where(over_max, np.maximum(np.floor(cap), current), new)
+        amount = np.where(is_budget, np.abs(new - current) / np.where(current > 0, current, np.nan), np.nan)
+        actions["amount_pct"] = amount
+        actions["new_budget_minor"] = np.where(is_budget, new, np.nan)
+
+        set_verdict(actions, is_budget & ~(current > 0), "policy_blocked", "no daily budget to change")
+        at_max = over_max & (np.nan_to_num(amount) < MIN_MEANINGFUL_CHANGE - EPS)
+        set_verdict(actions, at_max, "policy_blocked", f"budget already at MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}")
+        note(actions, over_max, f"raise clamped to MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}")
+
+        allowed, reason = self.can_scale_budget(current / minor, new / minor, s.is_auto)
+        set_verdict(actions, is_budget & ~allowed, "policy_blocked", reason)
+
+        geo_ok, geo_reason = self.geo_rules(
+            actions["spain_share"].fillna(0.0), actions["top_country_share"].fillna(0.0), list(actions["countries"])
+        )
+        set_verdict(actions, kind.eq("scale_up").to_numpy() & ~geo_ok, "policy_blocked", geo_reason)
+
+        creative_ok, creative_reason = self.can_change_creative(actions["age_hours"].astype(float).to_numpy())
+        set_verdict(actions, kind.eq("create_variant").to_numpy() & ~creative_ok, "policy_blocked", creative_reason)
+        return actions

@@ -1,0 +1,128 @@
+"""SafetyEngine: hard limits that no proposal may cross, whatever the policy allowed.
+
+Like the PolicyEngine, every check takes scalars (the seed's per-action API) or arrays (the
+vectorized cycle) and returns ``(allowed, reason)``.
+
+- Embargo: nothing but a hard stop touches an entity younger than MIN_AGE_HOURS.
+- Minimum data: an action needs ≥ MIN_IMPRESSIONS and ≥ MIN_SPEND_USD over the 7-day window.
+- Cooldown: one executed action per entity per 24 h (hard stops excepted: they only cut spend).
+- Unapproved creatives are never put live (publishing a winner, resuming an ad).
+- Spend cap: raises are allowed while the account's total active daily budget after them and
+  today's spend plus them both stay ≤ MAX_DAILY_SPEND_USD; raises are served highest confidence
+  first and the one that crosses the cap is clamped to the room left, or blocked when less than
+  a meaningful change would remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..settings import Settings
+from .actions import as_array, checked, note, set_verdict
+from .policy import EPS, MIN_MEANINGFUL_CHANGE
+
+COOLDOWN_HOURS = 24
+AUTO_MIN_CONFIDENCE = 0.75  # the seed's safety matrix: auto-scale only with confidence ≥ 0.75
+PUTS_CREATIVE_LIVE = ("publish_winner", "resume")
+
+
+@dataclass(frozen=True)
+class AccountSpend:
+    """What the spend cap is measured against (account currency, major units)."""
+
+    total_active_daily_budget: float
+    spend_today: float
+
+
+class SafetyEngine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # --- the seed's checks (scalars or arrays) --------------------------------------------------
+    def prevent_overspend(self, total_active_budget, spend_today, increase):
+        """After the increase, total active daily budget and today's spend stay ≤ MAX_DAILY_SPEND_USD."""
+        cap = self.settings.max_daily_spend_usd
+        budget_after = as_array(total_active_budget) + as_array(increase)
+        spend_after = as_array(spend_today) + as_array(increase)
+        allowed = (budget_after <= cap + EPS) & (spend_after <= cap + EPS)
+        reason = np.where(
+            budget_after > cap + EPS,
+            f"spend cap: total daily budget would exceed MAX_DAILY_SPEND_USD {cap:g}",
+            f"spend cap: today's spend plus the raise would exceed MAX_DAILY_SPEND_USD {cap:g}",
+        )
+        return checked(increase, allowed, reason, "within the daily spend cap")
+
+    def enforce_embargo_period(self, age_hours):
+        allowed = np.nan_to_num(as_array(age_hours), nan=0.0) >= self.settings.min_age_hours
+        return checked(age_hours, allowed, np.full(allowed.shape, f"embargo: entity is younger than {self.settings.min_age_hours:g} h", dtype=object), "outside the embargo")
+
+    def block_unapproved_creatives(self, approved):
+        allowed = np.atleast_1d(np.asarray(pd.array(np.atleast_1d(approved), dtype="boolean").fillna(False), dtype=bool))
+        return checked(approved, allowed, np.full(allowed.shape, "creative is not approved", dtype=object), "creative approved")
+
+    def check_minimum_data(self, impressions, spend):
+        s = self.settings
+        enough = (as_array(impressions) >= s.min_impressions) & (as_array(spend) >= s.min_spend_usd - EPS)
+        reason = np.full(enough.shape, f"not enough data: needs {s.min_impressions} impressions and {s.min_spend_usd:g} spend over 7 days", dtype=object)
+        return checked(impressions, enough, reason, "enough data")
+
+    def check_action_rate_limit(self, hours_since_last_action):
+        hours = np.nan_to_num(as_array(hours_since_last_action), nan=np.inf)
+        allowed = hours >= COOLDOWN_HOURS
+        reason = np.full(allowed.shape, f"cooldown: this entity was changed less than {COOLDOWN_HOURS} h ago", dtype=object)
+        return checked(hours_since_last_action, allowed, reason, "outside the cooldown")
+
+    def validate_roas_confidence(self, confidence, minimum: float = AUTO_MIN_CONFIDENCE):
+        allowed = np.nan_to_num(as_array(confidence)) >= minimum
+        reason = np.full(allowed.shape, f"confidence below {minimum:.2f}", dtype=object)
+        return checked(confidence, allowed, reason, "confidence sufficient")
+
+    def validate_action(self, action: Mapping, spend: AccountSpend) -> tuple[bool, str]:
+        row = self.evaluate(pd.DataFrame([{"verdict": "proposed", "reasons": [], **action}]), spend).iloc[0]
+        return row["verdict"] == "proposed", "; ".join(row["reasons"]) or "allowed by safety"
+
+    # --- the vectorized cycle -------------------------------------------------------------------
+    def evaluate(self, actions: pd.DataFrame, spend: AccountSpend) -> pd.DataFrame:
+        actions = actions.copy()
+        kind = actions["type"]
+        hard_stop = actions["rule"].eq("hard_stop").to_numpy()
+
+        ok, reason = self.check_minimum_data(actions["impressions_7d"].astype(float), actions["spend_7d"].astype(float))
+        set_verdict(actions, ~ok, "safety_blocked", reason)
+        ok, reason = self.enforce_embargo_period(actions["age_hours"].astype(float))
+        set_verdict(actions, ~hard_stop & ~ok, "safety_blocked", reason)
+        ok, reason = self.check_action_rate_limit(actions["hours_since_last_action"].astype(float))
+        set_verdict(actions, ~hard_stop & ~ok, "safety_blocked", reason)
+        ok, reason = self.block_unapproved_creatives(actions["creative_approved"])
+        set_verdict(actions, kind.isin(PUTS_CREATIVE_LIVE).to_numpy() & ~ok, "safety_blocked", reason)
+
+        self._apply_spend_cap(actions, spend)
+        return actions
+
+    def _apply_spend_cap(self, actions: pd.DataFrame, spend: AccountSpend) -> None:
+        raises = actions[actions["type"].eq("scale_up") & actions["verdict"].eq("proposed")]
+        if raises.empty:
+            return
+        order = raises.sort_values(["confidence", "entity_id"], ascending=[False, True]).index
+        minor = actions.loc[order, "minor_per_unit"].astype(float).to_numpy()
+        current = actions.loc[order, "current_budget_minor"].astype(float).to_numpy() / minor
+        increase = actions.loc[order, "new_budget_minor"].astype(float).to_numpy() / minor - current
+        already = np.concatenate([[0.0], np.cumsum(increase)[:-1]])  # raised by the rows served before
+
+        fits, reason = self.prevent_overspend(spend.total_active_daily_budget + already, spend.spend_today + already, increase)
+        cap = self.settings.max_daily_spend_usd
+        room = np.maximum(0.0, cap - np.maximum(spend.total_active_daily_budget, spend.spend_today) - already)
+        granted = np.where(fits, increase, np.minimum(increase, room))
+        meaningful = granted / np.where(current > 0, current, np.nan) >= MIN_MEANINGFUL_CHANGE - EPS
+
+        clamp = ~fits & meaningful
+        actions.loc[order[clamp], "new_budget_minor"] = np.floor((current[clamp] + granted[clamp]) * minor[clamp])
+        actions.loc[order[clamp], "amount_pct"] = granted[clamp] / current[clamp]
+        note_mask = actions.index.isin(order[clamp])
+        note(actions, note_mask, f"raise clamped to the room left under MAX_DAILY_SPEND_USD {cap:g}")
+        block_mask = actions.index.isin(order[~fits & ~meaningful])
+        set_verdict(actions, block_mask, "safety_blocked", pd.Series(reason, index=order).reindex(actions.index).fillna("").to_numpy())

@@ -1,0 +1,130 @@
+"""One settings object for the whole project, read from the seeds' environment variable names.
+
+Every field maps to the upper-case environment variable of the same name (``max_daily_change_pct``
+reads ``MAX_DAILY_CHANGE_PCT``). Percentages are fractions (0.20 = 20 %). An invalid value stops
+the program with :class:`SettingsError`, whose message names the variable, before anything runs.
+
+Secrets (the live client's token and app secret) are deliberately *not* here: they only travel
+through ``dagster.EnvVar`` so the Dagster UI masks them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting (environment variable) has an invalid value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- where the account comes from and how the cycle runs -----------------------------------
+    meta_api_mode: Literal["stub", "live"] = "stub"
+    meta_auto_mode: Literal["suggest", "auto"] = "suggest"
+    meta_cycle_enabled: bool = True
+    meta_cycle_auto_start: bool = True
+    meta_cycle_interval_minutes: int = Field(30, gt=0, le=60)
+    meta_ad_account_ids: str = ""
+    meta_stub_snapshot: str | None = None
+    meta_ads_database_url: str | None = None
+
+    # --- policy: how far one cycle may move a budget --------------------------------------------
+    max_daily_change_pct: float = Field(0.20, gt=0, le=1)
+    max_auto_change_pct: float = Field(0.10, gt=0, le=1)
+    hard_stop_roas: float = Field(0.9, ge=0)
+    hard_stop_confidence: float = Field(0.70, ge=0, le=1)
+    min_spain_percentage: float = Field(0.35, ge=0, le=1)
+    max_single_country_pct: float = Field(0.70, gt=0, le=1)
+    creative_embargo_hours: float = Field(72, ge=0)
+
+    # --- safety: hard limits no proposal may cross ------------------------------------------------
+    min_impressions: int = Field(1000, ge=0)
+    min_spend_usd: float = Field(100, ge=0)
+    min_age_hours: float = Field(48, ge=0)
+    max_daily_spend_usd: float = Field(10_000, gt=0)
+    max_campaign_budget_usd: float = Field(5_000, gt=0)
+    max_actions_per_tick: int = Field(10, ge=0)
+    max_campaigns_per_tick: int = Field(50, gt=0)
+    require_human_approval_creatives: bool = True
+
+    @field_validator("meta_cycle_interval_minutes")
+    @classmethod
+    def _divides_an_hour(cls, minutes: int) -> int:
+        # The schedule is a cron "*/N": only divisors of 60 give evenly spaced cycles.
+        if 60 % minutes:
+            raise ValueError("must divide 60 (e.g. 5, 10, 15, 20, 30, 60) so cycles are evenly spaced")
+        return minutes
+
+    @field_validator("meta_ad_account_ids")
+    @classmethod
+    def _account_ids_shape(cls, raw: str) -> str:
+        for account_id in _split_ids(raw):
+            if not account_id.removeprefix("act_").isdigit():
+                raise ValueError(f"{account_id!r} is not an ad account id (act_<digits>)")
+        return raw
+
+    @model_validator(mode="after")
+    def _auto_not_looser_than_suggest(self) -> "Settings":
+        if self.max_auto_change_pct > self.max_daily_change_pct:
+            raise ValueError(
+                "MAX_AUTO_CHANGE_PCT must not exceed MAX_DAILY_CHANGE_PCT: "
+                "auto mode is never allowed to move a budget further than a human-approved change"
+            )
+        return self
+
+    # --- derived values -------------------------------------------------------------------------
+    @property
+    def is_auto(self) -> bool:
+        return self.meta_auto_mode == "auto"
+
+    @property
+    def budget_change_limit(self) -> float:
+        """The largest budget change one cycle may propose in the current mode."""
+        return self.max_auto_change_pct if self.is_auto else self.max_daily_change_pct
+
+    @property
+    def account_ids(self) -> list[str]:
+        return _split_ids(self.meta_ad_account_ids)
+
+    @property
+    def cycle_cron(self) -> str:
+        minutes = self.meta_cycle_interval_minutes
+        return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+
+    def database_url(self) -> str:
+        """App tables: META_ADS_DATABASE_URL, else a SQLite file beside Dagster's own storage."""
+        if self.meta_ads_database_url:
+            return self.meta_ads_database_url
+        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home")
+        return f"sqlite:///{home / 'meta_ads.sqlite'}"
+
+    def with_mode(self, mode: str) -> "Settings":
+        """The same settings in another mode (used by ``meta-ads plan --mode``)."""
+        return _validated(self.model_dump() | {"meta_auto_mode": mode})
+
+
+def _split_ids(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _validated(values: dict | None = None) -> Settings:
+    try:
+        return Settings(**(values or {}))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings from the environment; keyword overrides win (tests, CLI flags)."""
+    return _validated(overrides)
