@@ -46,7 +46,8 @@ def campaigns_in_scope(metrics: pd.DataFrame, max_campaigns: int) -> pd.Series:
 
 def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
     """20 % plus up to 20 % more for a stronger signal held with more confidence."""
-    return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * strength.clip(0, 1) * confidence.fillna(0).clip(0, 1)
+    # Rounded to 0.1 %: finer steps are noise, and 20.04 % would read as "clamped from 20 % to 20 %".
+    return (SCALE_MIN + (SCALE_MAX - SCALE_MIN) * strength.clip(0, 1) * confidence.fillna(0).clip(0, 1)).round(3)
 
 
 def propose_actions(
@@ -65,7 +66,7 @@ def propose_actions(
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
 
     halt, _ = PolicyEngine(settings).must_halt(live["roas_7d"], live["confidence"], live["spend_7d"])
-    winners = ab_tests[ab_tests["status"] == "winner"]
+    winners = _winners_by_ad(ab_tests)
     fatigued = fatigue[fatigue["fatigued"]]
 
     candidates = [
@@ -121,6 +122,17 @@ def propose_actions(
     actions["minor_per_unit"] = snapshot.minor_per_unit
     actions["verdict"] = "proposed"
     return actions[ACTION_COLUMNS].reset_index(drop=True)
+
+
+def _winners_by_ad(ab_tests: pd.DataFrame) -> pd.DataFrame:
+    """Tests with a winner, one row per winning ad: an ad that wins several tests gets one
+    publish_winner that pauses the losers of all of them."""
+    winners = ab_tests[ab_tests["status"] == "winner"]
+    return winners.groupby("winner_ad_id", as_index=False, sort=False).agg(
+        test_id=("test_id", ", ".join),
+        prob_best=("prob_best", "min"),
+        loser_ad_ids=("loser_ad_ids", lambda tests: tuple(dict.fromkeys(ad for losers in tests for ad in losers))),
+    )
 
 
 def _rule(rows: pd.DataFrame, action_type: str, rule: str, proposed, explain) -> pd.DataFrame:

@@ -6,7 +6,9 @@ per-action API (``can_scale_budget(current, new, is_auto)``), arrays for the vec
 
 Product decisions implemented here:
 - a budget change above the mode's limit (MAX_DAILY_CHANGE_PCT in suggest mode,
-  MAX_AUTO_CHANGE_PCT in auto mode) is clamped to the limit and re-validated, not dropped;
+  MAX_AUTO_CHANGE_PCT in auto mode) is clamped to the limit and re-validated, not dropped; new
+  budgets are whole minor units rounded toward the current budget, so a clamped change stays
+  within the limit;
 - a raise that would take a budget above MAX_CAMPAIGN_BUDGET_USD is clamped to it, and blocked when
   less than MIN_MEANINGFUL_CHANGE would be left;
 - a raise for an entity whose 7-day country spend mix breaks the geo rules is blocked;
@@ -33,12 +35,16 @@ class PolicyEngine:
 
     # --- the seed's checks (scalars or arrays) --------------------------------------------------
     def can_scale_budget(self, current, new, is_auto: bool):
-        """A change within the mode's limit that keeps the budget ≤ MAX_CAMPAIGN_BUDGET_USD (USD)."""
+        """A change within the mode's limit that keeps the budget ≤ MAX_CAMPAIGN_BUDGET_USD (USD).
+
+        A cut is never refused for the cap: lowering a budget that is already above it moves it
+        toward the limit (refusing it would keep more money in a campaign judged to deserve less).
+        """
         cur, nxt = as_array(current), as_array(new)
         limit = self.settings.max_auto_change_pct if is_auto else self.settings.max_daily_change_pct
         change = np.abs(nxt - cur) / np.where(cur > 0, cur, np.nan)
         within_limit = np.nan_to_num(change, nan=np.inf) <= limit + EPS
-        under_max = nxt <= self.settings.max_campaign_budget_usd + EPS
+        under_max = (nxt <= self.settings.max_campaign_budget_usd + EPS) | (nxt <= cur)
         mode = "auto" if is_auto else "daily"
         reason = np.where(
             within_limit,
@@ -112,7 +118,9 @@ class PolicyEngine:
 
         minor = actions["minor_per_unit"].astype(float).to_numpy()
         current = actions["current_budget_minor"].astype(float).to_numpy()
-        new = np.round(current * (1 + sign * amount))
+        # Whole minor units, rounded toward no change: a change clamped to the limit must not be
+        # pushed past it by rounding (and then blocked instead of clamped).
+        new = current + sign * np.floor(current * amount + EPS * np.abs(current))
         cap = s.max_campaign_budget_usd * minor
         over_max = is_budget & (sign > 0) & (new > cap + EPS)
         new = np.where(over_max, np.maximum(np.floor(cap), current), new)

@@ -337,7 +337,9 @@ def _first_offender(frame: pd.DataFrame, bad: pd.Series, label: str, key: str, m
 
 
 def _check_relations(s: AccountSnapshot) -> None:
-    for label, frame in (("campaigns", s.campaigns), ("adsets", s.adsets), ("ads", s.ads), ("creatives", s.creatives)):
+    for label, frame in (
+        ("campaigns", s.campaigns), ("adsets", s.adsets), ("ads", s.ads), ("creatives", s.creatives), ("ab_tests", s.ab_tests)
+    ):
         _first_offender(frame, frame["id"].duplicated(), label, "id", "id: duplicate id {id}")
 
     _first_offender(

@@ -1,0 +1,148 @@
+"""STEPS 2–4 of the cycle as ops composed into one graph-backed asset, ``optimization_cycle``.
+
+A plain ``@job`` of ops cannot take asset values as inputs, so the decision, guard-rail,
+execution and finalize ops form a ``@graph_asset`` downstream of the collection assets; one asset
+job runs collection and this graph, so one Dagster run is one cycle and the UI shows every op.
+Each op is a thin shell around the engine (``engine/cycle.py``).
+"""
+
+
+import json
+
+import pandas as pd
+from dagster import MetadataValue, OpExecutionContext, Output, ResourceParam, graph_asset, op
+
+from ..engine import cycle as engine
+from ..engine.policy import PolicyEngine
+from ..engine.routing import route_actions
+from ..engine.safety import SafetyEngine
+from ..engine.snapshot import AccountSnapshot
+from ..meta.client import MetaAdsClient
+from ..meta.execution import execute_actions
+from ..resources import LedgerResource
+from ..settings import Settings
+from ..store.ledger import entity_history
+
+TABLE_COLUMNS = ["id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_usd", "new_budget_usd", "confidence", "verdict", "reasons"]
+
+
+@op
+def decide(
+    context: OpExecutionContext,
+    settings: ResourceParam[Settings],
+    ledger: LedgerResource,
+    account_snapshot: AccountSnapshot,
+    roas_metrics: pd.DataFrame,
+    ab_tests: pd.DataFrame,
+    spikes: pd.DataFrame,
+    creative_fatigue: pd.DataFrame,
+) -> pd.DataFrame:
+    """STEP 2a: the decision rules propose at most one action per entity."""
+    history = entity_history([ledger.open().last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
+    actions = engine.decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, settings, history)
+    context.log.info(f"{len(actions)} action(s) proposed")
+    return actions
+
+
+@op
+def apply_policy(settings: ResourceParam[Settings], actions: pd.DataFrame) -> pd.DataFrame:
+    """STEP 2b: PolicyEngine clamps budget changes and blocks what policy forbids."""
+    return PolicyEngine(settings).evaluate(actions)
+
+
+@op
+def apply_safety(
+    settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, roas_metrics: pd.DataFrame, actions: pd.DataFrame
+) -> pd.DataFrame:
+    """STEP 2c: SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend cap."""
+    return SafetyEngine(settings).evaluate(actions, engine.account_spend(account_snapshot, roas_metrics))
+
+
+@op
+def route(settings: ResourceParam[Settings], actions: pd.DataFrame) -> pd.DataFrame:
+    """STEP 2d: execute now (hard stops; auto mode's safety matrix) or queue for a human."""
+    return route_actions(actions, settings)
+
+
+@op
+def execute(
+    context: OpExecutionContext,
+    meta_client: MetaAdsClient,
+    ledger: LedgerResource,
+    account_snapshot: AccountSnapshot,
+    actions: pd.DataFrame,
+) -> pd.DataFrame:
+    """STEP 3: record the cycle in the ledger, then apply the executable actions through the client."""
+    store = ledger.open()
+    run_id = context.run_id
+    store.record_cycle(actions, run_id, account_snapshot.account_id, account_snapshot.as_of)
+    executed, records = execute_actions(
+        actions, meta_client, lambda action_id, error: store.mark_outcome(run_id, action_id, account_snapshot.as_of, error)
+    )
+    for record in records:
+        context.log.info("action " + json.dumps(record, default=str, sort_keys=True))
+    return executed
+
+
+@op
+def finalize(
+    context: OpExecutionContext,
+    settings: ResourceParam[Settings],
+    account_snapshot: AccountSnapshot,
+    roas_metrics: pd.DataFrame,
+    actions: pd.DataFrame,
+) -> Output[pd.DataFrame]:
+    """STEP 4: the cycle's stats snapshot, as numeric metadata the UI plots, and the action table."""
+    evaluated = len(engine.campaigns_in_scope(roas_metrics, settings.max_campaigns_per_tick))
+    stats = engine.summarize(actions, evaluated)
+    snapshot_stats = cycle_snapshot_stats(account_snapshot, roas_metrics, actions)
+    metadata = {
+        **snapshot_stats,
+        **{key: value for key, value in stats.items() if key != "errors"},
+        "mode": settings.meta_auto_mode,
+        "actions": MetadataValue.md(action_table(actions)),
+    }
+    context.log.info("cycle stats " + json.dumps({**snapshot_stats, **stats}))
+    return Output(actions, metadata=metadata)
+
+
+def cycle_snapshot_stats(snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame) -> dict:
+    """The seed's stats snapshot: what was live, what it spent and earned, what the cycle did."""
+    active = metrics[metrics["effective_active"]]
+    campaigns = metrics[metrics["entity_type"] == "campaign"]
+    spend, revenue = campaigns["spend_7d"].sum(), campaigns["revenue_7d"].sum()
+    return {
+        "campaigns_active": int((active["entity_type"] == "campaign").sum()),
+        "adsets_active": int((active["entity_type"] == "adset").sum()),
+        "ads_active": int((active["entity_type"] == "ad").sum()),
+        "total_spend_today": round(float(campaigns["spend_today"].sum()), 2),
+        "avg_roas": round(float(revenue / spend), 4) if spend else 0.0,
+        "actions_taken": int((actions["verdict"] == "executed").sum()),
+    }
+
+
+def action_table(actions: pd.DataFrame) -> str:
+    """One markdown table of the cycle's actions (budgets in major units)."""
+    if actions.empty:
+        return "_no actions this cycle_"
+    rows = pd.DataFrame(engine.contract_actions(actions))
+    rows["reasons"] = rows["reasons"].map("; ".join)
+    return rows[TABLE_COLUMNS].to_markdown(index=False)
+
+
+@graph_asset(group_name="cycle")
+def optimization_cycle(
+    account_snapshot: AccountSnapshot,
+    roas_metrics: pd.DataFrame,
+    ab_tests: pd.DataFrame,
+    spikes: pd.DataFrame,
+    creative_fatigue: pd.DataFrame,
+) -> pd.DataFrame:
+    """One optimization cycle: decide → policy → safety → route → execute → finalize.
+
+    Its value is the cycle's action frame (every action with verdict and reasons).
+    """
+    proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue)
+    checked = apply_safety(account_snapshot, roas_metrics, apply_policy(proposed))
+    done = execute(account_snapshot, route(checked))
+    return finalize(account_snapshot, roas_metrics, done)

@@ -1,0 +1,26 @@
+"""Assembles the code location; resources are chosen from the settings in resources.py."""
+
+from dagster import Definitions, load_assets_from_modules
+
+from .assets import collection
+from .checks import executed_actions_within_guard_rails, roas_metrics_are_sane
+from .cycle.graph import optimization_cycle
+from .jobs import cycle_job
+from .resources import build_resources
+from .schedules import cycle_schedule
+from .settings import load_settings
+
+
+def build_definitions(settings=None) -> Definitions:
+    settings = settings or load_settings()
+    job = cycle_job(settings)
+    return Definitions(
+        assets=[*load_assets_from_modules([collection]), optimization_cycle],
+        asset_checks=[roas_metrics_are_sane, executed_actions_within_guard_rails],
+        jobs=[job],
+        schedules=[cycle_schedule(job, settings)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,149 @@
+"""Stub mode: serves an account snapshot instead of calling Meta, and keeps its state between runs.
+
+The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file) or, when that is unset, from the
+deterministic demo account (``demo.py``). Its state lives in one JSON file per account under
+``state_dir``, so the second cycle sees the first one's budget changes, pauses and cooldowns.
+Every write, and every ``sync_insights``, is appended to ``writes`` in that file.
+
+Time: the stub's clock is the snapshot's ``as_of``. Each ``sync_insights`` after the first one
+advances it by ``clock_step_minutes`` (the cycle interval), as if the cycles ran on schedule, so
+a replay is reproducible and a 24 h cooldown can be tested without waiting a day.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import PrivateAttr
+
+from .client import MetaAdsClient
+from .demo import demo_snapshot
+
+
+class StubWriteError(RuntimeError):
+    """The stub was told (``fail_writes_for``) to refuse a write to this entity."""
+
+
+class StubMetaAdsClient(MetaAdsClient):
+    state_dir: str
+    snapshot_path: str | None = None
+    account_id: str | None = None
+    clock_step_minutes: int = 30
+    # Fault injection for tests: writes to these entity ids raise, as a Meta error would.
+    fail_writes_for: list[str] = []
+
+    _state: dict[str, Any] | None = PrivateAttr(default=None)
+
+    # --- state ------------------------------------------------------------------------------------
+    def _initial_document(self) -> dict[str, Any]:
+        if self.snapshot_path:
+            return json.loads(Path(self.snapshot_path).read_text())
+        return demo_snapshot(self.account_id or "act_1001")
+
+    def _state_file(self) -> Path:
+        if self.account_id:
+            name = self.account_id
+        elif self.snapshot_path:
+            name = Path(self.snapshot_path).stem
+        else:
+            name = "act_1001"
+        return Path(self.state_dir) / f"stub_{name}.json"
+
+    def load_state(self) -> dict[str, Any]:
+        if self._state is None:
+            path = self._state_file()
+            if path.exists():
+                self._state = json.loads(path.read_text())
+            else:
+                self._state = {"snapshot": self._initial_document(), "syncs": 0, "writes": []}
+        return self._state
+
+    def _save(self) -> None:
+        path = self._state_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a crash never leaves a half-written state file.
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump(self._state, handle, indent=1)
+        os.replace(handle.name, path)
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        return self.load_state()["writes"]
+
+    def _record(self, method: str, **args: Any) -> dict[str, Any]:
+        state = self.load_state()
+        entry = {"method": method, "at": state["snapshot"]["as_of"], **args}
+        state["writes"].append(entry)
+        self._save()
+        return entry
+
+    def _find(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        collection = {"campaign": "campaigns", "adset": "adsets", "ad": "ads"}[entity_type]
+        for row in self.load_state()["snapshot"][collection]:
+            if row["id"] == entity_id:
+                return row
+        raise KeyError(f"{entity_type} {entity_id} does not exist in the stub account")
+
+    def _check_fault(self, *entity_ids: str) -> None:
+        for entity_id in entity_ids:
+            if entity_id in self.fail_writes_for:
+                raise StubWriteError(f"stub refused the write to {entity_id} (fault injection)")
+
+    # --- the client API ----------------------------------------------------------------------------
+    def sync_insights(self) -> None:
+        state = self.load_state()
+        if state["syncs"]:
+            as_of = pd.Timestamp(state["snapshot"]["as_of"]) + pd.Timedelta(minutes=self.clock_step_minutes)
+            state["snapshot"]["as_of"] = as_of.isoformat()
+        state["syncs"] += 1
+        self._record("sync_insights")
+
+    def fetch_snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self.load_state()["snapshot"])
+
+    def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:
+        self._check_fault(entity_id)
+        row = self._find(entity_type, entity_id)
+        previous = row.get("daily_budget")
+        row["daily_budget"] = str(int(daily_budget_minor))
+        return self._record("update_budget", entity_type=entity_type, entity_id=entity_id, previous=previous, daily_budget=row["daily_budget"])
+
+    def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        self._check_fault(entity_id)
+        row = self._find(entity_type, entity_id)
+        previous = row["status"]
+        row["status"] = "PAUSED"
+        return self._record("pause", entity_type=entity_type, entity_id=entity_id, previous=previous)
+
+    def publish_winner_ad(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
+        # One unit: check every ad (and every fault) before changing any of them.
+        self._check_fault(winner_ad_id, *loser_ad_ids)
+        winner, losers = self._find("ad", winner_ad_id), [self._find("ad", ad_id) for ad_id in loser_ad_ids]
+        winner["status"] = "ACTIVE"
+        for loser in losers:
+            loser["status"] = "PAUSED"
+        return self._record("publish_winner_ad", winner_ad_id=winner_ad_id, loser_ad_ids=list(loser_ad_ids))
+
+    def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
+        self._check_fault(ad_id)
+        source = self._find("ad", ad_id)
+        snapshot = self.load_state()["snapshot"]
+        serial = sum(1 for w in self.writes if w["method"] == "create_new_ad_variant") + 1
+        creative_id = f"{source['creative']['id']}9{serial:03d}"
+        new_ad = {
+            **source,
+            "id": f"{ad_id}9{serial:03d}",
+            "name": f"{source.get('name', ad_id)} (variant {serial})",
+            "status": "PAUSED",
+            "created_time": snapshot["as_of"],
+            "creative": {"id": creative_id},
+        }
+        snapshot["ads"].append(new_ad)
+        snapshot.setdefault("creatives", []).append({"id": creative_id, "approved": False})
+        return self._record("create_new_ad_variant", ad_id=ad_id, new_ad_id=new_ad["id"], creative_id=creative_id)
