@@ -77,4 +77,5 @@ def pct_text(values) -> np.ndarray:
 
 
 def pct(value: float) -> str:
-    return f"{value * 100:.0f}%"
+    """20 % → "20%", 20.5 % → "20.5%" (one decimal only where it carries information)."""
+    return f"{value * 100:.1f}".removesuffix(".0") + "%"

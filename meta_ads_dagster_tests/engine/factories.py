@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import json
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +43,8 @@ import numpy as np
 from meta_ads_dagster.engine.actions import ACTION_COLUMNS
 
 AS_OF = "2026-11-25T10:30:00+00:00"
+# The seed's worked examples (a copy of shared/examples/seed_worked_examples.json, same as_of).
+SEED_SNAPSHOT_PATH = Path(__file__).parent / "data" / "seed_worked_examples.json"
 DEFAULT_AGE_HOURS = 240.0  # 10 days: outside every embargo
 
 
@@ -329,6 +333,22 @@ def make_snapshot(
     return doc
 
 
+def plan_actions(document: dict, **settings: Any):
+    """Run one dry-run cycle (engine.cycle.plan_cycle) on ``document`` with ``load_settings(**settings)``;
+    returns the routed action frame (all engine columns, budgets in minor units)."""
+    from meta_ads_dagster.engine.cycle import plan_cycle
+    from meta_ads_dagster.engine.snapshot import parse_snapshot
+    from meta_ads_dagster.settings import load_settings
+
+    actions, _ = plan_cycle(parse_snapshot(document), load_settings(**settings))
+    return actions
+
+
+def seed_document() -> dict:
+    """A fresh copy of the seed's worked-examples snapshot (safe to mutate)."""
+    return json.loads(SEED_SNAPSHOT_PATH.read_text())
+
+
 # --- single action rows (for PolicyEngine/SafetyEngine.validate_action and route_actions) ---------
 def make_action(**overrides: Any) -> dict:
     """One row of the action frame: a confident, well-aged, ES-only 20 % scale-up of a $500 CBO
@@ -351,7 +371,7 @@ def make_action(**overrides: Any) -> dict:
 
 
 __all__ = [
-    "AS_OF", "DEFAULT_AGE_HOURS", "Day", "AdSpec", "AdSetSpec", "CampaignSpec", "campaign", "steady_days",
+    "AS_OF", "SEED_SNAPSHOT_PATH", "seed_document", "DEFAULT_AGE_HOURS", "Day", "AdSpec", "AdSetSpec", "CampaignSpec", "campaign", "steady_days",
     "days_from", "campaign_id", "adset_id", "ad_id", "creative_id", "ab_test", "recent_action",
-    "make_snapshot", "make_action",
+    "make_snapshot", "make_action", "plan_actions",
 ]

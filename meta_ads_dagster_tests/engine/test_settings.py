@@ -1,0 +1,110 @@
+"""settings.py: the seeds' defaults, environment overrides, and SettingsError naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from meta_ads_dagster.settings import Settings, SettingsError, load_settings
+
+DEFAULTS = {
+    "meta_api_mode": "stub",
+    "meta_auto_mode": "suggest",
+    "meta_cycle_enabled": True,
+    "meta_cycle_interval_minutes": 30,
+    "max_daily_change_pct": 0.20,
+    "max_auto_change_pct": 0.10,
+    "hard_stop_roas": 0.9,
+    "hard_stop_confidence": 0.70,
+    "min_spain_percentage": 0.35,
+    "max_single_country_pct": 0.70,
+    "creative_embargo_hours": 72,
+    "min_impressions": 1000,
+    "min_spend_usd": 100,
+    "min_age_hours": 48,
+    "max_daily_spend_usd": 10_000,
+    "max_campaign_budget_usd": 5_000,
+    "max_actions_per_tick": 10,
+    "max_campaigns_per_tick": 50,
+    "require_human_approval_creatives": True,
+}
+
+
+def test_defaults():
+    settings = load_settings()
+    assert {name: getattr(settings, name) for name in DEFAULTS} == DEFAULTS
+    assert settings.is_auto is False
+    assert settings.budget_change_limit == 0.20
+    assert settings.cycle_cron == "*/30 * * * *"
+    assert settings.account_ids == []
+
+
+def test_environment_overrides_defaults(monkeypatch):
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    monkeypatch.setenv("MAX_AUTO_CHANGE_PCT", "0.05")
+    monkeypatch.setenv("REQUIRE_HUMAN_APPROVAL_CREATIVES", "false")
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001, 2002 ,")
+    monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", "60")
+    settings = load_settings()
+    assert settings.is_auto and settings.budget_change_limit == 0.05
+    assert settings.require_human_approval_creatives is False
+    assert settings.account_ids == ["act_1001", "2002"]
+    assert settings.cycle_cron == "0 * * * *"
+
+
+def test_keyword_overrides_win_over_environment(monkeypatch):
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    assert load_settings(meta_auto_mode="suggest").is_auto is False
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("MAX_AUTO_CHANGE_PCT", "2"),
+    ("MAX_DAILY_CHANGE_PCT", "0"),
+    ("META_AUTO_MODE", "yolo"),
+    ("META_API_MODE", "production"),
+    ("META_CYCLE_INTERVAL_MINUTES", "7"),
+    ("META_CYCLE_INTERVAL_MINUTES", "90"),
+    ("HARD_STOP_CONFIDENCE", "1.5"),
+    ("MAX_CAMPAIGNS_PER_TICK", "0"),
+    ("MAX_ACTIONS_PER_TICK", "-1"),
+    ("MIN_IMPRESSIONS", "many"),
+    ("META_AD_ACCOUNT_IDS", "act_1001,acme"),
+])
+def test_invalid_value_names_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+    assert f"(got {value!r})" in str(caught.value)
+
+
+def test_auto_limit_may_not_exceed_the_suggest_limit(monkeypatch):
+    monkeypatch.setenv("MAX_AUTO_CHANGE_PCT", "0.30")  # MAX_DAILY_CHANGE_PCT stays 0.20
+    with pytest.raises(SettingsError, match="MAX_AUTO_CHANGE_PCT must not exceed MAX_DAILY_CHANGE_PCT"):
+        load_settings()
+    monkeypatch.setenv("MAX_DAILY_CHANGE_PCT", "0.30")
+    assert load_settings().max_auto_change_pct == 0.30
+
+
+def test_settings_error_is_a_value_error():
+    assert issubclass(SettingsError, ValueError)
+
+
+@pytest.mark.parametrize("minutes, cron", [(5, "*/5 * * * *"), (15, "*/15 * * * *"), (60, "0 * * * *")])
+def test_cycle_cron(minutes, cron):
+    assert load_settings(meta_cycle_interval_minutes=minutes).cycle_cron == cron
+
+
+def test_with_mode_keeps_everything_else():
+    base = load_settings(max_daily_change_pct=0.3, max_auto_change_pct=0.15)
+    auto = base.with_mode("auto")
+    assert auto.is_auto and auto.budget_change_limit == 0.15
+    assert auto.model_dump() == base.model_dump() | {"meta_auto_mode": "auto"}
+    with pytest.raises(SettingsError, match="META_AUTO_MODE"):
+        base.with_mode("yolo")
+
+
+def test_settings_are_frozen():
+    settings = load_settings()
+    with pytest.raises(Exception):
+        settings.max_daily_spend_usd = 1.0  # type: ignore[misc]
+    assert isinstance(settings, Settings)
