@@ -5,8 +5,9 @@ the live client's Graph API reads, and ``meta-ads plan``. A document that breaks
 as a whole with :class:`SnapshotError`, whose message names the offending object and field; nothing
 downstream ever sees half of a document.
 
-Field-level rules are declared as pydantic models (one per Graph object); rules that relate rows to
-each other (references, clicks <= impressions, duplicates) run vectorized over the frames.
+Field-level rules are declared as pydantic models (one per Graph object), except for the insights
+rows, the bulk of a document, which are validated column by column; rules that relate rows to each
+other (references, clicks <= impressions, duplicates) run vectorized over the frames.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, SkipValidation, ValidationError, field_validator
 
 # Currencies whose Graph API "offset" is 1: budgets are whole units, not hundredths.
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -134,32 +136,6 @@ class Creative(_Strict):
     approved: bool
 
 
-class ActionValue(_Strict):
-    action_type: str
-    value: Money
-
-
-class InsightRow(_Strict):
-    ad_id: ObjectId
-    adset_id: ObjectId
-    campaign_id: ObjectId
-    date_start: date
-    date_stop: date
-    country: str = "unknown"
-    spend: Money
-    impressions: Count
-    clicks: Count
-    actions: list[ActionValue] = []
-    action_values: list[ActionValue] = []
-
-    @field_validator("date_stop")
-    @classmethod
-    def _one_day(cls, stop: date, info) -> date:
-        if info.data.get("date_start") not in (None, stop):
-            raise ValueError("insights must be daily (time_increment=1): date_stop must equal date_start")
-        return stop
-
-
 class ABTest(_Strict):
     id: str
     ad_ids: list[ObjectId]
@@ -187,7 +163,8 @@ class SnapshotDocument(_Strict):
     adsets: list[AdSet]
     ads: list[Ad]
     creatives: list[Creative] = []
-    insights: list[InsightRow] = []
+    # Insights are the bulk of a snapshot: validated column-wise in _parse_insights, not per row.
+    insights: Annotated[list, SkipValidation] = []
     ab_tests: list[ABTest] | None = None
     recent_actions: list[RecentAction] | None = None
 
@@ -273,24 +250,7 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
         ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id"],
     )
     creatives = _frame([c.model_dump() for c in doc.creatives], ["id", "approved"])
-    insights = _frame(
-        [
-            {
-                "ad_id": row.ad_id,
-                "adset_id": row.adset_id,
-                "campaign_id": row.campaign_id,
-                "date": row.date_start,
-                "country": row.country,
-                "spend": row.spend,
-                "impressions": row.impressions,
-                "clicks": row.clicks,
-                "purchases": _purchase(row.actions),
-                "revenue": _purchase(row.action_values),
-            }
-            for row in doc.insights
-        ],
-        ["ad_id", "adset_id", "campaign_id", "date", "country", "spend", "impressions", "clicks", "purchases", "revenue"],
-    )
+    insights = _parse_insights(doc.insights)
     ab_tests = _frame([t.model_dump() for t in doc.ab_tests or []], ["id", "ad_ids", "started_at"])
     recent = _frame(
         [r.model_dump() for r in doc.recent_actions or []], ["entity_type", "entity_id", "type", "executed_at"]
@@ -302,10 +262,6 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
         frame["daily_budget"] = frame["daily_budget"].astype("Int64")
     ab_tests["started_at"] = _utc(ab_tests["started_at"])
     recent["executed_at"] = _utc(recent["executed_at"])
-    insights["date"] = pd.to_datetime(insights["date"])
-    insights = insights.astype(
-        {"spend": "float64", "impressions": "int64", "clicks": "int64", "purchases": "float64", "revenue": "float64"}
-    )
     creatives["approved"] = creatives["approved"].astype(bool)
 
     return AccountSnapshot(
@@ -324,8 +280,81 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
     )
 
 
-def _purchase(entries: list[ActionValue]) -> float:
-    return sum(entry.value for entry in entries if entry.action_type == "purchase")
+INSIGHT_IDS = ("ad_id", "adset_id", "campaign_id")
+INSIGHT_REQUIRED = (*INSIGHT_IDS, "date_start", "date_stop", "spend", "impressions", "clicks")
+INSIGHT_COLUMNS = [*INSIGHT_IDS, "date", "country", "spend", "impressions", "clicks", "purchases", "revenue"]
+
+
+def _reject_first(bad: pd.Series, values: pd.Series, field: str, message: str) -> None:
+    if bad.any():
+        index = int(bad.to_numpy().nonzero()[0][0])
+        raise SnapshotError(f"snapshot rejected: insights[{index}].{field}: {message} (got {values.iloc[index]!r})")
+
+
+def _parse_insights(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Validate the insights rows column by column and return them as a typed frame."""
+    if not isinstance(rows, list):
+        raise SnapshotError(f"snapshot rejected: insights: must be a list (got {type(rows).__name__})")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise SnapshotError(f"snapshot rejected: insights[{index}]: must be an object (got {row!r})")
+    raw = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=list(INSIGHT_REQUIRED))
+    for field in INSIGHT_REQUIRED:
+        values = raw[field] if field in raw else pd.Series([None] * len(raw), dtype=object)
+        _reject_first(values.isna(), values, field, "Field required")
+    for field in INSIGHT_IDS:
+        _reject_first(~raw[field].map(lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)), raw[field], field, "must be an id string")
+    dates = {}
+    for field in ("date_start", "date_stop"):
+        dates[field] = pd.to_datetime(raw[field].astype(str), format="%Y-%m-%d", errors="coerce")
+        _reject_first(dates[field].isna(), raw[field], field, "must be a date YYYY-MM-DD")
+    _reject_first(dates["date_stop"] != dates["date_start"], raw["date_stop"], "date_stop",
+                  "insights must be daily (time_increment=1): date_stop must equal date_start")
+    spend = pd.to_numeric(raw["spend"].astype(str), errors="coerce")
+    _reject_first(~(spend >= 0) | ~np.isfinite(spend), raw["spend"], "spend", "must be a finite number >= 0")
+    counts = {}
+    for field in ("impressions", "clicks"):
+        text = raw[field].astype(str)
+        _reject_first(~text.str.fullmatch(r"\d+"), raw[field], field, "must be a whole number >= 0")
+        counts[field] = text.astype("int64")
+    country = raw["country"].fillna("unknown").astype(str) if "country" in raw else "unknown"
+    return pd.DataFrame(
+        {
+            **{field: raw[field].astype(str) for field in INSIGHT_IDS},
+            "date": dates["date_start"],
+            "country": country,
+            "spend": spend.astype("float64"),
+            **counts,
+            "purchases": _purchase_totals(raw, "actions"),
+            "revenue": _purchase_totals(raw, "action_values"),
+        },
+        columns=INSIGHT_COLUMNS,
+    )
+
+
+def _purchase_totals(raw: pd.DataFrame, field: str) -> np.ndarray:
+    """The ``purchase`` entry of each row's ``field`` list (a missing list counts as zero)."""
+    if field not in raw:
+        return np.zeros(len(raw))
+    column = raw[field]
+    is_list = column.map(lambda v: isinstance(v, list))
+    _reject_first(~is_list & column.notna(), column, field, "must be a list of {action_type, value}")
+    entries = [(row, position, entry) for row, items in zip(range(len(column)), column) if isinstance(items, list) for position, entry in enumerate(items)]
+    flat = pd.DataFrame(entries, columns=["row", "position", "entry"])
+    well_formed = flat["entry"].map(lambda e: isinstance(e, dict) and "action_type" in e and "value" in e)
+    if not well_formed.all():
+        bad = flat[~well_formed].iloc[0]
+        raise SnapshotError(f"snapshot rejected: insights[{bad['row']}].{field}[{bad['position']}]: needs action_type and value (got {bad['entry']!r})")
+    purchases = flat[flat["entry"].map(lambda e: e["action_type"] == "purchase")]
+    raw_values = purchases["entry"].map(lambda e: e["value"])
+    values = pd.to_numeric(raw_values.astype(str), errors="coerce")
+    bad = ~(values >= 0) | ~np.isfinite(values)
+    if bad.any():
+        first = purchases[bad.to_numpy()].iloc[0]
+        raise SnapshotError(
+            f"snapshot rejected: insights[{first['row']}].{field}[{first['position']}].value: must be a finite number >= 0 (got {first['entry']['value']!r})"
+        )
+    return np.bincount(purchases["row"].to_numpy(dtype=int), weights=values.to_numpy(), minlength=len(raw)).astype(float)
 
 
 def _first_offender(frame: pd.DataFrame, bad: pd.Series, label: str, key: str, message: str) -> None:
