@@ -44,7 +44,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read snapshot {args.snapshot}: {exc.strerror}")
     try:
-        settings = load_settings(meta_auto_mode=args.mode)
+        settings = load_settings().with_mode(args.mode)
         document = plan_document(load_snapshot_text(text), settings)
     except (SnapshotError, SettingsError) as exc:
         return _fail(str(exc))
@@ -77,10 +77,16 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     # Imported here: `meta-ads plan` must not pay for (or need) Dagster.
     from dagster import DagsterInstance
 
-    from .definitions import build_definitions
     from .jobs import CYCLE_JOB_NAME
 
-    job = build_definitions(settings).get_job_def(CYCLE_JOB_NAME)
+    try:
+        # Importing definitions builds the module-level ``defs`` too: both refuse what the
+        # settings cannot run (e.g. META_API_MODE=live) with a SettingsError.
+        from .definitions import build_definitions
+
+        job = build_definitions(settings).get_job_def(CYCLE_JOB_NAME)
+    except SettingsError as exc:
+        return _fail(str(exc))
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
         actions = result.output_for_node("optimization_cycle") if result.success else None

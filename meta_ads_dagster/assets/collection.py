@@ -4,12 +4,12 @@
 import dataclasses
 
 import pandas as pd
-from dagster import AssetExecutionContext, Backoff, Jitter, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
 
 from ..engine.ab_tests import evaluate_ab_tests
 from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import entity_table, roas_metrics as compute_roas_metrics, window_insights
-from ..engine.snapshot import AccountSnapshot, parse_snapshot
+from ..engine.snapshot import AccountSnapshot, SnapshotError, parse_snapshot
 from ..engine.spikes import detect_spikes
 from ..meta.client import MetaAdsClient
 
@@ -30,7 +30,12 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     and field; nothing downstream runs, so nothing is executed or written.
     """
     meta_client.sync_insights()
-    snapshot = parse_snapshot(meta_client.fetch_snapshot())
+    try:
+        snapshot = parse_snapshot(meta_client.fetch_snapshot())
+    except SnapshotError as exc:
+        # A rejected document is not transient: fail now instead of retrying it (each retry would
+        # sync again, advancing the stub's clock, and only delay the same answer).
+        raise Failure(description=str(exc), allow_retries=False) from exc
     context.add_output_metadata(
         {
             "account_id": snapshot.account_id,

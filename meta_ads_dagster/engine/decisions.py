@@ -101,16 +101,12 @@ def propose_actions(
               lambda m: SPIKE_BOOST,
               lambda m: [f"purchases spiked up with ROAS {r:.2f} > {SPIKE_UP_MIN_ROAS}; boost {pct(SPIKE_BOOST)}" for r in m["roas_7d"]]),
     ]
-    actions = pd.concat([c for c in candidates if not c.empty], ignore_index=True) if any(not c.empty for c in candidates) else None
-    if actions is None:
+    found = [c for c in candidates if not c.empty]
+    if not found:
         return empty_actions()
-
-    actions = _one_per_entity(actions)
-    actions = _drop_under_paused(actions)
-    actions = actions.merge(
-        winners[["winner_ad_id", "loser_ad_ids"]].rename(columns={"winner_ad_id": "entity_id"}), on="entity_id", how="left"
-    ) if not winners.empty else actions.assign(loser_ad_ids=None)
-    actions["loser_ad_ids"] = actions["loser_ad_ids"].where(actions["type"] == "publish_winner", None)
+    actions = _drop_under_paused(_one_per_entity(pd.concat(found, ignore_index=True)))
+    losers = winners.set_index("winner_ad_id")["loser_ad_ids"]
+    actions["loser_ad_ids"] = actions["entity_id"].map(losers).where(actions["type"].eq("publish_winner"), None)
 
     as_of = snapshot.as_of.isoformat()
     actions["id"] = [action_id(as_of, t, e, a) for t, e, a in zip(actions["entity_type"], actions["entity_id"], actions["type"])]

@@ -10,7 +10,7 @@ Product decisions implemented here:
   budgets are whole minor units rounded toward the current budget, so a clamped change stays
   within the limit;
 - a raise that would take a budget above MAX_CAMPAIGN_BUDGET_USD is clamped to it, and blocked when
-  less than MIN_MEANINGFUL_CHANGE would be left;
+  less than MIN_MEANINGFUL_CHANGE would be left; a cut is never blocked for that cap;
 - a raise for an entity whose 7-day country spend mix breaks the geo rules is blocked;
 - a creative variant is blocked while the ad is younger than CREATIVE_EMBARGO_HOURS.
 """

@@ -26,14 +26,23 @@ Ids (deterministic, digits only, unique across object types; positions are 0-bas
 Time
     ``as_of`` defaults to :data:`AS_OF` (UTC account). Ages are hours before ``as_of``; A/B tests and
     recent actions are given as "hours ago" too (see :func:`ab_test`, :func:`recent_action`).
+
+Money
+    Budgets and days are given in the account currency's major units; ``make_snapshot`` writes
+    budgets in minor units (× 100, or × 1 for zero-decimal currencies such as JPY).
+
+Also here
+    :func:`make_action` (one action-frame row for PolicyEngine/SafetyEngine.validate_action and
+    route_actions), :func:`plan_actions` (one dry-run cycle on a document → the action frame),
+    :func:`seed_document` / :data:`SEED_SNAPSHOT_PATH` (the seed's worked examples).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import json
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo

@@ -106,6 +106,16 @@ REJECTIONS = {
         "insights[0] (id 100003).date_start",
     ),
     "duplicate insights row": (_duplicate("insights", 5), "insights[40] (id 100003).date_start"),
+    "insights row missing spend": (_delete(["insights", 3, "spend"]), "insights[3].spend"),
+    "impressions not whole": (_set(["insights", 1, "impressions"], "1.5"), "insights[1].impressions"),
+    "malformed date": (
+        lambda d: d["insights"][0].update(date_start="25/11/2026", date_stop="25/11/2026"), "insights[0].date_start",
+    ),
+    "actions not a list": (_set(["insights", 0, "actions"], "13"), "insights[0].actions"),
+    "action entry without value": (_set(["insights", 0, "actions"], [{"action_type": "purchase"}]), "insights[0].actions[0]"),
+    "negative revenue": (
+        _set(["insights", 4, "action_values"], [{"action_type": "purchase", "value": "-5"}]), "insights[4].action_values[0].value",
+    ),
     "unknown timezone": (_set(["account", "timezone_name"], "Mars/Olympus_Mons"), "account.timezone_name"),
     "currency not ISO": (_set(["account", "currency"], "dollars"), "account.currency"),
     "missing created_time": (_delete(["campaigns", 0, "created_time"]), "campaigns[0] (id 100001).created_time"),

@@ -1,0 +1,344 @@
+"""engine/decisions.py (and spikes, fatigue, A/B tests): each rule of the decision table on a small account.
+
+Every scenario is a synthetic snapshot from the factory, run through the whole dry-run cycle
+(``plan_cycle``), so the assertions are on what the cycle would really do with that account.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from meta_ads_dagster.engine.ab_tests import evaluate_ab_tests, probability_to_be_best
+from meta_ads_dagster.engine.fatigue import detect_fatigue
+from meta_ads_dagster.engine.metrics import entity_table
+from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.engine.spikes import detect_spikes
+
+from .factories import (
+    AdSetSpec, AdSpec, CampaignSpec, Day, ab_test, ad_id, adset_id, campaign, campaign_id, days_from, make_snapshot,
+    plan_actions, steady_days,
+)
+
+BUDGET = 500.0
+
+
+def plan(doc, mode="suggest", **settings) -> pd.DataFrame:
+    return plan_actions(doc, meta_auto_mode=mode, **settings)
+
+
+def single(actions: pd.DataFrame) -> pd.Series:
+    assert len(actions) == 1, actions[["type", "entity_type", "entity_id", "rule", "verdict", "reasons"]]
+    return actions.iloc[0]
+
+
+def budget(row, field="new_budget_minor") -> float:
+    return row[field] / row["minor_per_unit"]
+
+
+# --- roas_high / hold band / roas_low ----------------------------------------------------------------
+@pytest.mark.parametrize("roas", [3.3, 4.0, 5.0, 6.0, 9.0])
+def test_roas_high_scales_up_20_to_40_percent(roas):
+    row = single(plan(make_snapshot([campaign(roas=roas, purchases=20, budget_usd=BUDGET)])))
+    assert (row["type"], row["rule"], row["entity_type"]) == ("scale_up", "roas_high", "campaign")
+    assert 0.20 <= row["proposed_pct"] <= 0.40
+    strength = min(1.0, (roas - 3.0) / 3.0)
+    assert row["proposed_pct"] == pytest.approx(0.20 + 0.20 * strength * row["confidence"], abs=0.0005)  # to 0.1 %
+    # suggest mode: clamped to the 20 % daily limit and queued for a human.
+    assert row["amount_pct"] == pytest.approx(0.20)
+    assert budget(row) == pytest.approx(600.0)
+    assert row["verdict"] == "queued"
+
+
+def test_stronger_roas_proposes_a_larger_raise():
+    proposals = [
+        single(plan(make_snapshot([campaign(roas=roas, purchases=20)])))["proposed_pct"] for roas in (3.2, 4.0, 5.0)
+    ]
+    assert proposals == sorted(proposals) and proposals[0] < proposals[-1]
+
+
+@pytest.mark.parametrize("roas", [1.5, 1.8, 2.2, 2.9, 3.0])
+def test_hold_band_proposes_nothing(roas):
+    assert plan(make_snapshot([campaign(roas=roas, purchases=20)])).empty
+
+
+@pytest.mark.parametrize("roas", [0.95, 1.0, 1.2, 1.45])
+def test_roas_low_scales_down(roas):
+    row = single(plan(make_snapshot([campaign(roas=roas, purchases=20, budget_usd=BUDGET)])))
+    assert (row["type"], row["rule"]) == ("scale_down", "roas_low")
+    assert 0.20 <= row["proposed_pct"] <= 0.40
+    assert row["amount_pct"] == pytest.approx(0.20)
+    assert budget(row) == pytest.approx(400.0)
+    assert row["verdict"] == "queued"
+
+
+def test_budget_rules_act_on_the_budget_holder():
+    per_adset = campaign(roas=4.0, purchases=20, cbo=False, budget_usd=200)
+    row = single(plan(make_snapshot([per_adset])))
+    assert (row["type"], row["entity_type"], row["entity_id"]) == ("scale_up", "adset", adset_id(0))
+    assert budget(row, "current_budget_minor") == 200 and budget(row) == pytest.approx(240)
+
+
+# --- hard stop --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["suggest", "auto"])
+def test_hard_stop_pauses_and_executes_in_both_modes(mode):
+    doc = make_snapshot([campaign(roas=0.5, purchases=10)])  # 70 purchases: confidence 0.91
+    row = single(plan(doc, mode))  # the ad set and ad would halt too, but nothing is proposed under a pause
+    assert (row["type"], row["rule"], row["entity_type"], row["entity_id"]) == ("pause", "hard_stop", "campaign", campaign_id(0))
+    assert row["confidence"] >= 0.70
+    assert row["verdict"] == "executed"
+    assert "also proposed by roas_low; overruled" in row["reasons"]
+
+
+def test_hard_stop_needs_confidence():
+    # 7 purchases in the week: confidence 0.45 < 0.70, so only the ROAS cut is proposed.
+    row = single(plan(make_snapshot([campaign(roas=0.5, purchases=1)])))
+    assert row["confidence"] < 0.70
+    assert (row["type"], row["rule"]) == ("scale_down", "roas_low")
+
+
+def test_hard_stop_of_one_ad_leaves_its_siblings_alone():
+    good = AdSpec(days=steady_days(spend=50, roas=2.4, purchases=10))
+    bad = AdSpec(days=steady_days(spend=50, roas=0.7, purchases=7))
+    doc = make_snapshot([CampaignSpec(daily_budget_usd=None, adsets=[AdSetSpec(ads=[good, bad], daily_budget_usd=100)])])
+    row = single(plan(doc, "auto"))
+    assert (row["type"], row["entity_type"], row["entity_id"], row["verdict"]) == ("pause", "ad", ad_id(0, 0, 1), "executed")
+
+
+def test_hard_stop_threshold_comes_from_settings():
+    doc = make_snapshot([campaign(roas=0.5, purchases=10)])
+    assert single(plan(doc, hard_stop_roas=0.4))["rule"] == "roas_low"
+    assert single(plan(doc, hard_stop_confidence=0.95))["rule"] == "roas_low"
+
+
+# --- spikes -----------------------------------------------------------------------------------------
+def spiky(baseline: float, last: float, roas: float) -> CampaignSpec:
+    """7 baseline days of ``baseline`` purchases, then yesterday with ``last`` (8 full days)."""
+    purchases = [baseline] * 7 + [last]
+    return campaign(days=days_from(spend=[100] * 8, roas=roas, purchases=purchases), budget_usd=BUDGET)
+
+
+def test_spike_detection_numbers():
+    doc = make_snapshot([spiky(10, 40, 2.5), spiky(30, 5, 2.0), spiky(10, 12, 2.0)])
+    snap = parse_snapshot(doc)
+    spikes = detect_spikes(snap, entity_table(snap)).set_index("entity_id")
+    assert spikes.loc[campaign_id(0), "direction"] == "up"
+    assert spikes.loc[campaign_id(0), "z"] == pytest.approx(30 / 10**0.5)  # sd floored at the Poisson √mean
+    assert spikes.loc[campaign_id(1), "direction"] == "down"
+    assert spikes.loc[campaign_id(2), "direction"] == "none"
+
+
+def test_today_never_spikes():
+    steady = days_from(spend=[100] * 8, roas=2.5, purchases=10)
+    doc = make_snapshot([campaign(days=steady, today=Day(spend=50, revenue=5000, purchases=200))])
+    snap = parse_snapshot(doc)
+    assert list(detect_spikes(snap, entity_table(snap))["direction"]) == ["none"]
+    assert plan(doc).empty
+
+
+def test_spike_needs_three_days_of_history():
+    doc = make_snapshot([campaign(days=days_from(spend=[100] * 3, roas=2.5, purchases=[10, 10, 60]))])
+    snap = parse_snapshot(doc)
+    spikes = detect_spikes(snap, entity_table(snap))
+    assert list(spikes["direction"]) == ["none"]
+
+
+@pytest.mark.parametrize("mode, amount, new_budget, verdict", [
+    ("suggest", 0.15, 575.0, "queued"),
+    ("auto", 0.10, 550.0, "executed"),
+])
+def test_positive_spike_with_roas_above_2_boosts_15_percent(mode, amount, new_budget, verdict):
+    row = single(plan(make_snapshot([spiky(10, 40, roas=2.5)]), mode))
+    assert (row["type"], row["rule"]) == ("scale_up", "spike_up")
+    assert row["proposed_pct"] == pytest.approx(0.15)
+    assert row["amount_pct"] == pytest.approx(amount)
+    assert budget(row) == pytest.approx(new_budget)
+    assert row["verdict"] == verdict
+
+
+def test_positive_spike_with_roas_2_or_less_does_nothing():
+    assert plan(make_snapshot([spiky(10, 40, roas=1.8)])).empty
+
+
+def test_negative_spike_cuts_10_percent():
+    row = single(plan(make_snapshot([spiky(30, 5, roas=2.0)])))
+    assert (row["type"], row["rule"]) == ("scale_down", "spike_down")
+    assert row["proposed_pct"] == pytest.approx(0.10) and row["amount_pct"] == pytest.approx(0.10)
+    assert budget(row) == pytest.approx(450.0)
+
+
+@pytest.mark.parametrize("mode", ["suggest", "auto"])
+def test_negative_spike_under_a_hard_stop_is_a_pause(mode):
+    row = single(plan(make_snapshot([spiky(30, 5, roas=0.5)]), mode))
+    assert (row["type"], row["rule"], row["verdict"]) == ("pause", "hard_stop", "executed")
+    overruled = next(r for r in row["reasons"] if r.startswith("also proposed by"))
+    assert "spike_down" in overruled and "roas_low" in overruled
+
+
+def test_a_cut_beats_a_raise():
+    row = single(plan(make_snapshot([spiky(30, 5, roas=3.5)])))
+    assert (row["type"], row["rule"]) == ("scale_down", "spike_down")
+    assert any("roas_high" in r and "overruled" in r for r in row["reasons"])
+
+
+# --- creative fatigue -------------------------------------------------------------------------------
+def fatigued_campaign(last_day_clicks: int, age_hours: float = 240.0) -> CampaignSpec:
+    clicks = [100] * 6 + [last_day_clicks]
+    days = days_from(spend=[100] * 7, roas=2.0, purchases=10, impressions=5000, clicks=clicks)
+    return campaign(days=days, age_hours=age_hours)
+
+
+def test_fatigue_numbers():
+    snap = parse_snapshot(make_snapshot([fatigued_campaign(30), fatigued_campaign(80)]))
+    fatigue = detect_fatigue(snap, entity_table(snap)).set_index("entity_id")
+    tired = fatigue.loc[ad_id(0)]
+    assert tired["ctr_last_day"] == pytest.approx(30 / 5000)
+    assert tired["ctr_7d"] == pytest.approx(630 / 35_000)
+    assert tired["ctr_drop"] == pytest.approx(1 - (30 / 5000) / (630 / 35_000))
+    assert tired["fatigued"]
+    assert not fatigue.loc[ad_id(1), "fatigued"]  # 80 clicks: ~18 % below
+
+
+def test_no_impressions_on_the_last_day_is_not_fatigue():
+    days = days_from(spend=[100] * 7, roas=2.0, purchases=10, impressions=[5000] * 6 + [0], clicks=[100] * 6 + [0])
+    snap = parse_snapshot(make_snapshot([campaign(days=days)]))
+    row = detect_fatigue(snap, entity_table(snap)).iloc[0]
+    assert pd.isna(row["ctr_last_day"]) and not row["fatigued"]
+
+
+@pytest.mark.parametrize("mode, require_approval, verdict", [
+    ("suggest", True, "queued"),
+    ("auto", True, "queued"),
+    ("auto", False, "executed"),
+])
+def test_creative_fatigue_creates_a_variant(mode, require_approval, verdict):
+    doc = make_snapshot([fatigued_campaign(30)])
+    row = single(plan(doc, mode, require_human_approval_creatives=require_approval))
+    assert (row["type"], row["rule"], row["entity_type"], row["entity_id"]) == ("create_variant", "creative_fatigue", "ad", ad_id(0))
+    assert row["verdict"] == verdict
+    if mode == "auto" and require_approval:
+        assert any("REQUIRE_HUMAN_APPROVAL_CREATIVES" in r for r in row["reasons"])
+
+
+def test_no_fatigue_below_a_30_percent_drop():
+    assert plan(make_snapshot([fatigued_campaign(75)])).empty  # 75 vs 96.4 per 5000: 22 % below
+
+
+def test_creative_variant_waits_for_the_creative_embargo():
+    row = single(plan(make_snapshot([fatigued_campaign(30, age_hours=60)])))  # past the 48 h embargo, not 72 h
+    assert (row["type"], row["verdict"]) == ("create_variant", "policy_blocked")
+    assert any("creative embargo" in r for r in row["reasons"])
+
+
+# --- A/B tests ----------------------------------------------------------------------------------------
+def ab_campaign(impressions: int = 2000, winner_purchases: float = 30, loser_purchases: float = 10) -> CampaignSpec:
+    a = AdSpec(days=steady_days(spend=50, roas=2.5, purchases=winner_purchases, impressions=impressions, clicks=40))
+    b = AdSpec(days=steady_days(spend=50, roas=1.6, purchases=loser_purchases, impressions=impressions, clicks=40))
+    return CampaignSpec(adsets=[AdSetSpec(ads=[a, b])])
+
+
+ARMS = [ad_id(0, 0, 0), ad_id(0, 0, 1)]
+
+
+def ab_results(doc) -> pd.Series:
+    snap = parse_snapshot(doc)
+    return evaluate_ab_tests(snap, entity_table(snap)).iloc[0]
+
+
+@pytest.mark.parametrize("mode, verdict", [("suggest", "queued"), ("auto", "executed")])
+def test_ab_winner_is_published_and_losers_named(mode, verdict):
+    doc = make_snapshot([ab_campaign()], ab_tests=[ab_test(ARMS, started_hours_ago=96)])
+    result = ab_results(doc)
+    assert result["status"] == "winner" and result["prob_best"] >= 0.95
+    assert result["min_arm_impressions"] == 4 * 2000  # the 4 days since the test started
+    actions = plan(doc, mode)
+    row = single(actions)
+    assert (row["type"], row["rule"], row["entity_id"]) == ("publish_winner", "ab_winner", ARMS[0])
+    assert tuple(row["loser_ad_ids"]) == (ARMS[1],)
+    assert f"pause {ARMS[1]}" in row["reasons"][0]
+    assert row["verdict"] == verdict
+
+
+def test_ad_winning_two_tests_gets_one_action_pausing_all_losers():
+    a, b, c = (AdSpec(days=steady_days(spend=50, roas=2.0, purchases=p, impressions=2000, clicks=40)) for p in (30, 10, 10))
+    doc = make_snapshot(
+        [CampaignSpec(adsets=[AdSetSpec(ads=[a, b, c])])],
+        ab_tests=[ab_test([ad_id(0, 0, 0), ad_id(0, 0, 1)], id="t1"), ab_test([ad_id(0, 0, 0), ad_id(0, 0, 2)], id="t2")],
+    )
+    row = single(plan(doc))
+    assert row["type"] == "publish_winner" and row["entity_id"] == ad_id(0, 0, 0)
+    assert tuple(row["loser_ad_ids"]) == (ad_id(0, 0, 1), ad_id(0, 0, 2))
+
+
+@pytest.mark.parametrize("started_hours_ago, impressions, status", [
+    (24, 2000, "too_young"),
+    (48, 2000, "too_young"),          # must be *older* than 48 h
+    (96, 200, "insufficient_data"),   # 800 impressions per arm
+    (96, 250, "insufficient_data"),   # exactly 1,000: must be *more* than 1,000
+])
+def test_ab_test_too_young_or_too_small_gives_no_action(started_hours_ago, impressions, status):
+    doc = make_snapshot([ab_campaign(impressions=impressions)], ab_tests=[ab_test(ARMS, started_hours_ago=started_hours_ago)])
+    assert ab_results(doc)["status"] == status
+    assert plan(doc).empty
+
+
+def test_ab_test_without_a_clear_winner_gives_no_action():
+    doc = make_snapshot([ab_campaign(winner_purchases=10, loser_purchases=10)], ab_tests=[ab_test(ARMS)])
+    result = ab_results(doc)
+    assert result["status"] == "no_clear_winner" and result["prob_best"] < 0.95
+    assert plan(doc).empty
+
+
+def test_ab_test_with_a_paused_arm_is_finished():
+    spec = ab_campaign()
+    spec.adsets[0].ads[1].status = "PAUSED"
+    doc = make_snapshot([spec], ab_tests=[ab_test(ARMS)])
+    assert ab_results(doc)["status"] == "finished"
+    assert plan(doc).empty
+
+
+def test_probability_to_be_best_is_deterministic_and_sums_to_one():
+    purchases = pd.DataFrame([[30.0, 10.0, float("nan")], [5.0, 5.0, 5.0]]).to_numpy()
+    impressions = pd.DataFrame([[1000.0, 1000.0, float("nan")], [1000.0, 1000.0, 1000.0]]).to_numpy()
+    first = probability_to_be_best(purchases, impressions)
+    assert (first == probability_to_be_best(purchases, impressions)).all()
+    assert first.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert first[0, 2] == 0.0 and first[0, 0] > 0.99
+    assert first[1] == pytest.approx([1 / 3] * 3, abs=0.03)
+
+
+# --- scope ------------------------------------------------------------------------------------------
+def test_max_campaigns_per_tick_takes_the_highest_spend_first():
+    doc = make_snapshot([campaign(roas=4.0, spend=s, purchases=20) for s in (100, 300, 200)])
+    actions = plan(doc, max_campaigns_per_tick=2)
+    assert sorted(actions["entity_id"]) == sorted([campaign_id(1), campaign_id(2)])
+
+
+def test_paused_campaigns_are_not_evaluated():
+    doc = make_snapshot([campaign(roas=4.0, purchases=20, status="PAUSED"), campaign(roas=0.5, purchases=10, status="PAUSED")])
+    assert plan(doc).empty
+
+
+def test_one_action_per_entity():
+    doc = make_snapshot([spiky(30, 5, roas=3.5), spiky(10, 40, roas=4.0), campaign(roas=0.5, purchases=10)])
+    actions = plan(doc)
+    assert not actions.duplicated(["entity_type", "entity_id"]).any()
+    assert len(set(actions["id"])) == len(actions)
+
+
+def test_action_ids_are_derived_from_time_entity_and_type():
+    doc = make_snapshot([campaign(roas=4.0, purchases=20)])
+    first = single(plan(doc))["id"]
+    assert single(plan(doc, "auto"))["id"] == first  # same snapshot time, entity, type
+    later = make_snapshot([campaign(roas=4.0, purchases=20)], as_of="2026-11-25T11:00:00+00:00")
+    assert single(plan(later))["id"] != first
+
+
+def test_factory_country_split_keeps_whole_counts():
+    # Factory sanity: split counts stay whole and clicks never exceed impressions.
+    day = Day(spend=10.01, revenue=20.03, purchases=3, impressions=7, clicks=7)
+    doc = make_snapshot([campaign(days=[day], countries=("ES", "FR", "PT"), country_shares={"ES": 1, "FR": 1, "PT": 1})])
+    rows = doc["insights"]
+    assert sum(int(r["impressions"]) for r in rows) == 7 and sum(int(r["clicks"]) for r in rows) == 7
+    assert sum(float(r["spend"]) for r in rows) == pytest.approx(10.01)
+    assert all(int(r["clicks"]) <= int(r["impressions"]) for r in rows)
