@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from .meta.client import MetaAdsClient
 from .meta.stub import StubMetaAdsClient
@@ -17,9 +18,18 @@ class LedgerResource(ConfigurableResource):
     """The app tables (action ledger) at ``database_url`` (META_ADS_DATABASE_URL)."""
 
     database_url: str
+    _ledger: Ledger | None = PrivateAttr(default=None)
 
     def open(self) -> Ledger:
-        return Ledger(self.database_url)
+        """One ledger (one connection pool) per step, disposed when the step ends."""
+        if self._ledger is None:
+            self._ledger = Ledger(self.database_url)
+        return self._ledger
+
+    def teardown_after_execution(self, context) -> None:
+        if self._ledger is not None:
+            self._ledger.dispose()
+            self._ledger = None
 
 
 def dagster_home() -> Path:

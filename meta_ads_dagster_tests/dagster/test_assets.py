@@ -1,0 +1,121 @@
+"""The collection assets and asset checks, invoked directly (no run) with the stub client."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from dagster import Failure, build_asset_context
+
+from meta_ads_dagster.assets.collection import (
+    ab_tests,
+    account_snapshot,
+    creative_fatigue,
+    insights,
+    roas_metrics,
+    spikes,
+)
+from meta_ads_dagster.checks import executed_actions_within_guard_rails, roas_metrics_are_sane
+from meta_ads_dagster.engine.cycle import analyze, plan_cycle
+from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.meta.demo import demo_snapshot
+from meta_ads_dagster.meta.stub import StubMetaAdsClient
+from meta_ads_dagster.settings import load_settings
+
+
+@pytest.fixture
+def client(tmp_path) -> StubMetaAdsClient:
+    return StubMetaAdsClient(state_dir=str(tmp_path / "stub"), account_id="act_1001")
+
+
+def invoke(asset_fn, resources=None, **inputs):
+    """Direct invocation; the context is closed right away (it owns an ephemeral instance)."""
+    with build_asset_context(resources=resources) as context:
+        return asset_fn(context=context, **inputs)
+
+
+@pytest.fixture
+def snapshot(client):
+    return invoke(account_snapshot, resources={"meta_client": client})
+
+
+def test_account_snapshot_syncs_then_parses(client):
+    with build_asset_context(resources={"meta_client": client}) as context:
+        snap = account_snapshot(context)
+        assert context.get_output_metadata("result")["campaigns"] == 8
+    assert snap.account_id == "act_1001" and snap.as_of == pd.Timestamp("2026-11-20T10:00:00+00:00")
+    assert len(snap.campaigns) == 8
+    assert [w["method"] for w in client.writes] == ["sync_insights"]
+    # The resource can also be passed as an argument; the second sync moves the stub clock on.
+    again = invoke(account_snapshot, meta_client=client)
+    assert again.as_of == pd.Timestamp("2026-11-20T10:30:00+00:00")
+
+
+def test_account_snapshot_rejects_a_broken_document(tmp_path):
+    document = demo_snapshot()
+    document["insights"][2]["clicks"] = str(int(document["insights"][2]["impressions"]) + 1)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(document))
+    client = StubMetaAdsClient(state_dir=str(tmp_path / "stub"), snapshot_path=str(path))
+    with pytest.raises(Failure, match=r"insights\[2\].*clicks") as caught:
+        invoke(account_snapshot, resources={"meta_client": client})
+    # Not transient: the run must not retry it.
+    assert caught.value.allow_retries is False
+
+
+def test_derived_assets_return_the_engines_frames(snapshot):
+    frame = invoke(insights, account_snapshot=snapshot)
+    pd.testing.assert_frame_equal(frame, snapshot.insights)
+
+    expected = analyze(snapshot)
+    metrics = invoke(roas_metrics, account_snapshot=snapshot, insights=frame)
+    pd.testing.assert_frame_equal(metrics, expected["roas_metrics"])
+    campaigns = metrics[metrics["entity_type"] == "campaign"].set_index("entity_id")
+    assert len(campaigns) == 8
+    assert campaigns.loc["200001", "roas_7d"] == pytest.approx(3.1, abs=0.1)
+    assert campaigns.loc["200001", "daily_budget"] == 50000
+    assert metrics["confidence"].between(0, 1).all()
+
+    tests = invoke(ab_tests, account_snapshot=snapshot, insights=frame)
+    pd.testing.assert_frame_equal(tests, expected["ab_tests"])
+    assert tests["status"].tolist() == ["winner"]
+    assert list(tests["loser_ad_ids"].iloc[0]) == ["200022"]
+
+    found = invoke(spikes, account_snapshot=snapshot, insights=frame)
+    pd.testing.assert_frame_equal(found, expected["spikes"])
+    ups = found[found["direction"] == "up"]
+    assert list(zip(ups["entity_type"], ups["entity_id"])) == [("campaign", "200036")]  # "Flash sale"
+
+    tired = invoke(creative_fatigue, account_snapshot=snapshot, insights=frame)
+    pd.testing.assert_frame_equal(tired, expected["creative_fatigue"])
+    assert tired.loc[tired["fatigued"], "entity_id"].tolist() == ["200034"]  # "Video - fatigue"
+
+
+def test_downstream_assets_read_the_insights_input(snapshot):
+    """Lineage tells the truth: the metrics come from the ``insights`` asset, not the snapshot's copy."""
+    without_bf = snapshot.insights[snapshot.insights["campaign_id"] != "200001"]
+    metrics = invoke(roas_metrics, account_snapshot=snapshot, insights=without_bf)
+    campaign = metrics[(metrics["entity_type"] == "campaign") & (metrics["entity_id"] == "200001")].iloc[0]
+    assert campaign["spend_7d"] == 0
+    full = invoke(roas_metrics, account_snapshot=snapshot, insights=snapshot.insights)
+    assert full.set_index(["entity_type", "entity_id"]).loc[("campaign", "200001"), "spend_7d"] > 300
+
+
+def test_asset_checks_pass_on_a_cycle_and_fail_on_bad_values():
+    snap = parse_snapshot(demo_snapshot())
+    metrics = analyze(snap)["roas_metrics"]
+    assert roas_metrics_are_sane(roas_metrics=metrics).passed
+    broken = metrics.copy()
+    broken.loc[broken.index[0], "confidence"] = 1.5
+    result = roas_metrics_are_sane(roas_metrics=broken)
+    assert not result.passed and result.metadata["bad_confidence"].value == 1
+
+    settings = load_settings(meta_auto_mode="auto")
+    actions, _ = plan_cycle(snap, settings)
+    assert executed_actions_within_guard_rails(settings=settings, optimization_cycle=actions).passed
+    too_far = actions.copy()
+    row = too_far.index[(too_far["entity_id"] == "200001")][0]
+    too_far.loc[row, ["amount_pct", "new_budget_minor"]] = [0.5, 75000]
+    result = executed_actions_within_guard_rails(settings=settings, optimization_cycle=too_far)
+    assert not result.passed and result.metadata["over_change_limit"].value == 1

@@ -1,0 +1,162 @@
+"""cli.py: ``meta-ads plan`` prints the SNAPSHOT.md contract; ``meta-ads cycle`` runs and records one cycle."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from meta_ads_dagster.cli import main
+
+SEED = Path("/work/shared/examples/seed_worked_examples.json")
+DOCUMENT_KEYS = {"as_of", "mode", "actions", "stats"}
+ACTION_KEYS = {
+    "id", "type", "entity_type", "entity_id", "rule", "proposed_pct", "amount_pct",
+    "current_budget_usd", "new_budget_usd", "confidence", "verdict", "reasons",
+}
+STATS_KEYS = {
+    "campaigns_evaluated", "actions_generated", "actions_policy_blocked", "actions_safety_blocked",
+    "actions_queued", "actions_executed", "actions_failed", "errors",
+}
+TYPES = {"scale_up", "scale_down", "pause", "resume", "reallocate", "publish_winner", "create_variant"}
+VERDICTS = {"executed", "queued", "policy_blocked", "safety_blocked", "failed"}
+
+
+@pytest.fixture
+def seed_path(tmp_path) -> Path:
+    path = tmp_path / "seed.json"
+    shutil.copy(SEED, path)
+    return path
+
+
+def _plan(capsys, *args) -> tuple[int, str, str]:
+    code = main(["plan", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("mode", ["suggest", "auto"])
+def test_plan_json_follows_the_contract(capsys, seed_path, mode):
+    code, out, err = _plan(capsys, "--snapshot", str(seed_path), "--mode", mode, "--format", "json")
+    assert code == 0 and err == ""
+    document = json.loads(out)
+    assert set(document) == DOCUMENT_KEYS
+    assert document["as_of"] == "2026-11-25T10:30:00+00:00" and document["mode"] == mode
+    assert set(document["stats"]) == STATS_KEYS and document["stats"]["errors"] == []
+    actions = document["actions"]
+    assert actions and all(set(action) == ACTION_KEYS for action in actions)
+    assert all(action["type"] in TYPES and action["verdict"] in VERDICTS for action in actions)
+    assert all(isinstance(action["reasons"], list) and action["reasons"] for action in actions)
+    assert len({action["id"] for action in actions}) == len(actions)
+
+    stats = document["stats"]
+    assert stats["actions_generated"] == len(actions)
+    for verdict in ("policy_blocked", "safety_blocked", "queued", "executed", "failed"):
+        assert stats[f"actions_{verdict}"] == sum(a["verdict"] == verdict for a in actions)
+    assert stats["campaigns_evaluated"] == 3
+
+    # The seed's worked example: Black Friday - ES is scaled up within the mode's limit.
+    black_friday = next(a for a in actions if a["entity_id"] == "100001")
+    limit = 0.20 if mode == "suggest" else 0.10
+    assert black_friday["type"] == "scale_up" and black_friday["entity_type"] == "campaign"
+    assert black_friday["current_budget_usd"] == 500.0
+    assert black_friday["amount_pct"] <= limit + 1e-9 and black_friday["new_budget_usd"] <= 500.0 * (1 + limit) + 1e-6
+    if mode == "suggest":
+        assert black_friday["verdict"] == "queued"
+    assert not any(a["entity_id"] in ("100005", "100006") and a["type"] in ("scale_up", "scale_down") for a in actions)
+
+
+def test_plan_is_deterministic(capsys, seed_path):
+    args = ("--snapshot", str(seed_path), "--mode", "auto", "--format", "json")
+    first, second = _plan(capsys, *args), _plan(capsys, *args)
+    assert first == second and first[0] == 0
+
+
+def test_plan_writes_nothing(capsys, seed_path, tmp_path):
+    home = tmp_path / "dagster_home"
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    assert _plan(capsys, "--snapshot", str(seed_path), "--mode", "auto")[0] == 0
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+    assert json.loads(seed_path.read_text()) == json.loads(SEED.read_text())
+
+
+def test_plan_table(capsys, seed_path):
+    code, out, err = _plan(capsys, "--snapshot", str(seed_path), "--mode", "suggest", "--format", "table")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "plan as of 2026-11-25T10:30:00+00:00 in suggest mode"
+    assert lines[1].split() == ["id", "type", "entity_type", "entity_id", "rule", "amount_pct",
+                                "current_budget_usd", "new_budget_usd", "confidence", "verdict"]
+    document = json.loads(_plan(capsys, "--snapshot", str(seed_path), "--mode", "suggest")[1])
+    for action in document["actions"]:
+        assert any(line.startswith(action["id"]) and action["verdict"] in line for line in lines)
+        for reason in action["reasons"]:
+            assert f"    - {reason}" in lines
+    assert lines[-1].startswith("stats: campaigns_evaluated=3, actions_generated=")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["insights"][0].update(clicks=str(int(d["insights"][0]["impressions"]) + 1)), r"insights\[0\].*clicks"),
+        (lambda d: d["campaigns"][1].update(status="RUNNING"), r"campaigns\[1\] \(id 100005\)\.status"),
+        (lambda d: d["ads"][2].update(adset_id="999"), r"ads\[2\] \(id 100011\)\.adset_id"),
+        (lambda d: d["campaigns"][0].update(daily_budget="500.50"), r"campaigns\[0\] \(id 100001\)\.daily_budget"),
+    ],
+)
+def test_plan_rejects_a_broken_snapshot(capsys, tmp_path, mutate, expected):
+    document = json.loads(SEED.read_text())
+    mutate(document)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(document))
+    code, out, err = _plan(capsys, "--snapshot", str(path), "--mode", "suggest")
+    assert code == 2 and out == ""
+    assert err.startswith("meta-ads: snapshot rejected") and re.search(expected, err), err
+
+
+def test_plan_missing_file_and_invalid_json(capsys, tmp_path):
+    code, out, err = _plan(capsys, "--snapshot", str(tmp_path / "nope.json"))
+    assert code == 2 and "cannot read snapshot" in err and out == ""
+    (tmp_path / "bad.json").write_text("{not json")
+    code, out, err = _plan(capsys, "--snapshot", str(tmp_path / "bad.json"))
+    assert code == 2 and "not valid JSON" in err and out == ""
+
+
+def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monkeypatch):
+    cwd = tmp_path / "project"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("DAGSTER_HOME")
+
+    assert main(["cycle"]) == 0
+    out = capsys.readouterr().out
+    match = re.search(r"cycle run ([0-9a-f-]{36}): SUCCESS \(stub mode, suggest\)", out)
+    assert match, out
+    run_id = match.group(1)
+
+    home = cwd / ".dagster_home"
+    assert "telemetry:\n  enabled: false" in (home / "dagster.yaml").read_text()
+    assert (home / "history" / "runs.db").is_file()  # SQLite run storage
+    assert (home / "meta_ads.sqlite").is_file() and (home / "stub_state" / "stub_act_1001.json").is_file()
+    assert f"DAGSTER_HOME={home}" in out and run_id[:8] in out
+    assert "412d6e1f404eab8c" in out  # the demo's hard stop, in the printed action table
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_success
+        assert run.tags["meta/triggered_by"] == "manual"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("META_API_MODE", "live"), ("MAX_AUTO_CHANGE_PCT", "2")]
+)
+def test_cycle_refuses_settings_it_cannot_run(capsys, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    assert main(["cycle"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("meta-ads: ") and variable in err
+    assert "cycle run" not in out

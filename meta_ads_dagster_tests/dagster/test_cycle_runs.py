@@ -1,0 +1,232 @@
+"""Whole cycles as Dagster runs: one run = one cycle, recorded in the instance, the ledger and the stub."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    MarkdownMetadataValue,
+    build_schedule_context,
+    instance_for_test,
+)
+
+from meta_ads_dagster.definitions import build_definitions
+from meta_ads_dagster.jobs import CYCLE_JOB_NAME
+from meta_ads_dagster.meta.demo import demo_snapshot
+from meta_ads_dagster.meta.stub import StubMetaAdsClient
+from meta_ads_dagster.resources import build_resources
+from meta_ads_dagster.schedules import SCHEDULE_NAME
+from meta_ads_dagster.settings import load_settings
+from meta_ads_dagster.store.ledger import Ledger
+
+COLLECTION = ["account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"]
+NUMERIC_METADATA = [
+    "campaigns_active", "adsets_active", "ads_active", "total_spend_today", "avg_roas", "actions_taken",
+    "actions_generated", "actions_policy_blocked", "actions_safety_blocked", "actions_queued",
+    "actions_executed", "actions_failed",
+]
+LOG_KEYS = {"step", "action", "input_snapshot", "output_snapshot", "success", "error_message", "entity_type", "entity_id"}
+BUDGET_ENTITIES = {("adset", "200010"): "9000", ("campaign", "200036"): "66000", ("campaign", "200001"): "55000"}
+
+
+class Cycle:
+    """Settings, definitions and resources as one process would build them from the environment."""
+
+    def __init__(self):
+        self.settings = load_settings()
+        self.resources = build_resources(self.settings)
+        self.defs = build_definitions(self.settings)
+        self.job = self.defs.resolve_job_def(CYCLE_JOB_NAME)
+
+    def run(self, instance: DagsterInstance, **kwargs):
+        return self.job.execute_in_process(instance=instance, resources=self.resources, **kwargs)
+
+    def stub_writes(self) -> list[dict]:
+        # A fresh client over the same state file: what a later process would see.
+        used = self.resources["meta_client"]
+        fresh = StubMetaAdsClient(state_dir=used.state_dir, snapshot_path=used.snapshot_path, account_id=used.account_id)
+        return fresh.writes
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.settings.database_url())
+
+
+def action_logs(instance: DagsterInstance, run_id: str) -> list[dict]:
+    messages = [entry.user_message for entry in instance.all_logs(run_id) if entry.user_message.startswith("action {")]
+    return [json.loads(message.removeprefix("action ")) for message in messages]
+
+
+@pytest.fixture
+def database_file(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    monkeypatch.setenv("META_ADS_DATABASE_URL", url)
+    return url
+
+
+def test_one_cycle_end_to_end(database_file):
+    cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    with instance_for_test() as instance:
+        result = cycle.run(instance)
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert {k: run.tags[k] for k in ("meta/mode", "meta/auto_mode", "meta/triggered_by")} == {
+            "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual",
+        }
+
+        # Every asset of the cycle was materialized by this run.
+        for name in [*COLLECTION, "optimization_cycle"]:
+            event = instance.get_latest_materialization_event(AssetKey(name))
+            assert event is not None and event.run_id == result.run_id, name
+
+        metadata = instance.get_latest_materialization_event(AssetKey("optimization_cycle")).asset_materialization.metadata
+        for key in NUMERIC_METADATA:
+            assert isinstance(metadata[key].value, (int, float)) and not isinstance(metadata[key].value, bool), key
+        values = {key: metadata[key].value for key in NUMERIC_METADATA}
+        assert values["campaigns_active"] == 8 and values["adsets_active"] == 9 and values["ads_active"] == 11
+        assert values["total_spend_today"] > 0 and 1.5 < values["avg_roas"] < 4
+        assert values["actions_generated"] == 8
+        assert values["actions_executed"] == values["actions_taken"] == 1  # the hard stop, even in suggest mode
+        assert (values["actions_queued"], values["actions_policy_blocked"], values["actions_safety_blocked"], values["actions_failed"]) == (5, 1, 1, 0)
+
+        actions = result.output_for_node("optimization_cycle")
+        table = metadata["actions"]
+        assert isinstance(table, MarkdownMetadataValue)
+        assert table.value.splitlines()[0].startswith("| id")
+        assert all(action_id in table.value for action_id in actions["id"])
+
+        # The event log: one "action {...}" line per action, with the seed's fields.
+        logs = action_logs(instance, result.run_id)
+        assert len(logs) == len(actions) == 8
+        assert all(LOG_KEYS <= set(log) for log in logs)
+        assert sorted(log["action_id"] for log in logs) == sorted(actions["id"])
+        hard_stop = next(log for log in logs if log["action"] == "pause")
+        assert hard_stop["step"] == "execute" and hard_stop["success"] is True and hard_stop["entity_id"] == "200016"
+        assert hard_stop["output_snapshot"]["method"] == "pause"
+        assert all(log["success"] is None for log in logs if log is not hard_stop)
+
+        # The asset checks ran and passed.
+        evaluations = result.get_asset_check_evaluations()
+        assert {e.check_name for e in evaluations} == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
+        assert all(e.passed for e in evaluations)
+
+    # The ledger carries the run id; the stub saw the sync and the one executed write.
+    ledger = cycle.ledger()
+    rows = ledger.cycle_actions(result.run_id)
+    ledger.dispose()
+    assert len(rows) == 8 and (rows["cycle_run_id"] == result.run_id).all()
+    assert rows.set_index("entity_id").loc["200016", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert (rows["status"] == "pending").sum() == 5
+    assert [(w["method"], w.get("entity_id")) for w in cycle.stub_writes()] == [("sync_insights", None), ("pause", "200016")]
+
+
+def test_two_cycles_carry_state_over(monkeypatch, database_file):
+    """The issue's test: cycle 2 sees cycle 1's budgets and respects its cooldowns."""
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    home = Path(os.environ["DAGSTER_HOME"])
+    with DagsterInstance.get() as instance:  # persistent: the conftest's DAGSTER_HOME in tmp_path
+        assert not instance.is_ephemeral
+
+        first_cycle = Cycle()
+        first = first_cycle.run(instance)
+        assert first.success
+        assert instance.get_run_by_id(first.run_id).tags["meta/auto_mode"] == "auto"
+        # Filesystem IO manager: the assets' values are files under DAGSTER_HOME/storage.
+        assert (home / "storage" / "account_snapshot").is_file()
+        assert (home / "storage" / "optimization_cycle").is_file()
+
+        writes = first_cycle.stub_writes()
+        budget_writes = {(w["entity_type"], w["entity_id"]): w["daily_budget"] for w in writes if w["method"] == "update_budget"}
+        assert budget_writes == BUDGET_ENTITIES
+        first_actions = first.output_for_node("optimization_cycle").set_index("entity_id")
+        for (_, entity_id), budget in BUDGET_ENTITIES.items():
+            assert first_actions.loc[entity_id, "verdict"] == "executed"
+            assert int(first_actions.loc[entity_id, "new_budget_minor"]) == int(budget)
+
+        # The second cycle is built from scratch, as the next scheduled run's process would be.
+        second_cycle = Cycle()
+        second = second_cycle.run(instance)
+        assert second.success
+
+    snap = second.output_for_node("account_snapshot")
+    assert snap.as_of == pd.Timestamp("2026-11-20T10:30:00+00:00")  # one interval after cycle 1
+    holders = pd.concat([snap.campaigns.assign(entity_type="campaign"), snap.adsets.assign(entity_type="adset")])
+    budgets = holders.set_index(["entity_type", "id"])["daily_budget"]
+    for key, budget in BUDGET_ENTITIES.items():
+        assert budgets[key] == int(budget), key
+
+    second_actions = second.output_for_node("optimization_cycle").set_index(["entity_type", "entity_id"])
+    for key in BUDGET_ENTITIES:
+        row = second_actions.loc[key]
+        assert row["verdict"] == "safety_blocked", key
+        assert any("cooldown" in reason for reason in row["reasons"]), row["reasons"]
+        assert row["hours_since_last_action"] == pytest.approx(0.5)
+        assert int(row["current_budget_minor"]) == int(BUDGET_ENTITIES[key])  # proposed from the new budget
+
+    # Nothing executed twice: exactly one update_budget per entity, and cycle 2 wrote no budget at all.
+    writes = second_cycle.stub_writes()
+    updates = [(w["entity_type"], w["entity_id"]) for w in writes if w["method"] == "update_budget"]
+    assert sorted(updates) == sorted(BUDGET_ENTITIES)
+    assert [w["at"] for w in writes if w["method"] == "sync_insights"] == ["2026-11-20T10:00:00+00:00", "2026-11-20T10:30:00+00:00"]
+    assert all(w["at"] == "2026-11-20T10:00:00+00:00" for w in writes if w["method"] != "sync_insights")
+
+    ledger = second_cycle.ledger()
+    first_rows = ledger.cycle_actions(first.run_id).set_index("entity_id")
+    second_rows = ledger.cycle_actions(second.run_id).set_index("entity_id")
+    ledger.dispose()
+    for _, entity_id in BUDGET_ENTITIES:
+        assert first_rows.loc[entity_id, "status"] == "done"
+        assert second_rows.loc[entity_id, ["verdict", "status"]].tolist() == ["safety_blocked", "blocked"]
+    assert len(second_rows) > 0 and (second_rows["verdict"] != "executed").all()
+
+
+def test_schedule_requests_a_scheduled_cycle(database_file):
+    cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    with instance_for_test() as instance:
+        schedule = cycle.defs.resolve_schedule_def(SCHEDULE_NAME)
+        with build_schedule_context(instance=instance, scheduled_execution_time=pd.Timestamp("2026-11-20T10:30:00Z").to_pydatetime()) as context:
+            requests = schedule.evaluate_tick(context).run_requests
+        assert len(requests) == 1
+        request = requests[0]
+        assert (request.job_name or schedule.job_name) == CYCLE_JOB_NAME
+        assert request.tags["meta/triggered_by"] == "schedule"
+        assert request.tags["meta/mode"] == "stub" and request.tags["meta/auto_mode"] == "suggest"
+
+        # The scheduler creates the run with {**job tags, **request tags}; so does execute_in_process:
+        # the schedule's "schedule" must win over the job's default "manual".
+        assert cycle.job.run_tags["meta/triggered_by"] == "manual"
+        result = cycle.run(instance, tags=request.tags)
+        assert result.success
+        assert instance.get_run_by_id(result.run_id).tags["meta/triggered_by"] == "schedule"
+
+
+def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatch, database_file):
+    document = demo_snapshot()
+    document["insights"][5]["clicks"] = str(int(document["insights"][5]["impressions"]) + 10)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv("META_STUB_SNAPSHOT", str(path))
+
+    cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    with instance_for_test() as instance:
+        result = cycle.run(instance, raise_on_error=False)
+        assert not result.success
+        failures = result.get_step_failure_events()
+        assert [event.step_key for event in failures] == ["account_snapshot"]
+        message = failures[0].step_failure_data.error.to_string()
+        assert "insights[5]" in message and "clicks" in message and "impressions" in message
+        # A rejected document is not retried (it would never pass, and each try advances the stub clock).
+        assert not result.filter_events(lambda e: e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
+        assert instance.get_latest_materialization_event(AssetKey("optimization_cycle")) is None
+        assert instance.get_latest_materialization_event(AssetKey("account_snapshot")) is None
+
+    assert [w["method"] for w in cycle.stub_writes()] == ["sync_insights"]
+    ledger = cycle.ledger()
+    assert ledger.cycle_actions(result.run_id).empty and ledger.pending().empty and ledger.last_actions("act_1001").empty
+    ledger.dispose()

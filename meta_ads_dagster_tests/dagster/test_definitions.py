@@ -1,0 +1,100 @@
+"""definitions.py: the code location loads, with the job, the schedule, the assets and their lineage."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import AssetKey, DefaultScheduleStatus, Definitions
+
+from meta_ads_dagster.definitions import build_definitions
+from meta_ads_dagster.jobs import CYCLE_JOB_NAME
+from meta_ads_dagster.schedules import SCHEDULE_NAME
+from meta_ads_dagster.settings import SettingsError, load_settings
+
+COLLECTION = ["account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"]
+
+
+def _defs() -> Definitions:
+    return build_definitions(load_settings())
+
+
+def test_module_defs_load_and_validate():
+    from meta_ads_dagster.definitions import defs
+
+    Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def(CYCLE_JOB_NAME)
+    assert job.name == CYCLE_JOB_NAME
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
+    assert schedule.job_name == CYCLE_JOB_NAME
+
+
+def test_job_schedule_and_tags_by_default():
+    defs = _defs()
+    Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def(CYCLE_JOB_NAME)
+    assert job.run_tags == {"meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual"}
+
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
+    assert schedule.cron_schedule == "*/30 * * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == CYCLE_JOB_NAME
+
+
+@pytest.mark.parametrize("variable", ["META_CYCLE_ENABLED", "META_CYCLE_AUTO_START"])
+def test_schedule_stopped_when_disabled(monkeypatch, variable):
+    monkeypatch.setenv(variable, "false")
+    schedule = _defs().resolve_schedule_def(SCHEDULE_NAME)
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED
+
+
+def test_interval_and_mode_reach_schedule_and_tags(monkeypatch):
+    monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", "15")
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    defs = _defs()
+    assert defs.resolve_schedule_def(SCHEDULE_NAME).cron_schedule == "*/15 * * * *"
+    assert defs.resolve_job_def(CYCLE_JOB_NAME).run_tags["meta/auto_mode"] == "auto"
+
+
+def test_assets_and_lineage():
+    defs = _defs()
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {*COLLECTION, "optimization_cycle"}
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
+
+    assert parents("account_snapshot") == set()
+    assert parents("insights") == {"account_snapshot"}
+    for name in ("roas_metrics", "ab_tests", "spikes", "creative_fatigue"):
+        assert parents(name) == {"account_snapshot", "insights"}
+    assert parents("optimization_cycle") == {"account_snapshot", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"}
+
+    assert graph.get(AssetKey("account_snapshot")).group_name == "collection"
+    assert graph.get(AssetKey("optimization_cycle")).group_name == "cycle"
+
+    # The job runs every asset: one run is one whole cycle.
+    job = defs.resolve_job_def(CYCLE_JOB_NAME)
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == keys
+
+    checks = {key.name for key in graph.asset_check_keys}
+    assert checks == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
+
+
+def test_live_mode_is_refused_at_build_time(monkeypatch):
+    monkeypatch.setenv("META_API_MODE", "live")
+    settings = load_settings()  # a valid value ...
+    with pytest.raises(SettingsError, match="META_API_MODE"):
+        build_definitions(settings)  # ... that this version cannot run
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MAX_AUTO_CHANGE_PCT", "2"), ("META_CYCLE_INTERVAL_MINUTES", "7"), ("META_AUTO_MODE", "yolo")],
+)
+def test_invalid_setting_is_refused_at_build_time(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        build_definitions()
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()

@@ -1,0 +1,174 @@
+"""meta/stub.py and meta/demo.py: the stub serves a snapshot, records every write and keeps state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.meta.demo import DEMO_AS_OF, demo_snapshot
+from meta_ads_dagster.meta.stub import StubMetaAdsClient, StubWriteError
+
+SEED = Path("/work/shared/examples/seed_worked_examples.json")
+
+
+@pytest.fixture
+def seed_path(tmp_path) -> Path:
+    path = tmp_path / "seed_worked_examples.json"
+    shutil.copy(SEED, path)
+    return path
+
+
+@pytest.fixture
+def state_dir(tmp_path) -> str:
+    return str(tmp_path / "stub_state")
+
+
+def _row(document: dict, collection: str, entity_id: str) -> dict:
+    return next(row for row in document[collection] if row["id"] == entity_id)
+
+
+def test_demo_account_parses_and_is_deterministic():
+    first, second = demo_snapshot("act_1001"), demo_snapshot("act_1001")
+    assert first == second
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+    snap = parse_snapshot(first)
+    assert snap.account_id == "act_1001"
+    assert snap.as_of == DEMO_AS_OF
+    assert len(snap.campaigns) == 8 and len(snap.adsets) == 9 and len(snap.ads) == 11
+    assert len(snap.ab_tests) == 1 and snap.recent_actions.empty
+    assert set(snap.campaigns["name"]) >= {"Black Friday - ES", "Spring A/B test", "Flash sale"}
+
+    # The seed comes from the account id: another account is a different (but still valid) document.
+    other = demo_snapshot("act_2002")
+    assert other != first and other["account"]["id"] == "act_2002"
+    assert [i["spend"] for i in other["insights"]] != [i["spend"] for i in first["insights"]]
+    parse_snapshot(other)
+
+
+def test_stub_defaults_to_the_demo_account(state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, account_id="act_1001")
+    assert client.fetch_snapshot() == demo_snapshot("act_1001")
+
+
+def test_stub_serves_a_snapshot_file(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    document = client.fetch_snapshot()
+    assert document == json.loads(seed_path.read_text())
+    snap = parse_snapshot(document)
+    assert snap.account_id == "act_2001" and list(snap.campaigns["id"]) == ["100001", "100005", "100009"]
+
+    # fetch_snapshot hands out a copy: editing it does not edit the account.
+    document["campaigns"][0]["daily_budget"] = "1"
+    assert client.fetch_snapshot()["campaigns"][0]["daily_budget"] == "50000"
+
+
+def test_every_write_is_recorded_and_persists_for_a_new_client(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.sync_insights()
+    budget = client.update_budget("campaign", "100001", 55000)
+    paused = client.pause("ad", "100013")
+    published = client.publish_winner_ad("100011", ["100003"])
+    variant = client.create_new_ad_variant("100007")
+
+    assert budget["previous"] == "50000" and budget["daily_budget"] == "55000"
+    assert paused["previous"] == "ACTIVE"
+    assert [w["method"] for w in client.writes] == [
+        "sync_insights", "update_budget", "pause", "publish_winner_ad", "create_new_ad_variant",
+    ]
+    assert all(w["at"] == "2026-11-25T10:30:00+00:00" for w in client.writes)
+    assert published["winner_ad_id"] == "100011" and published["loser_ad_ids"] == ["100003"]
+
+    # A brand-new client over the same state_dir (next run, next process) sees every change.
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    doc = fresh.fetch_snapshot()
+    assert _row(doc, "campaigns", "100001")["daily_budget"] == "55000"
+    assert _row(doc, "ads", "100013")["status"] == "PAUSED"
+    assert _row(doc, "ads", "100011")["status"] == "ACTIVE"
+    assert _row(doc, "ads", "100003")["status"] == "PAUSED"
+    new_ad = _row(doc, "ads", variant["new_ad_id"])
+    assert new_ad["status"] == "PAUSED" and new_ad["adset_id"] == "100006"
+    assert new_ad["creative"]["id"] == variant["creative_id"] != "100008"
+    assert _row(doc, "creatives", variant["creative_id"])["approved"] is False
+    assert fresh.writes == client.writes
+    assert (Path(state_dir) / "stub_seed_worked_examples.json").exists()
+
+    # The changed account is still a valid snapshot, and the stub's budget is what the parser reads.
+    snap = parse_snapshot(doc)
+    assert snap.campaigns.set_index("id").loc["100001", "daily_budget"] == 55000
+    # The source file is never modified.
+    assert json.loads(seed_path.read_text()) == json.loads(SEED.read_text())
+
+
+def test_adset_budget_and_unknown_entities(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.update_budget("adset", "100010", 9000)
+    assert _row(client.fetch_snapshot(), "adsets", "100010")["daily_budget"] == "9000"
+    with pytest.raises(KeyError, match="999999"):
+        client.pause("campaign", "999999")
+    assert [w["method"] for w in client.writes] == ["update_budget"]
+
+
+def test_sync_insights_advances_the_clock_after_the_first_call(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=15)
+    client.sync_insights()
+    assert client.fetch_snapshot()["as_of"] == "2026-11-25T10:30:00+00:00"
+    client.sync_insights()
+    assert client.fetch_snapshot()["as_of"] == "2026-11-25T10:45:00+00:00"
+
+    # The clock is part of the persisted state: the next client carries on from there.
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=15)
+    fresh.sync_insights()
+    as_of = fresh.fetch_snapshot()["as_of"]
+    assert pd.Timestamp(as_of) == pd.Timestamp("2026-11-25T11:00:00+00:00")
+    assert [w["at"] for w in fresh.writes] == [
+        "2026-11-25T10:30:00+00:00", "2026-11-25T10:45:00+00:00", "2026-11-25T11:00:00+00:00",
+    ]
+    assert fresh.load_state()["syncs"] == 3
+
+
+def test_fault_injection_refuses_the_write(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), fail_writes_for=["100001", "100013"])
+    with pytest.raises(StubWriteError, match="100001"):
+        client.update_budget("campaign", "100001", 60000)
+    with pytest.raises(StubWriteError, match="100013"):
+        client.pause("ad", "100013")
+    doc = client.fetch_snapshot()
+    assert _row(doc, "campaigns", "100001")["daily_budget"] == "50000"
+    assert _row(doc, "ads", "100013")["status"] == "ACTIVE"
+    assert client.writes == []
+    # Other entities are unaffected.
+    client.pause("ad", "100011")
+    assert [w["entity_id"] for w in client.writes] == ["100011"]
+
+
+@pytest.mark.parametrize(
+    ("winner", "losers", "faulted"),
+    [
+        ("100011", ["100013"], "100011"),  # the winner is faulted
+        ("100007", ["100011", "100013"], "100013"),  # the last loser is faulted: the first must not be paused
+    ],
+)
+def test_publish_winner_is_one_unit(seed_path, state_dir, winner, losers, faulted):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), fail_writes_for=[faulted])
+    client.pause("ad", "100003")  # some unrelated state first, so the file exists
+    before = client.fetch_snapshot()
+    with pytest.raises(StubWriteError, match=faulted):
+        client.publish_winner_ad(winner, losers)
+    assert client.fetch_snapshot() == before
+    assert [w["method"] for w in client.writes] == ["pause"]
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    assert fresh.fetch_snapshot() == before
+
+
+def test_publish_winner_with_a_missing_ad_changes_nothing(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    before = client.fetch_snapshot()
+    with pytest.raises(KeyError):
+        client.publish_winner_ad("100011", ["100013", "404404"])
+    assert client.fetch_snapshot() == before and client.writes == []

@@ -1,0 +1,151 @@
+"""store/ledger.py on SQLite and PostgreSQL: one transaction per cycle, outcomes, cooldown history, queue."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from meta_ads_dagster.engine.cycle import plan_cycle
+from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.meta.demo import demo_snapshot
+from meta_ads_dagster.settings import load_settings
+from meta_ads_dagster.store.ledger import Ledger, actions_table, entity_history
+
+ACCOUNT = "act_1001"
+AS_OF = pd.Timestamp("2026-11-20T10:00:00+00:00")
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return parse_snapshot(demo_snapshot(ACCOUNT))
+
+
+@pytest.fixture(scope="module")
+def suggest_actions(snapshot) -> pd.DataFrame:
+    return plan_cycle(snapshot, load_settings())[0]
+
+
+@pytest.fixture(scope="module")
+def auto_actions(snapshot) -> pd.DataFrame:
+    return plan_cycle(snapshot, load_settings(meta_auto_mode="auto"))[0]
+
+
+@pytest.fixture
+def ledger(database_url):
+    store = Ledger(database_url)
+    yield store
+    store.dispose()
+
+
+def _utc(value) -> pd.Timestamp:
+    """SQLite hands back naive UTC datetimes, PostgreSQL aware ones in the session's zone."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _count(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(actions_table)).scalar_one()
+
+
+def test_record_cycle_writes_every_row(ledger, suggest_actions, snapshot):
+    ledger.record_cycle(suggest_actions, "run-1", ACCOUNT, snapshot.as_of)
+    rows = ledger.cycle_actions("run-1")
+    assert len(rows) == len(suggest_actions) == 8
+    assert list(rows["action_id"]) == list(suggest_actions["id"])
+    assert (rows["cycle_run_id"] == "run-1").all() and (rows["account_id"] == ACCOUNT).all()
+    assert list(rows["verdict"]) == list(suggest_actions["verdict"])
+    status = dict(zip(rows["verdict"], rows["status"]))
+    assert status == {"executed": "executing", "queued": "pending", "policy_blocked": "blocked", "safety_blocked": "blocked"}
+    assert [list(r) for r in rows["reasons"]] == [list(r) for r in suggest_actions["reasons"]]
+    assert _utc(rows["as_of"].iloc[0]) == AS_OF
+
+    by_entity = rows.set_index("entity_id")
+    assert by_entity.loc["200001", "current_budget_minor"] == 50000 and by_entity.loc["200001", "new_budget_minor"] == 60000
+    assert pd.isna(by_entity.loc["200016", "new_budget_minor"])
+    assert by_entity.loc["200020", "details"] == '{"loser_ad_ids": ["200022"]}'
+    assert pd.isna(by_entity.loc["200001", "details"])
+    assert (rows["actor"] == "autonomous").all()
+
+
+def test_a_bad_row_writes_nothing(ledger, suggest_actions, snapshot):
+    bad = suggest_actions.copy()
+    bad.loc[bad.index[-1], "verdict"] = "approved-by-magic"
+    with pytest.raises(KeyError):
+        ledger.record_cycle(bad, "run-bad", ACCOUNT, snapshot.as_of)
+    assert _count(ledger) == 0
+
+
+def test_a_row_the_database_rejects_rolls_back_the_whole_cycle(ledger, suggest_actions, snapshot):
+    # The last row repeats the first action id: the unique constraint fails on the last insert,
+    # after the others were sent, and the transaction takes them back.
+    duplicated = pd.concat([suggest_actions, suggest_actions.iloc[[0]]], ignore_index=True)
+    with pytest.raises(sa.exc.IntegrityError):
+        ledger.record_cycle(duplicated, "run-dup", ACCOUNT, snapshot.as_of)
+    assert _count(ledger) == 0
+
+
+def test_unique_cycle_and_action(ledger, suggest_actions, snapshot):
+    ledger.record_cycle(suggest_actions, "run-1", ACCOUNT, snapshot.as_of)
+    with pytest.raises(sa.exc.IntegrityError):
+        ledger.record_cycle(suggest_actions.iloc[[2]], "run-1", ACCOUNT, snapshot.as_of)
+    # The same actions in another cycle are fine.
+    ledger.record_cycle(suggest_actions, "run-2", ACCOUNT, snapshot.as_of)
+    assert _count(ledger) == 2 * len(suggest_actions)
+
+
+def test_mark_outcome(ledger, auto_actions, snapshot):
+    ledger.record_cycle(auto_actions, "run-1", ACCOUNT, snapshot.as_of)
+    ids = auto_actions.set_index("entity_id")["id"]
+    done_at = AS_OF + pd.Timedelta(minutes=5)
+    ledger.mark_outcome("run-1", ids["200001"], done_at, None)
+    ledger.mark_outcome("run-1", ids["200010"], done_at, "StubWriteError: refused")
+
+    rows = ledger.cycle_actions("run-1").set_index("entity_id")
+    assert rows.loc["200001", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert _utc(rows.loc["200001", "executed_at"]) == done_at
+    assert rows.loc["200010", ["verdict", "status", "error_message"]].tolist() == ["failed", "failed", "StubWriteError: refused"]
+    assert pd.isna(rows.loc["200010", "executed_at"])
+    assert rows.loc["200036", ["verdict", "status"]].tolist() == ["executed", "executing"]  # not marked yet
+    # Only the named cycle's row changes.
+    ledger.record_cycle(auto_actions, "run-2", ACCOUNT, snapshot.as_of)
+    ledger.mark_outcome("run-1", ids["200036"], done_at, None)
+    assert ledger.cycle_actions("run-2").set_index("entity_id").loc["200036", "status"] == "executing"
+
+
+def test_last_actions_latest_per_entity_and_executing_counts(ledger, auto_actions, snapshot):
+    ids = auto_actions.set_index("entity_id")["id"]
+    ledger.record_cycle(auto_actions, "run-1", ACCOUNT, AS_OF)
+    ledger.mark_outcome("run-1", ids["200001"], AS_OF + pd.Timedelta(minutes=1), None)
+    ledger.mark_outcome("run-1", ids["200010"], AS_OF, "StubWriteError: refused")  # failed: never counts
+    later = AS_OF + pd.Timedelta(hours=3)
+    ledger.record_cycle(auto_actions[auto_actions["entity_id"] == "200036"], "run-2", ACCOUNT, later)
+    ledger.mark_outcome("run-2", ids["200036"], later + pd.Timedelta(minutes=2), None)
+    ledger.record_cycle(auto_actions, "run-other", "act_9999", later)  # another account
+
+    last = ledger.last_actions(ACCOUNT)
+    when = {(row.entity_type, row.entity_id): row.executed_at for row in last.itertuples()}
+    executed = auto_actions[auto_actions["verdict"] == "executed"]
+    assert set(when) == {(t, e) for t, e in zip(executed["entity_type"], executed["entity_id"]) if e != "200010"}
+    assert when[("campaign", "200001")] == AS_OF + pd.Timedelta(minutes=1)  # done: executed_at
+    assert when[("campaign", "200036")] == later + pd.Timedelta(minutes=2)  # the latest of two cycles
+    assert when[("ad", "200016")] == AS_OF  # still executing: counts from the cycle's as_of
+    assert str(last["executed_at"].dt.tz) == "UTC"
+    # queued / blocked rows never count
+    assert ("ad", "200034") not in when and ("campaign", "200024") not in when
+
+    merged = entity_history([last, snapshot.recent_actions])
+    assert len(merged) == len(last)
+    assert ledger.last_actions("act_0000").empty
+
+
+def test_pending_lists_queued_rows(ledger, suggest_actions, snapshot):
+    ledger.record_cycle(suggest_actions, "run-1", ACCOUNT, snapshot.as_of)
+    pending = ledger.pending()
+    queued = suggest_actions[suggest_actions["verdict"] == "queued"]
+    assert len(queued) == 5
+    assert list(pending["action_id"]) == list(queued["id"])
+    assert (pending["status"] == "pending").all() and (pending["verdict"] == "queued").all()
+    assert list(ledger.pending(ACCOUNT)["action_id"]) == list(queued["id"])
+    assert ledger.pending("act_0000").empty
