@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-KAG_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "kag_conversion_data.csv"
+from .shared_files import KAG_CSV
+
 
 
 def kag_snapshot(value_per_purchase: float = 60.0, csv: Path = KAG_CSV) -> dict:

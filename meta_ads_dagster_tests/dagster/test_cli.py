@@ -12,24 +12,15 @@ from dagster import DagsterInstance
 
 from meta_ads_dagster.cli import main
 
-SEED = Path("/work/shared/examples/seed_worked_examples.json")
-DOCUMENT_KEYS = {"as_of", "mode", "actions", "stats"}
-ACTION_KEYS = {
-    "id", "type", "entity_type", "entity_id", "rule", "proposed_pct", "amount_pct",
-    "current_budget_usd", "new_budget_usd", "confidence", "verdict", "reasons",
-}
-STATS_KEYS = {
-    "campaigns_evaluated", "actions_generated", "actions_policy_blocked", "actions_safety_blocked",
-    "actions_queued", "actions_executed", "actions_failed", "errors",
-}
-TYPES = {"scale_up", "scale_down", "pause", "resume", "reallocate", "publish_winner", "create_variant"}
+from ..shared_files import ACTION_KEYS, ACTION_TYPES, PLAN_KEYS, SEED_SNAPSHOT_PATH, STATS_KEYS
+
 VERDICTS = {"executed", "queued", "policy_blocked", "safety_blocked", "failed"}
 
 
 @pytest.fixture
 def seed_path(tmp_path) -> Path:
     path = tmp_path / "seed.json"
-    shutil.copy(SEED, path)
+    shutil.copy(SEED_SNAPSHOT_PATH, path)
     return path
 
 
@@ -44,12 +35,12 @@ def test_plan_json_follows_the_contract(capsys, seed_path, mode):
     code, out, err = _plan(capsys, "--snapshot", str(seed_path), "--mode", mode, "--format", "json")
     assert code == 0 and err == ""
     document = json.loads(out)
-    assert set(document) == DOCUMENT_KEYS
+    assert set(document) == PLAN_KEYS
     assert document["as_of"] == "2026-11-25T10:30:00+00:00" and document["mode"] == mode
     assert set(document["stats"]) == STATS_KEYS and document["stats"]["errors"] == []
     actions = document["actions"]
     assert actions and all(set(action) == ACTION_KEYS for action in actions)
-    assert all(action["type"] in TYPES and action["verdict"] in VERDICTS for action in actions)
+    assert all(action["type"] in ACTION_TYPES and action["verdict"] in VERDICTS for action in actions)
     assert all(isinstance(action["reasons"], list) and action["reasons"] for action in actions)
     assert len({action["id"] for action in actions}) == len(actions)
 
@@ -81,7 +72,7 @@ def test_plan_writes_nothing(capsys, seed_path, tmp_path):
     before = sorted(p.relative_to(home) for p in home.rglob("*"))
     assert _plan(capsys, "--snapshot", str(seed_path), "--mode", "auto")[0] == 0
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
-    assert json.loads(seed_path.read_text()) == json.loads(SEED.read_text())
+    assert json.loads(seed_path.read_text()) == json.loads(SEED_SNAPSHOT_PATH.read_text())
 
 
 def test_plan_table(capsys, seed_path):
@@ -109,7 +100,7 @@ def test_plan_table(capsys, seed_path):
     ],
 )
 def test_plan_rejects_a_broken_snapshot(capsys, tmp_path, mutate, expected):
-    document = json.loads(SEED.read_text())
+    document = json.loads(SEED_SNAPSHOT_PATH.read_text())
     mutate(document)
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(document))

@@ -43,7 +43,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,9 +50,9 @@ import numpy as np
 
 from meta_ads_dagster.engine.actions import ACTION_COLUMNS
 
+from ..shared_files import SEED_SNAPSHOT_PATH
+
 AS_OF = "2026-11-25T10:30:00+00:00"
-# The seed's worked examples (a copy of shared/examples/seed_worked_examples.json, same as_of).
-SEED_SNAPSHOT_PATH = Path(__file__).parent / "data" / "seed_worked_examples.json"
 DEFAULT_AGE_HOURS = 240.0  # 10 days: outside every embargo
 
 

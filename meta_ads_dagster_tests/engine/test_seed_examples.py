@@ -17,23 +17,13 @@ from meta_ads_dagster.engine.routing import route_actions
 from meta_ads_dagster.engine.snapshot import load_snapshot_text, parse_snapshot
 from meta_ads_dagster.settings import load_settings
 
+from ..shared_files import ACTION_KEYS, CONTRACT_PATH as CONTRACT, PLAN_KEYS, STATS_KEYS
 from .factories import (
     SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, make_action, make_snapshot, plan_actions, steady_days,
 )
 
 BLACK_FRIDAY, EVERGREEN, EVERGREEN_ADSET, VARIANT_B = "100001", "100005", "100006", "100013"
 
-# The output keys of `meta-ads plan --format json`, as SNAPSHOT.md specifies them.
-TOP_KEYS = {"as_of", "mode", "actions", "stats"}
-ACTION_KEYS = {
-    "id", "type", "entity_type", "entity_id", "rule", "proposed_pct", "amount_pct",
-    "current_budget_usd", "new_budget_usd", "confidence", "verdict", "reasons",
-}
-STATS_KEYS = {
-    "campaigns_evaluated", "actions_generated", "actions_policy_blocked", "actions_safety_blocked",
-    "actions_queued", "actions_executed", "actions_failed", "errors",
-}
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "SNAPSHOT.md"
 
 
 def plan(mode: str) -> dict:
@@ -151,7 +141,7 @@ def test_action_ids_do_not_depend_on_the_mode(seed_plans):
 def test_plan_output_matches_the_contract(seed_plans, mode):
     document = seed_plans[mode]
     json.dumps(document, allow_nan=False)  # plain JSON: no NaN, no numpy types
-    assert set(document) == TOP_KEYS
+    assert set(document) == PLAN_KEYS
     assert set(document["stats"]) == STATS_KEYS
     assert document["actions"]
     for action in document["actions"]:
@@ -171,16 +161,9 @@ def test_contract_keys_are_those_of_snapshot_md():
     block = block[: block.index("```")]
     block = re.sub(r"//[^\n]*", "", block).replace('"…"', '"x"')
     example = json.loads(block)
-    assert set(example) == TOP_KEYS
+    assert set(example) == PLAN_KEYS
     assert set(example["actions"][0]) == ACTION_KEYS
     assert set(example["stats"]) == STATS_KEYS
-
-
-def test_seed_copy_matches_the_shared_example():
-    shared = Path(__file__).resolve().parents[3] / "shared" / "examples" / "seed_worked_examples.json"
-    if not shared.exists():
-        pytest.skip("shared/examples not beside the repository")
-    assert json.loads(shared.read_text()) == json.loads(SEED_SNAPSHOT_PATH.read_text())
 
 
 def test_plan_document_on_a_parsed_dict_equals_the_text_route():

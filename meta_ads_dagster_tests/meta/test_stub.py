@@ -13,13 +13,13 @@ from meta_ads_dagster.engine.snapshot import parse_snapshot
 from meta_ads_dagster.meta.demo import DEMO_AS_OF, demo_snapshot
 from meta_ads_dagster.meta.stub import StubMetaAdsClient, StubWriteError
 
-SEED = Path("/work/shared/examples/seed_worked_examples.json")
+from ..shared_files import SEED_SNAPSHOT_PATH
 
 
 @pytest.fixture
 def seed_path(tmp_path) -> Path:
     path = tmp_path / "seed_worked_examples.json"
-    shutil.copy(SEED, path)
+    shutil.copy(SEED_SNAPSHOT_PATH, path)
     return path
 
 
@@ -102,7 +102,7 @@ def test_every_write_is_recorded_and_persists_for_a_new_client(seed_path, state_
     snap = parse_snapshot(doc)
     assert snap.campaigns.set_index("id").loc["100001", "daily_budget"] == 55000
     # The source file is never modified.
-    assert json.loads(seed_path.read_text()) == json.loads(SEED.read_text())
+    assert json.loads(seed_path.read_text()) == json.loads(SEED_SNAPSHOT_PATH.read_text())
 
 
 def test_adset_budget_and_unknown_entities(seed_path, state_dir):
