@@ -77,7 +77,9 @@ def execute(
     run_id = context.run_id
     store.record_cycle(actions, run_id, account_snapshot.account_id, account_snapshot.as_of)
     executed, records = execute_actions(
-        actions, meta_client, lambda action_id, error: store.mark_outcome(run_id, action_id, account_snapshot.as_of, error)
+        actions,
+        meta_client,
+        lambda outcome: store.mark_outcome(run_id, outcome.action_id, account_snapshot.as_of, outcome.error, outcome.status),
     )
     for record in records:
         context.log.info("action " + json.dumps(record, default=str, sort_keys=True))

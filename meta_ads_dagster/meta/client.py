@@ -8,9 +8,33 @@ budgets are integer minor units of the account currency.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from dagster import ConfigurableResource
+
+
+@dataclass(frozen=True)
+class Write:
+    """One action to apply: what ``apply_writes`` receives (budgets in minor units)."""
+
+    action_id: str
+    type: str
+    entity_type: str
+    entity_id: str
+    new_budget_minor: int | None = None
+    loser_ad_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What became of one write. ``unknown``: sent, but no answer came back (e.g. a timeout), so
+    it may or may not have landed; it is never re-sent blindly, the next cycle reads the entity."""
+
+    action_id: str
+    status: Literal["executed", "failed", "unknown"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
 
 
 class MetaAdsClient(ConfigurableResource, ABC):
@@ -39,3 +63,28 @@ class MetaAdsClient(ConfigurableResource, ABC):
     @abstractmethod
     def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
         """Create a new ad in the same ad set from a varied creative, PAUSED until approved."""
+
+    def apply_write(self, write: Write) -> dict[str, Any]:
+        """One write through the single-object methods above."""
+        if write.type in ("scale_up", "scale_down"):
+            return self.update_budget(write.entity_type, write.entity_id, int(write.new_budget_minor))
+        if write.type == "pause":
+            return self.pause(write.entity_type, write.entity_id)
+        if write.type == "publish_winner":
+            return self.publish_winner_ad(write.entity_id, list(write.loser_ad_ids))
+        if write.type == "create_variant":
+            return self.create_new_ad_variant(write.entity_id)
+        raise ValueError(f"action {write.action_id}: type {write.type!r} cannot be executed automatically")
+
+    def apply_writes(self, writes: list[Write]) -> list[WriteOutcome]:
+        """Apply writes in order, one outcome each; a failure fails that write only.
+
+        Clients that can group writes (the live client's Graph batches) override this.
+        """
+        outcomes = []
+        for write in writes:
+            try:
+                outcomes.append(WriteOutcome(write.action_id, "executed", self.apply_write(write)))
+            except Exception as exc:  # a failed write fails this action only
+                outcomes.append(WriteOutcome(write.action_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+        return outcomes

@@ -1,8 +1,10 @@
 """Execution: apply the actions routed to ``executed`` through the Meta client.
 
 A failed write fails that action only (verdict ``failed`` with Meta's message); the cycle goes on.
-Each action yields one log record with the seed's fields, executed or not, so the run's event log
-is the complete account of the cycle.
+A write whose outcome is unknown (sent, no answer) is also reported ``failed`` for this cycle, with
+a reason saying so; the ledger keeps it as ``unknown`` so it is never re-sent blindly. Each action
+yields one log record with the seed's fields, executed or not, so the run's event log is the complete
+account of the cycle.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ from typing import Any
 import pandas as pd
 
 from ..engine.actions import add_reason
-from .client import MetaAdsClient
+from .client import MetaAdsClient, Write, WriteOutcome
 
 
-def apply_action(client: MetaAdsClient, action) -> dict[str, Any]:
-    """One write for one action row (a namedtuple of the action frame)."""
-    if action.type in ("scale_up", "scale_down"):
-        return client.update_budget(action.entity_type, action.entity_id, int(action.new_budget_minor))
-    if action.type == "pause":
-        return client.pause(action.entity_type, action.entity_id)
-    if action.type == "publish_winner":
-        return client.publish_winner_ad(action.entity_id, list(action.loser_ad_ids))
-    if action.type == "create_variant":
-        return client.create_new_ad_variant(action.entity_id)
-    raise ValueError(f"action {action.id}: type {action.type!r} cannot be executed automatically")
+def to_writes(actions: pd.DataFrame) -> list[Write]:
+    """The ``executed`` rows of an action frame as writes for the client."""
+    executed = actions[actions["verdict"] == "executed"]
+    return [
+        Write(
+            action_id=a.id,
+            type=a.type,
+            entity_type=a.entity_type,
+            entity_id=a.entity_id,
+            new_budget_minor=None if pd.isna(a.new_budget_minor) else int(a.new_budget_minor),
+            loser_ad_ids=tuple(a.loser_ad_ids) if isinstance(a.loser_ad_ids, (list, tuple)) else (),
+        )
+        for a in executed.itertuples(index=False)
+    ]
 
 
 def _input_snapshot(action) -> dict[str, Any]:
@@ -41,37 +46,45 @@ def _input_snapshot(action) -> dict[str, Any]:
 def execute_actions(
     actions: pd.DataFrame,
     client: MetaAdsClient,
-    mark_outcome: Callable[[str, str | None], None],
+    mark_outcome: Callable[[WriteOutcome], None],
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Apply every ``executed`` action; ``mark_outcome(action_id, error)`` is called after each write.
+    """Apply every ``executed`` action; ``mark_outcome`` is called once per write's outcome.
 
-    Returns the actions (failures re-labelled ``failed``) and one log record per action.
+    Returns the actions (failed and unknown writes re-labelled ``failed``) and one log record per action.
     """
+    outcomes = {outcome.action_id: outcome for outcome in client.apply_writes(to_writes(actions))}
+    for outcome in outcomes.values():
+        mark_outcome(outcome)
+
     actions = actions.copy()
+    unsuccessful = actions["id"].map(lambda i: i in outcomes and outcomes[i].status != "executed").to_numpy()
+    add_reason(
+        actions,
+        unsuccessful,
+        [
+            (f"outcome unknown: {outcomes[i].error}; not re-sent, reconciled next cycle"
+             if outcomes[i].status == "unknown" else f"write failed: {outcomes[i].error}") if i in outcomes else ""
+            for i in actions["id"]
+        ],
+    )
+    actions.loc[unsuccessful, "verdict"] = "failed"
+
     records = []
-    for position, action in enumerate(actions.itertuples(index=False)):
-        record = {
-            "step": "execute" if action.verdict == "executed" else "route",
-            "action": action.type,
-            "action_id": action.id,
-            "entity_type": action.entity_type,
-            "entity_id": action.entity_id,
-            "verdict": action.verdict,
-            "input_snapshot": _input_snapshot(action),
-            "output_snapshot": None,
-            "success": None,
-            "error_message": None,
-        }
-        if action.verdict == "executed":
-            try:
-                record["output_snapshot"] = apply_action(client, action)
-                record["success"] = True
-                mark_outcome(action.id, None)
-            except Exception as exc:  # a failed write fails this action only
-                error = f"{type(exc).__name__}: {exc}"
-                record.update(success=False, error_message=error, verdict="failed")
-                actions.iloc[position, actions.columns.get_loc("verdict")] = "failed"
-                add_reason(actions, actions.index == actions.index[position], f"write failed: {error}")
-                mark_outcome(action.id, error)
-        records.append(record)
+    for action in actions.itertuples(index=False):
+        outcome = outcomes.get(action.id)
+        records.append(
+            {
+                "step": "execute" if outcome else "route",
+                "action": action.type,
+                "action_id": action.id,
+                "entity_type": action.entity_type,
+                "entity_id": action.entity_id,
+                "verdict": action.verdict,
+                "input_snapshot": _input_snapshot(action),
+                "output_snapshot": outcome.result if outcome else None,
+                "success": (outcome.status == "executed") if outcome else None,
+                "error_message": outcome.error if outcome else None,
+                "outcome": outcome.status if outcome else None,
+            }
+        )
     return actions, records

@@ -50,7 +50,8 @@ actions_table = sa.Table(
     sa.Index("ix_meta_actions_entity", "account_id", "entity_type", "entity_id"),
 )
 
-# status of a row: pending (queued for a human), executing (write under way), done, failed, blocked
+# status of a row: pending (queued for a human), executing (write under way), done, failed,
+# unknown (sent, no answer: may have landed), blocked
 STATUS_BY_VERDICT = {
     "queued": "pending",
     "executed": "executing",
@@ -108,13 +109,15 @@ class Ledger:
             with self.engine.begin() as conn:
                 conn.execute(actions_table.insert(), rows)
 
-    def mark_outcome(self, cycle_run_id: str, action_id: str, executed_at, error: str | None) -> None:
-        """After Meta answered: ``executed`` (status done) or ``failed`` with the error."""
-        values = (
-            {"verdict": "executed", "status": "done", "executed_at": _utc(executed_at)}
-            if error is None
-            else {"verdict": "failed", "status": "failed", "error_message": error}
-        )
+    def mark_outcome(self, cycle_run_id: str, action_id: str, executed_at, error: str | None = None, status: str | None = None) -> None:
+        """After Meta answered (or did not): ``executed`` → status done; ``failed`` with the error;
+        ``unknown`` (sent, no answer) keeps the error and counts for the cooldown, since it may have landed."""
+        status = status or ("executed" if error is None else "failed")
+        values = {
+            "executed": {"verdict": "executed", "status": "done", "executed_at": _utc(executed_at)},
+            "failed": {"verdict": "failed", "status": "failed", "error_message": error},
+            "unknown": {"verdict": "failed", "status": "unknown", "error_message": error, "executed_at": _utc(executed_at)},
+        }[status]
         with self.engine.begin() as conn:
             conn.execute(
                 actions_table.update()
@@ -125,13 +128,13 @@ class Ledger:
     def last_actions(self, account_id: str) -> pd.DataFrame:
         """Latest execution per entity (what the 24 h cooldown measures from).
 
-        Rows still ``executing`` count too: a write whose outcome is unknown may have landed.
+        Rows still ``executing`` or ``unknown`` count too: a write whose outcome is unknown may have landed.
         """
         c = actions_table.c
         when = sa.func.coalesce(c.executed_at, c.as_of)
         query = (
             sa.select(c.entity_type, c.entity_id, sa.func.max(when).label("executed_at"))
-            .where(c.account_id == account_id, c.status.in_(["done", "executing"]))
+            .where(c.account_id == account_id, c.status.in_(["done", "executing", "unknown"]))
             .group_by(c.entity_type, c.entity_id)
         )
         with self.engine.connect() as conn:

@@ -37,7 +37,7 @@ def test_plan_has_the_expected_executable_actions(auto_actions):
 def test_a_failing_write_fails_only_that_action(tmp_path, auto_actions):
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["200010"])
     calls: list[tuple[str, str | None]] = []
-    result, records = execute_actions(auto_actions, client, lambda action_id, error: calls.append((action_id, error)))
+    result, records = execute_actions(auto_actions, client, lambda outcome: calls.append((outcome.action_id, outcome.error)))
 
     verdicts = _by_entity(result)["verdict"]
     assert verdicts["200010"] == "failed"
@@ -86,7 +86,7 @@ def test_nothing_is_written_in_suggest_mode_but_the_hard_stop(tmp_path):
     actions, _ = plan_cycle(parse_snapshot(demo_snapshot()), load_settings())
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001")
     calls = []
-    result, records = execute_actions(actions, client, lambda action_id, error: calls.append((action_id, error)))
+    result, records = execute_actions(actions, client, lambda outcome: calls.append((outcome.action_id, outcome.error)))
     assert [(w["method"], w["entity_id"]) for w in client.writes] == [("pause", "200016")]
     assert len(calls) == 1 and calls[0][1] is None
     assert result["verdict"].tolist() == actions["verdict"].tolist()
@@ -97,7 +97,7 @@ def test_an_action_type_that_cannot_execute_fails_cleanly(tmp_path, auto_actions
     weird["type"] = "reallocate"
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001")
     calls = []
-    result, records = execute_actions(weird, client, lambda action_id, error: calls.append(error))
+    result, records = execute_actions(weird, client, lambda outcome: calls.append(outcome.error))
     assert result["verdict"].tolist() == ["failed"]
     assert calls and calls[0].startswith("ValueError:") and "reallocate" in calls[0]
     assert client.writes == []
