@@ -75,7 +75,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     # Imported here: `meta-ads plan` must not pay for (or need) Dagster.
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterInvalidConfigError
 
     from .jobs import CYCLE_JOB_NAME
 
@@ -88,10 +88,17 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        try:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+        except DagsterInvalidConfigError as exc:  # e.g. a live secret's EnvVar is not set
+            print(f"meta-ads: the cycle could not start: {exc.errors[0].message if exc.errors else exc}", file=sys.stderr)
+            return 1
         actions = result.output_for_node("optimization_cycle") if result.success else None
     print(f"\ncycle run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} "
           f"({settings.meta_api_mode} mode, {settings.meta_auto_mode})")
+    for event in result.all_events if not result.success else []:
+        if event.is_failure and event.event_specific_data is not None and getattr(event.event_specific_data, "error", None):
+            print(f"  {event.step_key or 'run'}: {event.event_specific_data.error.message.strip()}")
     if actions is not None:
         from .engine.cycle import contract_actions
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
 from .meta.client import MetaAdsClient
+from .meta.live import LiveMetaAdsClient
 from .meta.stub import StubMetaAdsClient
-from .settings import Settings, SettingsError
+from .settings import Settings
 from .store.ledger import Ledger
 
 
@@ -38,12 +39,20 @@ def dagster_home() -> Path:
 
 
 def meta_client(settings: Settings) -> MetaAdsClient:
-    if settings.meta_api_mode == "live":
-        raise SettingsError(
-            "META_API_MODE: live mode is not available in this version (the live client is being built); "
-            "use META_API_MODE=stub"
-        )
+    """The Meta client for META_API_MODE: the stub, or the live Graph API client.
+
+    Live secrets are ``EnvVar``s: resolved when a run starts (a missing one fails that run with
+    its name, before anything is read or written), masked in the UI, never stored in run config.
+    """
     accounts = settings.account_ids
+    if settings.meta_api_mode == "live":
+        return LiveMetaAdsClient(
+            access_token=EnvVar("META_ACCESS_TOKEN"),
+            app_id=EnvVar("META_APP_ID"),
+            app_secret=EnvVar("META_APP_SECRET"),
+            account_id=accounts[0] if accounts else "",
+            graph_url=settings.meta_graph_url,
+        )
     return StubMetaAdsClient(
         state_dir=str(dagster_home() / "stub_state"),
         snapshot_path=settings.meta_stub_snapshot,

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     meta_ad_account_ids: str = ""
     meta_stub_snapshot: str | None = None
     meta_ads_database_url: str | None = None
+    # Graph API base URL: Meta's by default; a company proxy, or the fake server in tests.
+    meta_graph_url: str = "https://graph.facebook.com"
 
     # --- policy: how far one cycle may move a budget --------------------------------------------
     max_daily_change_pct: float = Field(0.20, gt=0, le=1)

@@ -142,12 +142,21 @@ def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monk
         assert run.tags["meta/triggered_by"] == "manual"
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("META_API_MODE", "live"), ("MAX_AUTO_CHANGE_PCT", "2")]
-)
+@pytest.mark.parametrize(("variable", "value"), [("MAX_AUTO_CHANGE_PCT", "2"), ("META_CYCLE_INTERVAL_MINUTES", "7")])
 def test_cycle_refuses_settings_it_cannot_run(capsys, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     assert main(["cycle"]) == 2
     out, err = capsys.readouterr()
     assert err.startswith("meta-ads: ") and variable in err
     assert "cycle run" not in out
+
+
+def test_live_cycle_without_a_token_fails_naming_the_variable(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("META_API_MODE", "live")
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_2001")
+    for name in ("META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["cycle"]) == 1
+    out, err = capsys.readouterr()
+    assert "cycle could not start" in err and "META_ACCESS_TOKEN" in err

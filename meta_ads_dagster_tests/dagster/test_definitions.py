@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dagster import AssetKey, DefaultScheduleStatus, Definitions
+from dagster import AssetKey, DefaultScheduleStatus, Definitions, EnvVar
 
 from meta_ads_dagster.definitions import build_definitions
 from meta_ads_dagster.jobs import CYCLE_JOB_NAME
+from meta_ads_dagster.meta.live import LiveMetaAdsClient
 from meta_ads_dagster.schedules import SCHEDULE_NAME
 from meta_ads_dagster.settings import SettingsError, load_settings
 
@@ -81,11 +82,15 @@ def test_assets_and_lineage():
     assert checks == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
 
 
-def test_live_mode_is_refused_at_build_time(monkeypatch):
+def test_live_mode_loads_without_secrets_and_keeps_them_as_env_vars(monkeypatch):
     monkeypatch.setenv("META_API_MODE", "live")
-    settings = load_settings()  # a valid value ...
-    with pytest.raises(SettingsError, match="META_API_MODE"):
-        build_definitions(settings)  # ... that this version cannot run
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-secret-token")
+    defs = build_definitions(load_settings())  # the code location loads whatever the secrets
+    client = defs.resources["meta_client"]
+    assert isinstance(client, LiveMetaAdsClient)
+    # The token is an EnvVar reference, resolved only when a run starts: never a stored value.
+    assert client.access_token == EnvVar("META_ACCESS_TOKEN")
+    assert "EAAG-secret-token" not in repr(client)
 
 
 @pytest.mark.parametrize(
