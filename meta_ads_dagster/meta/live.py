@@ -208,6 +208,7 @@ class LiveMetaAdsClient(MetaAdsClient):
     _clock: Callable[[], float] = PrivateAttr(default=time.time)
     _rng: random.Random = PrivateAttr(default_factory=random.Random)
     _insights: list[dict[str, Any]] | None = PrivateAttr(default=None)
+    _as_of: datetime | None = PrivateAttr(default=None)  # when the insights were read
     _account: dict[str, Any] | None = PrivateAttr(default=None)
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -269,7 +270,8 @@ class LiveMetaAdsClient(MetaAdsClient):
     def sync_insights(self) -> None:
         """Run one async insights report (AdReportRun) over the 28-day lookback and keep its rows."""
         account = self._account_info()
-        today = datetime.fromtimestamp(self._clock(), ZoneInfo(account["timezone_name"])).date()
+        self._as_of = datetime.fromtimestamp(self._clock(), timezone.utc)
+        today = self._as_of.astimezone(ZoneInfo(account["timezone_name"])).date()
         params = {
             "level": "ad",
             "time_increment": 1,
@@ -299,7 +301,7 @@ class LiveMetaAdsClient(MetaAdsClient):
         account = self._account_info()
         creatives = self._read_all("get_ad_creatives", ["id", "status"])
         return {
-            "as_of": datetime.fromtimestamp(self._clock(), timezone.utc).isoformat(),
+            "as_of": self._as_of.isoformat(),
             "account": {"id": self.act_id, "currency": account["currency"], "timezone_name": account["timezone_name"]},
             "campaigns": self._read_all("get_campaigns", ["id", "name", "status", "created_time", "daily_budget"]),
             "adsets": self._read_all("get_ad_sets", ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "targeting"]),
