@@ -18,7 +18,7 @@ from ..engine.routing import route_actions
 from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot
 from ..meta.client import MetaAdsClient
-from ..meta.execution import execute_actions
+from ..meta.execution import execute_actions, hold_back_already_sent
 from ..resources import LedgerResource
 from ..settings import Settings
 from ..store.ledger import entity_history
@@ -75,7 +75,9 @@ def execute(
     """STEP 3: record the cycle in the ledger, then apply the executable actions through the client."""
     store = ledger.open()
     run_id = context.run_id
-    store.record_cycle(actions, run_id, account_snapshot.account_id, account_snapshot.as_of)
+    account = account_snapshot.account_id
+    actions = hold_back_already_sent(actions, store.already_sent(account, actions.loc[actions["verdict"] == "executed", "id"]))
+    store.record_cycle(actions, run_id, account, account_snapshot.as_of)
     executed, records = execute_actions(
         actions,
         meta_client,

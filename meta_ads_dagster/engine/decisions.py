@@ -58,19 +58,23 @@ def propose_actions(
     fatigue: pd.DataFrame,
     settings: Settings,
 ) -> pd.DataFrame:
-    """Candidate actions (verdict ``proposed``) for the campaigns in scope this tick."""
-    scope = campaigns_in_scope(metrics, settings.max_campaigns_per_tick)
-    live = metrics[metrics["effective_active"] & metrics["campaign_id"].isin(scope)]
+    """Candidate actions (verdict ``proposed``) for the campaigns in scope this tick.
+
+    Hard stops are looked for in every active campaign, in scope or not: they only cut spend, and
+    a low-spend money pit outside the top MAX_CAMPAIGNS_PER_TICK must not run on forever.
+    """
+    active = metrics[metrics["effective_active"]]
+    live = active[active["campaign_id"].isin(campaigns_in_scope(metrics, settings.max_campaigns_per_tick))]
     holders = live[live["is_budget_holder"]]
     roas = holders["roas_7d"]
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
 
-    halt, _ = PolicyEngine(settings).must_halt(live["roas_7d"], live["confidence"], live["spend_7d"])
+    halt, _ = PolicyEngine(settings).must_halt(active["roas_7d"], active["confidence"], active["spend_7d"])
     winners = _winners_by_ad(ab_tests)
     fatigued = fatigue[fatigue["fatigued"]]
 
     candidates = [
-        _rule(live[halt], "pause", "hard_stop", None, lambda m: [
+        _rule(active[halt], "pause", "hard_stop", None, lambda m: [
             f"hard stop: ROAS {r:.2f} < {settings.hard_stop_roas} with confidence {c:.2f} ≥ {settings.hard_stop_confidence}"
             for r, c in zip(m["roas_7d"], m["confidence"])
         ]),

@@ -34,6 +34,19 @@ def to_writes(actions: pd.DataFrame) -> list[Write]:
     ]
 
 
+def hold_back_already_sent(actions: pd.DataFrame, sent: dict[str, str]) -> pd.DataFrame:
+    """Executable actions whose write an earlier run already sent are not sent again.
+
+    Re-executing a run (or one step of it) replays its routed actions; their ids are the same, so
+    the ledger knows them. They become ``safety_blocked`` with the run that sent them.
+    """
+    actions = actions.copy()
+    repeat = (actions["verdict"].eq("executed") & actions["id"].isin(list(sent))).to_numpy()
+    add_reason(actions, repeat, [f"already sent by run {sent.get(i, '')}; not sent again" for i in actions["id"]])
+    actions.loc[repeat, "verdict"] = "safety_blocked"
+    return actions
+
+
 def _input_snapshot(action) -> dict[str, Any]:
     return {
         "rule": action.rule,

@@ -142,6 +142,20 @@ class Ledger:
         frame["executed_at"] = pd.to_datetime(frame["executed_at"], utc=True)
         return frame
 
+    def already_sent(self, account_id: str, action_ids: Iterable[str]) -> dict[str, str]:
+        """Action ids (deterministic: snapshot time, entity, type) whose write was already sent,
+        done or of unknown outcome, by any run → that run's id. A re-executed step must not send
+        them again."""
+        ids = list(action_ids)
+        if not ids:
+            return {}
+        c = actions_table.c
+        query = sa.select(c.action_id, c.cycle_run_id).where(
+            c.account_id == account_id, c.action_id.in_(ids), c.status.in_(["done", "executing", "unknown"])
+        )
+        with self.engine.connect() as conn:
+            return {row.action_id: row.cycle_run_id for row in conn.execute(query)}
+
     def cycle_actions(self, cycle_run_id: str) -> pd.DataFrame:
         return self._select(actions_table.c.cycle_run_id == cycle_run_id)
 

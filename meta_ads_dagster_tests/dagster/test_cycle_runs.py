@@ -230,3 +230,31 @@ def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatc
     ledger = cycle.ledger()
     assert ledger.cycle_actions(result.run_id).empty and ledger.pending().empty and ledger.last_actions("act_1001").empty
     ledger.dispose()
+
+
+def reconstructable_cycle_job():
+    """Module-level, so Dagster can rebuild the job in a re-execution (reconstructable)."""
+    return build_definitions(load_settings()).resolve_job_def(CYCLE_JOB_NAME)
+
+
+def test_reexecuting_the_execute_step_sends_nothing_twice(monkeypatch, database_file):
+    from dagster import ReexecutionOptions, execute_job, reconstructable
+
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    with DagsterInstance.get() as instance:
+        first = Cycle().run(instance)
+        assert first.success
+        before = Cycle().stub_writes()
+        options = ReexecutionOptions(parent_run_id=first.run_id, step_selection=["optimization_cycle.execute", "optimization_cycle.finalize"])
+        in_process = {"execution": {"config": {"in_process": {}}}}
+        with execute_job(reconstructable(reconstructable_cycle_job), instance, run_config=in_process, reexecution_options=options) as again:
+            assert again.success
+            run_id = again.run_id
+
+    assert Cycle().stub_writes() == before  # not one write more
+    ledger = Cycle().ledger()
+    replayed = ledger.cycle_actions(run_id).set_index("entity_id")
+    ledger.dispose()
+    for _, entity_id in BUDGET_ENTITIES:
+        assert replayed.loc[entity_id, "verdict"] == "safety_blocked"
+        assert f"already sent by run {first.run_id}" in replayed.loc[entity_id, "reasons"][-1]

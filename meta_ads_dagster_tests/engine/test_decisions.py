@@ -314,6 +314,17 @@ def test_max_campaigns_per_tick_takes_the_highest_spend_first():
     assert sorted(actions["entity_id"]) == sorted([campaign_id(1), campaign_id(2)])
 
 
+def test_hard_stops_reach_campaigns_outside_the_per_tick_scope():
+    # The third campaign spends least, so it is outside the top 1 by spend; its hard stop still fires.
+    doc = make_snapshot([campaign(roas=2.0, spend=500, purchases=20), campaign(roas=2.2, spend=400, purchases=20),
+                         campaign(roas=0.2, spend=150, purchases=40)])
+    actions = plan(doc, max_campaigns_per_tick=1)
+    stops = actions[actions["rule"] == "hard_stop"]
+    assert set(stops["campaign_id"]) == {campaign_id(2)}
+    assert set(stops["verdict"]) == {"executed"}
+    assert not (actions["campaign_id"] == campaign_id(1)).any()  # other rules stay in scope
+
+
 def test_paused_campaigns_are_not_evaluated():
     doc = make_snapshot([campaign(roas=4.0, purchases=20, status="PAUSED"), campaign(roas=0.5, purchases=10, status="PAUSED")])
     assert plan(doc).empty
