@@ -16,9 +16,9 @@ from pathlib import Path
 
 from .engine.cycle import plan_document
 from .engine.snapshot import SnapshotError, load_snapshot_text
-from .settings import SettingsError, load_settings
+from .settings import SettingsError, dagster_home, load_settings
 
-INSTANCE_YAML = "# Embedded default: SQLite storage under this folder; no server needed.\ntelemetry:\n  enabled: false\n"
+INSTANCE_YAML = Path(__file__).with_name("instance.yaml")
 TABLE_COLUMNS = ("id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_usd", "new_budget_usd", "confidence", "verdict")
 
 
@@ -59,11 +59,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def ensure_dagster_home() -> Path:
     """A persistent DAGSTER_HOME (without one Dagster keeps nothing), created on first use."""
-    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(INSTANCE_YAML)
+        config.write_text(INSTANCE_YAML.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
 from .meta.stub import StubMetaAdsClient
-from .settings import Settings
+from .settings import Settings, dagster_home
 from .store.ledger import Ledger
 
 
@@ -31,11 +28,6 @@ class LedgerResource(ConfigurableResource):
         if self._ledger is not None:
             self._ledger.dispose()
             self._ledger = None
-
-
-def dagster_home() -> Path:
-    """DAGSTER_HOME, or ./.dagster_home (what ``meta-ads cycle`` creates) when unset."""
-    return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home")
 
 
 def meta_client(settings: Settings) -> MetaAdsClient:

@@ -104,12 +104,16 @@ class Settings(BaseSettings):
         """App tables: META_ADS_DATABASE_URL, else a SQLite file beside Dagster's own storage."""
         if self.meta_ads_database_url:
             return self.meta_ads_database_url
-        home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home")
-        return f"sqlite:///{home / 'meta_ads.sqlite'}"
+        return f"sqlite:///{dagster_home() / 'meta_ads.sqlite'}"
 
     def with_mode(self, mode: str) -> "Settings":
         """The same settings in another mode (used by ``meta-ads plan --mode``)."""
         return _validated(self.model_dump() | {"meta_auto_mode": mode})
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, or ./.dagster_home (what ``meta-ads cycle`` creates) when unset."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
 
 
 def _split_ids(raw: str) -> list[str]:

@@ -66,7 +66,8 @@ Money = Annotated[float, BeforeValidator(_non_negative_decimal)]
 Count = Annotated[int, BeforeValidator(_non_negative_int)]
 MinorUnits = Annotated[int | None, BeforeValidator(_minor_units)]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
-ObjectId = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+# Graph ids are strings; a JSON integer is accepted as one, a boolean is not (int's subclass).
+ObjectId = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
 
 
 class _Strict(BaseModel):
@@ -144,7 +145,9 @@ class ABTest(_Strict):
     @field_validator("ad_ids")
     @classmethod
     def _two_or_more(cls, ad_ids: list[str]) -> list[str]:
-        if len(set(ad_ids)) < 2:
+        if len(set(ad_ids)) != len(ad_ids):
+            raise ValueError("an ad appears twice in the same A/B test")
+        if len(ad_ids) < 2:
             raise ValueError("an A/B test needs at least two distinct ads")
         return ad_ids
 
@@ -281,7 +284,8 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
 
 
 INSIGHT_IDS = ("ad_id", "adset_id", "campaign_id")
-INSIGHT_REQUIRED = (*INSIGHT_IDS, "date_start", "date_stop", "spend", "impressions", "clicks")
+# country is required: rows come from breakdowns=country, and the geo rules read the spend mix.
+INSIGHT_REQUIRED = (*INSIGHT_IDS, "date_start", "date_stop", "country", "spend", "impressions", "clicks")
 INSIGHT_COLUMNS = [*INSIGHT_IDS, "date", "country", "spend", "impressions", "clicks", "purchases", "revenue"]
 
 
@@ -317,12 +321,16 @@ def _parse_insights(rows: list[dict[str, Any]]) -> pd.DataFrame:
         text = raw[field].astype(str)
         _reject_first(~text.str.fullmatch(r"\d+"), raw[field], field, "must be a whole number >= 0")
         counts[field] = text.astype("int64")
-    country = raw["country"].fillna("unknown").astype(str) if "country" in raw else "unknown"
+    # Meta reports spend it cannot place as country "unknown".
+    _reject_first(
+        ~raw["country"].map(lambda v: isinstance(v, str) and ((len(v) == 2 and v.isalpha()) or v == "unknown")),
+        raw["country"], "country", "must be a two-letter country code (or \"unknown\")",
+    )
     return pd.DataFrame(
         {
             **{field: raw[field].astype(str) for field in INSIGHT_IDS},
             "date": dates["date_start"],
-            "country": country,
+            "country": raw["country"],
             "spend": spend.astype("float64"),
             **counts,
             "purchases": _purchase_totals(raw, "actions"),

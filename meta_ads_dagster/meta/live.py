@@ -23,7 +23,9 @@ Sleeping and the clock are injectable, so tests drive backoff and throttling wit
 from __future__ import annotations
 
 import json
+import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +54,29 @@ INSIGHTS_LOOKBACK_DAYS = 28  # Meta restates conversions for up to 28 days
 ATTRIBUTION_WINDOWS = ["7d_click", "1d_view"]
 INSIGHT_FIELDS = ["ad_id", "adset_id", "campaign_id", "date_start", "date_stop", "spend", "impressions", "clicks", "actions", "action_values"]
 REPORT_DONE, REPORT_FAILED = "Job Completed", ("Job Failed", "Job Skipped")
+# The SDK sends access_token and appsecret_proof in the query string of every request, and urllib3
+# logs each request's URL at DEBUG: these loggers get a filter that redacts both values.
+HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
+_SECRET_PARAMS = re.compile(r"((?:access_token|appsecret_proof)=)[^&\s\"']+")
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Replace access_token=… and appsecret_proof=… in a log record's message with ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PARAMS.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_http_logs() -> None:
+    """Install :class:`RedactQuerySecrets` on urllib3's URL-logging loggers (once per process)."""
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuerySecrets) for f in logger.filters):
+            logger.addFilter(RedactQuerySecrets())
 
 
 class MetaApiError(RuntimeError):
@@ -241,6 +266,7 @@ class LiveMetaAdsClient(MetaAdsClient):
     def api(self) -> GuardedGraphApi:
         if self._api is None:
             self._check_configured()
+            redact_http_logs()
             session = FacebookSession(self.app_id, self.app_secret, self.access_token, timeout=self.request_timeout_seconds)
             session.GRAPH = self.graph_url.rstrip("/")  # on the instance: never a global change
             self._api = GuardedGraphApi(

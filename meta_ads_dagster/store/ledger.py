@@ -51,7 +51,7 @@ actions_table = sa.Table(
 )
 
 # status of a row: pending (queued for a human), executing (write under way), done, failed,
-# unknown (sent, no answer: may have landed), blocked
+# unknown (sent, no answer: may have landed), blocked, superseded (a newer proposal replaced it)
 STATUS_BY_VERDICT = {
     "queued": "pending",
     "executed": "executing",
@@ -105,9 +105,20 @@ class Ledger:
             }
             for a in actions.itertuples(index=False)
         ]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(actions_table.insert(), rows)
+        if not rows:
+            return
+        queued = {(r["entity_type"], r["entity_id"], r["type"]) for r in rows if r["status"] == "pending"}
+        c = actions_table.c
+        with self.engine.begin() as conn:
+            if queued:
+                # A newer proposal for the same entity and action replaces the older one in the
+                # queue: a reviewer never sees (or approves) a stale duplicate.
+                conn.execute(
+                    actions_table.update()
+                    .where(c.account_id == account_id, c.status == "pending", sa.tuple_(c.entity_type, c.entity_id, c.type).in_(sorted(queued)))
+                    .values(status="superseded")
+                )
+            conn.execute(actions_table.insert(), rows)
 
     def mark_outcome(self, cycle_run_id: str, action_id: str, executed_at, error: str | None = None, status: str | None = None) -> None:
         """After Meta answered (or did not): ``executed`` → status done; ``failed`` with the error;

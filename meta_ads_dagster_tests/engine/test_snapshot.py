@@ -127,7 +127,13 @@ REJECTIONS = {
     "A/B test of an unknown ad": (
         _add_ab_tests({**AB, "ad_ids": ["100011", "555"]}), "ab_tests[0] (id ab-1).ad_ids",
     ),
-    "A/B test with one ad": (_add_ab_tests({**AB, "ad_ids": ["100011", "100011"]}), "ab_tests[0] (id ab-1).ad_ids"),
+    "A/B test with one ad": (_add_ab_tests({**AB, "ad_ids": ["100011"]}), "ab_tests[0] (id ab-1).ad_ids"),
+    "A/B test listing an ad twice": (
+        _add_ab_tests({**AB, "ad_ids": ["100011", "100013", "100011"]}), "ab_tests[0] (id ab-1).ad_ids",
+    ),
+    "insights row without country": (_delete(["insights", 2, "country"]), "insights[2].country"),
+    "insights row with a country name": (_set(["insights", 2, "country"], "Spain"), "insights[2].country"),
+    "boolean id": (_set(["campaigns", 0, "id"], True), "campaigns[0] (id True).id"),
     "recent action of unknown type": (
         _set(["recent_actions"], [{"entity_type": "campaign", "entity_id": "100001", "type": "explode",
                                    "executed_at": "2026-11-25T01:00:00+00:00"}]),

@@ -149,3 +149,24 @@ def test_pending_lists_queued_rows(ledger, suggest_actions, snapshot):
     assert (pending["status"] == "pending").all() and (pending["verdict"] == "queued").all()
     assert list(ledger.pending(ACCOUNT)["action_id"]) == list(queued["id"])
     assert ledger.pending("act_0000").empty
+
+
+def test_a_newer_proposal_supersedes_the_queued_one(ledger, suggest_actions, snapshot):
+    ledger.record_cycle(suggest_actions, "run-1", ACCOUNT, snapshot.as_of)
+    ledger.record_cycle(suggest_actions.assign(id=suggest_actions["id"] + "-2"), "run-2", ACCOUNT, snapshot.as_of)
+    pending = ledger.pending(ACCOUNT)
+    assert len(pending) == 5 and set(pending["cycle_run_id"]) == {"run-2"}  # one per entity and type
+    first = ledger.cycle_actions("run-1")
+    assert set(first.loc[first["verdict"] == "queued", "status"]) == {"superseded"}
+
+
+def test_already_sent_finds_writes_of_any_run(ledger, auto_actions, snapshot):
+    ledger.record_cycle(auto_actions, "run-1", ACCOUNT, snapshot.as_of)
+    executed = list(auto_actions.loc[auto_actions["verdict"] == "executed", "id"])
+    ledger.mark_outcome("run-1", executed[0], AS_OF, None)
+    ledger.mark_outcome("run-1", executed[1], AS_OF, "boom")
+    ledger.mark_outcome("run-1", executed[2], AS_OF, "timeout", status="unknown")
+    sent = ledger.already_sent(ACCOUNT, list(auto_actions["id"]))
+    # done, unknown and still-executing rows were (or may have been) sent; failed and blocked were not.
+    assert set(sent) == {executed[0], executed[2], *executed[3:]} and set(sent.values()) == {"run-1"}
+    assert ledger.already_sent("act_0000", executed) == {}
