@@ -32,7 +32,7 @@ def test_job_schedule_and_tags_by_default():
     defs = _defs()
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
-    assert job.run_tags == {"meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual"}
+    assert job.run_tags == {"meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual", "meta/account": "default"}
 
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     assert schedule.cron_schedule == "*/30 * * * *"
@@ -103,3 +103,16 @@ def test_invalid_setting_is_refused_at_build_time(monkeypatch, variable, value):
         build_definitions()
     with pytest.raises(SettingsError, match=variable):
         load_settings()
+
+
+@pytest.mark.parametrize("config", ["dagster.yaml", "meta_ads_dagster/instance.yaml"])
+def test_instance_configs_load_with_one_cycle_per_account(tmp_path, config):
+    import shutil
+    from pathlib import Path
+
+    from dagster import DagsterInstance
+
+    shutil.copy(Path(__file__).resolve().parents[2] / config, tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limits == [{"key": "meta/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
