@@ -19,7 +19,8 @@ class LedgerResource(ConfigurableResource):
     _ledger: Ledger | None = PrivateAttr(default=None)
 
     def open(self) -> Ledger:
-        """One ledger (one connection pool) per step, disposed when the step ends."""
+        """One ledger (one connection pool) per resource instance, disposed at its teardown
+        (the end of the step, or of the run under the in-process executor)."""
         if self._ledger is None:
             self._ledger = Ledger(self.database_url)
         return self._ledger

@@ -85,8 +85,10 @@ def plan_cycle(snapshot: AccountSnapshot, settings: Settings, last_actions: pd.D
     return route_actions(guarded, settings), evaluated
 
 
-def summarize(actions: pd.DataFrame, campaigns_evaluated: int, errors: list[str] | None = None) -> dict:
+def summarize(actions: pd.DataFrame, campaigns_evaluated: int) -> dict:
+    """The tick counters of SNAPSHOT.md's ``stats``; ``errors`` names each failed action's error."""
     counts = actions["verdict"].value_counts()
+    failed = actions[actions["verdict"] == "failed"]
     return {
         "campaigns_evaluated": int(campaigns_evaluated),
         "actions_generated": int(len(actions)),
@@ -95,7 +97,7 @@ def summarize(actions: pd.DataFrame, campaigns_evaluated: int, errors: list[str]
         "actions_queued": int(counts.get("queued", 0)),
         "actions_executed": int(counts.get("executed", 0)),
         "actions_failed": int(counts.get("failed", 0)),
-        "errors": list(errors or []),
+        "errors": [f"{a.type} {a.entity_type} {a.entity_id}: {a.reasons[-1]}" for a in failed.itertuples(index=False)],
     }
 
 

@@ -130,7 +130,7 @@ class PolicyEngine:
 
         set_verdict(actions, is_budget & ~(current > 0), "policy_blocked", "no daily budget to change")
         at_max = over_max & (np.nan_to_num(amount) < MIN_MEANINGFUL_CHANGE - EPS)
-        set_verdict(actions, at_max, "policy_blocked", f"budget already at MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}")
+        set_verdict(actions, at_max, "policy_blocked", f"less than a {pct(MIN_MEANINGFUL_CHANGE)} raise fits under MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}")
         note(actions, over_max, f"raise clamped to MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}")
 
         allowed, reason = self.can_scale_budget(current / minor, new / minor, s.is_auto)

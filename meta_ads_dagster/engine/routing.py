@@ -60,8 +60,9 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 def _limit_per_tick(actions: pd.DataFrame, limit: int) -> None:
     live = actions[actions["verdict"].eq("executed") & actions["rule"].ne("hard_stop")]
-    ranked = live.assign(protective=~live["type"].isin(PROTECTIVE_TYPES)).sort_values(
-        ["protective", "spend_7d", "entity_id"], ascending=[True, False, True]
+    # Protective actions (pauses, cuts) first, then by 7-day spend.
+    ranked = live.assign(raises_spend=~live["type"].isin(PROTECTIVE_TYPES)).sort_values(
+        ["raises_spend", "spend_7d", "entity_id"], ascending=[True, False, True]
     )
     deferred = actions.index.isin(ranked.index[limit:])
     add_reason(actions, deferred, f"per-tick limit of {limit} live actions reached; proposed again next cycle")

@@ -9,8 +9,8 @@ vectorized cycle) and returns ``(allowed, reason)``.
 - Unapproved creatives are never put live (publishing a winner, resuming an ad).
 - Spend cap: raises are allowed while the account's total active daily budget after them and
   today's spend plus them both stay ≤ MAX_DAILY_SPEND_USD; raises are served highest confidence
-  first and the one that crosses the cap is clamped to the room left, or blocked when less than
-  a meaningful change would remain.
+  first, each clamped to the room the ones before it left, or blocked when less than a meaningful
+  change would remain (its room then goes to the next).
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ class SafetyEngine:
         return actions
 
     def _apply_spend_cap(self, actions: pd.DataFrame, spend: AccountSpend) -> None:
+        """Serve raises highest confidence first; each gets what fits in the room the ones before
+        it left (a sequential fold: a raise that is blocked leaves its room to the next)."""
         raises = actions[actions["type"].eq("scale_up") & actions["verdict"].eq("proposed")]
         if raises.empty:
             return
@@ -111,18 +113,22 @@ class SafetyEngine:
         minor = actions.loc[order, "minor_per_unit"].astype(float).to_numpy()
         current = actions.loc[order, "current_budget_minor"].astype(float).to_numpy() / minor
         increase = actions.loc[order, "new_budget_minor"].astype(float).to_numpy() / minor - current
-        already = np.concatenate([[0.0], np.cumsum(increase)[:-1]])  # raised by the rows served before
-
-        fits, reason = self.prevent_overspend(spend.total_active_daily_budget + already, spend.spend_today + already, increase)
         cap = self.settings.max_daily_spend_usd
-        room = np.maximum(0.0, cap - np.maximum(spend.total_active_daily_budget, spend.spend_today) - already)
-        granted = np.where(fits, increase, np.minimum(increase, room))
-        meaningful = granted / np.where(current > 0, current, np.nan) >= MIN_MEANINGFUL_CHANGE - EPS
 
-        clamp = ~fits & meaningful
+        granted = np.zeros(len(order))
+        reasons = np.full(len(order), "", dtype=object)
+        spent = 0.0  # raised so far by the raises served before
+        for i in range(len(order)):
+            fits, reason = self.prevent_overspend(spend.total_active_daily_budget + spent, spend.spend_today + spent, increase[i])
+            room = max(0.0, cap - max(spend.total_active_daily_budget, spend.spend_today) - spent)
+            granted[i] = increase[i] if fits else min(increase[i], room)
+            if not fits and granted[i] < MIN_MEANINGFUL_CHANGE * current[i] - EPS:
+                granted[i], reasons[i] = 0.0, reason
+            spent += granted[i]
+
+        clamp = (granted < increase - EPS) & (granted > 0)
         actions.loc[order[clamp], "new_budget_minor"] = np.floor((current[clamp] + granted[clamp]) * minor[clamp])
         actions.loc[order[clamp], "amount_pct"] = granted[clamp] / current[clamp]
-        note_mask = actions.index.isin(order[clamp])
-        note(actions, note_mask, f"raise clamped to the room left under MAX_DAILY_SPEND_USD {cap:g}")
-        block_mask = actions.index.isin(order[~fits & ~meaningful])
-        set_verdict(actions, block_mask, "safety_blocked", pd.Series(reason, index=order).reindex(actions.index).fillna("").to_numpy())
+        note(actions, actions.index.isin(order[clamp]), f"raise clamped to the room left under MAX_DAILY_SPEND_USD {cap:g}")
+        blocked = granted <= 0
+        set_verdict(actions, actions.index.isin(order[blocked]), "safety_blocked", pd.Series(reasons, index=order).reindex(actions.index).fillna("").to_numpy())

@@ -44,7 +44,7 @@ def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataF
     history_days = np.sum(~np.isnan(baseline), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(history_days > 0, np.nansum(baseline, axis=1) / np.maximum(history_days, 1), np.nan)
-        # Missing days are filled with the mean, so they add nothing to the squared deviations.
+        # Days without data are left out: they add nothing to the squared deviations.
         deviations = np.where(np.isnan(baseline), 0.0, baseline - mean[:, None])
         variance = np.where(history_days > 1, (deviations**2).sum(axis=1) / np.maximum(history_days - 1, 1), 0.0)
     sd = np.sqrt(np.maximum.reduce([np.nan_to_num(variance), np.nan_to_num(mean), np.ones_like(last)]))

@@ -5,14 +5,14 @@ first README command always shows the same cycle. What each campaign is there to
 
 | campaign               | setup                                           | expected in a cycle               |
 |------------------------|-------------------------------------------------|-----------------------------------|
-| Black Friday - ES      | CBO $500, ROAS ≈ 3.2                            | scale_up, clamped to the limit    |
+| Black Friday - ES      | CBO $500, 7-day ROAS ≈ 3.1                      | scale_up, clamped to the limit    |
 | Evergreen catalog      | CBO $1,200, ROAS ≈ 2.2, ES 60 % / PT 40 %       | nothing (hold band)               |
 | Retargeting Q4         | ad sets $100 + $150; one ad at ROAS ≈ 0.6       | scale_down one ad set; pause ad   |
 | Spring A/B test        | CBO $300, two ads, A converts ~2× B             | publish winner A, pause B         |
 | Prospecting FR         | CBO $800, ROAS ≈ 3.5, FR 80 % / ES 20 %         | scale_up blocked by the geo rules |
 | New launch             | CBO $200, 1 day old, ROAS ≈ 4                   | scale_up blocked by the embargo   |
 | Video - fatigue        | CBO $400, last day CTR −45 %                    | create_variant (needs approval)   |
-| Flash sale             | CBO $600, last day purchases ×3, ROAS ≈ 2.6     | spike_up +15 %                    |
+| Flash sale             | CBO $600, last day purchases ×3 (7-day ROAS 3.3)| scale_up by roas_high; the smaller spike_up is overruled |
 """
 
 from __future__ import annotations

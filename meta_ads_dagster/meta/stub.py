@@ -7,7 +7,8 @@ Every write, and every ``sync_insights``, is appended to ``writes`` in that file
 
 Time: the stub's clock is the snapshot's ``as_of``. Each ``sync_insights`` after the first one
 advances it by ``clock_step_minutes`` (the cycle interval), as if the cycles ran on schedule, so
-a replay is reproducible and a 24 h cooldown can be tested without waiting a day.
+a replay is reproducible and a 24 h cooldown can be tested without waiting a day. When the clock
+passes midnight (account time) the insights history moves forward by the same days.
 """
 
 from __future__ import annotations
@@ -98,9 +99,19 @@ class StubMetaAdsClient(MetaAdsClient):
     # --- the client API ----------------------------------------------------------------------------
     def sync_insights(self) -> None:
         state = self.load_state()
+        snapshot = state["snapshot"]
         if state["syncs"]:
-            as_of = pd.Timestamp(state["snapshot"]["as_of"]) + pd.Timedelta(minutes=self.clock_step_minutes)
-            state["snapshot"]["as_of"] = as_of.isoformat()
+            before = pd.Timestamp(snapshot["as_of"])
+            after = before + pd.Timedelta(minutes=self.clock_step_minutes)
+            snapshot["as_of"] = after.isoformat()
+            zone = snapshot["account"]["timezone_name"]
+            days = (after.tz_convert(zone).normalize() - before.tz_convert(zone).normalize()).days
+            if days:
+                # The stub's world moves with its clock: past midnight the insights history moves
+                # forward too, so "yesterday" always has data (an empty day would read as a spike down).
+                for row in snapshot.get("insights") or []:
+                    day = (pd.Timestamp(row["date_start"]) + pd.Timedelta(days=days)).date().isoformat()
+                    row["date_start"] = row["date_stop"] = day
         state["syncs"] += 1
         self._record("sync_insights")
 

@@ -250,6 +250,18 @@ def test_spend_cap_serves_the_most_confident_raise_first():
     assert out.loc["low", "verdict"] == "safety_blocked"
 
 
+def test_a_raise_blocked_by_the_cap_leaves_its_room_to_the_next():
+    # $100 of room: the confident $4,000 → $4,800 raise needs $800 and 2.5 % of it is not
+    # meaningful, so it is blocked; the $500 → $600 raise after it still fits in the $100.
+    raises = policy().evaluate(frame(
+        make_action(id="big", entity_id="1", confidence=0.99, current_budget_minor=400_000.0),
+        make_action(id="small", entity_id="2", confidence=0.80),
+    ))
+    out = safety().evaluate(raises, AccountSpend(9_900.0, 0.0)).set_index("id")
+    assert out.loc["big", "verdict"] == "safety_blocked"
+    assert out.loc["small", "verdict"] == "proposed" and out.loc["small", "new_budget_minor"] == 60_000
+
+
 def test_spend_cap_counts_todays_spend_too():
     row = safety().evaluate(policy().evaluate(frame(make_action())), AccountSpend(1000.0, 9_990.0)).iloc[0]
     assert row["verdict"] == "safety_blocked"

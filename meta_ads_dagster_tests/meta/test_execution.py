@@ -101,3 +101,14 @@ def test_an_action_type_that_cannot_execute_fails_cleanly(tmp_path, auto_actions
     assert result["verdict"].tolist() == ["failed"]
     assert calls and calls[0].startswith("ValueError:") and "reallocate" in calls[0]
     assert client.writes == []
+
+
+def test_failed_writes_are_listed_in_the_stats_errors(tmp_path, auto_actions):
+    from meta_ads_dagster.engine.cycle import summarize
+
+    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["200010"])
+    result, _ = execute_actions(auto_actions, client, lambda outcome: None)
+    stats = summarize(result, 8)
+    assert stats["actions_failed"] == 1
+    (error,) = stats["errors"]
+    assert error.startswith("scale_down adset 200010: write failed: StubWriteError")

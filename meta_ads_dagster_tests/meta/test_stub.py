@@ -172,3 +172,19 @@ def test_publish_winner_with_a_missing_ad_changes_nothing(seed_path, state_dir):
     with pytest.raises(KeyError):
         client.publish_winner_ad("100011", ["100013", "404404"])
     assert client.fetch_snapshot() == before and client.writes == []
+
+
+def test_insights_move_forward_when_the_clock_passes_midnight(tmp_path):
+    from meta_ads_dagster.engine.metrics import entity_table
+    from meta_ads_dagster.engine.spikes import detect_spikes
+
+    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", clock_step_minutes=30)
+    first = parse_snapshot(client.fetch_snapshot())
+    for _ in range(29):  # 10:00 UTC + 28 × 30 min: past midnight in Madrid
+        client.sync_insights()
+    later = parse_snapshot(client.fetch_snapshot())
+    assert later.today == first.today + pd.Timedelta(days=1)
+    assert later.insights["date"].max() == later.today  # history moved with the clock
+    yesterday = later.insights[later.insights["date"] == later.today - pd.Timedelta(days=1)]
+    assert yesterday["spend"].sum() > 0
+    assert (detect_spikes(later, entity_table(later))["direction"] != "down").all()
