@@ -14,12 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from .engine.cycle import plan_document
+from .engine.cycle import SUMMARY_COLUMNS, plan_document
 from .engine.snapshot import SnapshotError, load_snapshot_text
 from .settings import SettingsError, dagster_home, load_settings
 
 INSTANCE_YAML = Path(__file__).with_name("instance.yaml")
-TABLE_COLUMNS = ("id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_usd", "new_budget_usd", "confidence", "verdict")
 
 
 def _fail(message: str) -> int:
@@ -52,7 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(f"plan as of {document['as_of']} in {document['mode']} mode")
-        print(format_table(document["actions"], TABLE_COLUMNS) if document["actions"] else "(no actions)")
+        print(format_table(document["actions"], SUMMARY_COLUMNS) if document["actions"] else "(no actions)")
         print("stats: " + ", ".join(f"{k}={v}" for k, v in document["stats"].items()))
     return 0
 
@@ -102,7 +101,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     if actions is not None:
         from .engine.cycle import contract_actions
 
-        print(format_table(contract_actions(actions), TABLE_COLUMNS) if len(actions) else "(no actions)")
+        print(format_table(contract_actions(actions), SUMMARY_COLUMNS) if len(actions) else "(no actions)")
     print(
         "\nWhere to look:\n"
         f"  DAGSTER_HOME={home} dagster dev      (then open http://127.0.0.1:3000)\n"

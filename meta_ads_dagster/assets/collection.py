@@ -8,10 +8,11 @@ from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataVal
 
 from ..engine.ab_tests import evaluate_ab_tests
 from ..engine.fatigue import detect_fatigue
-from ..engine.metrics import entity_table, roas_metrics as compute_roas_metrics, window_insights
+from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
 from ..engine.snapshot import AccountSnapshot, SnapshotError, parse_snapshot
 from ..engine.spikes import detect_spikes
 from ..meta.client import MetaAdsClient
+from ..meta.live import MetaApiError, MetaTransientError
 
 GROUP = "collection"
 # Reading the account is idempotent: retry transient failures with backoff and jitter.
@@ -29,13 +30,15 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     A document that breaks the snapshot format fails this step with a message naming the object
     and field; nothing downstream runs, so nothing is executed or written.
     """
-    meta_client.sync_insights()
     try:
+        meta_client.sync_insights()
         snapshot = parse_snapshot(meta_client.fetch_snapshot())
-    except SnapshotError as exc:
-        # A rejected document is not transient: fail now instead of retrying it (each retry would
-        # sync again, advancing the stub's clock, and only delay the same answer).
-        raise Failure(description=str(exc), allow_retries=False) from exc
+    except (SnapshotError, MetaApiError) as exc:
+        if isinstance(exc, MetaTransientError):
+            raise  # the client's own retries ran out: the step's RetryPolicy may try again later
+        # A rejected document, an invalid token or a refused request is not transient: fail now
+        # instead of retrying the step (each retry would sync again and only delay the same answer).
+        raise Failure(description=str(exc), allow_retries=False) from None
     context.add_output_metadata(
         {
             "account_id": snapshot.account_id,
@@ -48,9 +51,11 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     return snapshot
 
 
-def with_insights(snapshot: AccountSnapshot, insights: pd.DataFrame) -> AccountSnapshot:
-    """The snapshot whose insights are the ``insights`` asset's (so lineage tells the truth)."""
-    return dataclasses.replace(snapshot, insights=insights)
+def analyze(analysis, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
+    """Run an engine analysis ``(snapshot, entities) -> frame`` on the snapshot whose insights
+    are the ``insights`` asset's (so the lineage tells the truth)."""
+    snapshot = dataclasses.replace(account_snapshot, insights=insights)
+    return analysis(snapshot, entity_table(snapshot))
 
 
 @asset(group_name=GROUP, kinds={"pandas"})
@@ -72,13 +77,11 @@ def insights(context: AssetExecutionContext, account_snapshot: AccountSnapshot) 
 @asset(group_name=GROUP, kinds={"pandas"})
 def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
     """7-day ROAS, CTR and ROAS confidence for every campaign, ad set and ad."""
-    snapshot = with_insights(account_snapshot, insights)
-    metrics = compute_roas_metrics(snapshot, entity_table(snapshot))
+    metrics = analyze(compute_roas_metrics, account_snapshot, insights)
     campaigns = metrics[metrics["entity_type"] == "campaign"]
-    spend, revenue = campaigns["spend_7d"].sum(), campaigns["revenue_7d"].sum()
     context.add_output_metadata(
         {
-            "account_roas_7d": float(revenue / spend) if spend else 0.0,
+            "account_roas_7d": account_roas(metrics),
             "campaigns": _preview(campaigns[["entity_id", "name", "status", "spend_7d", "roas_7d", "confidence"]].round(3)),
         }
     )
@@ -88,8 +91,7 @@ def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapsh
 @asset(group_name=GROUP, kinds={"pandas"})
 def ab_tests(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
     """A/B tests with each arm's probability to be best and a winner when one is clear."""
-    snapshot = with_insights(account_snapshot, insights)
-    tests = evaluate_ab_tests(snapshot, entity_table(snapshot))
+    tests = analyze(evaluate_ab_tests, account_snapshot, insights)
     context.add_output_metadata({"tests": len(tests), "winners": int((tests["status"] == "winner").sum()), "preview": _preview(tests)})
     return tests
 
@@ -97,8 +99,7 @@ def ab_tests(context: AssetExecutionContext, account_snapshot: AccountSnapshot, 
 @asset(group_name=GROUP, kinds={"pandas"})
 def spikes(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
     """Purchase spikes (up or down) of each budget holder on the last full day."""
-    snapshot = with_insights(account_snapshot, insights)
-    frame = detect_spikes(snapshot, entity_table(snapshot))
+    frame = analyze(detect_spikes, account_snapshot, insights)
     context.add_output_metadata(
         {"spikes_up": int((frame["direction"] == "up").sum()), "spikes_down": int((frame["direction"] == "down").sum())}
     )
@@ -108,7 +109,6 @@ def spikes(context: AssetExecutionContext, account_snapshot: AccountSnapshot, in
 @asset(group_name=GROUP, kinds={"pandas"})
 def creative_fatigue(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
     """Ads whose last-day CTR fell ≥ 30 % below their 7-day CTR."""
-    snapshot = with_insights(account_snapshot, insights)
-    frame = detect_fatigue(snapshot, entity_table(snapshot))
+    frame = analyze(detect_fatigue, account_snapshot, insights)
     context.add_output_metadata({"fatigued_ads": int(frame["fatigued"].sum())})
     return frame

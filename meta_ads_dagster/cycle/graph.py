@@ -13,6 +13,7 @@ import pandas as pd
 from dagster import MetadataValue, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
 from ..engine import cycle as engine
+from ..engine.metrics import account_roas
 from ..engine.policy import PolicyEngine
 from ..engine.routing import route_actions
 from ..engine.safety import SafetyEngine
@@ -23,7 +24,6 @@ from ..resources import LedgerResource
 from ..settings import Settings
 from ..store.ledger import entity_history
 
-TABLE_COLUMNS = ["id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_usd", "new_budget_usd", "confidence", "verdict", "reasons"]
 
 
 @op
@@ -114,13 +114,12 @@ def cycle_snapshot_stats(snapshot: AccountSnapshot, metrics: pd.DataFrame, actio
     """The seed's stats snapshot: what was live, what it spent and earned, what the cycle did."""
     active = metrics[metrics["effective_active"]]
     campaigns = metrics[metrics["entity_type"] == "campaign"]
-    spend, revenue = campaigns["spend_7d"].sum(), campaigns["revenue_7d"].sum()
     return {
         "campaigns_active": int((active["entity_type"] == "campaign").sum()),
         "adsets_active": int((active["entity_type"] == "adset").sum()),
         "ads_active": int((active["entity_type"] == "ad").sum()),
         "total_spend_today": round(float(campaigns["spend_today"].sum()), 2),
-        "avg_roas": round(float(revenue / spend), 4) if spend else 0.0,
+        "avg_roas": account_roas(metrics),
         "actions_taken": int((actions["verdict"] == "executed").sum()),
     }
 
@@ -131,7 +130,7 @@ def action_table(actions: pd.DataFrame) -> str:
         return "_no actions this cycle_"
     rows = pd.DataFrame(engine.contract_actions(actions))
     rows["reasons"] = rows["reasons"].map("; ".join)
-    return rows[TABLE_COLUMNS].to_markdown(index=False)
+    return rows[[*engine.SUMMARY_COLUMNS, "reasons"]].to_markdown(index=False)
 
 
 @graph_asset(group_name="cycle")

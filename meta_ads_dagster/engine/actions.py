@@ -76,6 +76,18 @@ def pct_text(values) -> np.ndarray:
     return np.array([pct(v) if np.isfinite(v) else "?" for v in as_array(values)], dtype=object)
 
 
+def optional_int(value) -> int | None:
+    """A frame cell as an int, or None where it is missing (NaN, NA, None)."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def optional_float(value, digits: int | None = None) -> float | None:
+    """A frame cell as a float (rounded to ``digits`` when given), or None where it is missing."""
+    if value is None or pd.isna(value):
+        return None
+    return float(value) if digits is None else round(float(value), digits)
+
+
 def pct(value: float) -> str:
     """20 % → "20%", 20.5 % → "20.5%" (one decimal only where it carries information)."""
     return f"{value * 100:.1f}".removesuffix(".0") + "%"

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..settings import Settings
 from .ab_tests import evaluate_ab_tests
+from .actions import optional_float
 from .decisions import campaigns_in_scope, propose_actions
 from .fatigue import detect_fatigue
 from .metrics import entity_table, roas_metrics
@@ -19,10 +20,8 @@ from .safety import AccountSpend, SafetyEngine
 from .snapshot import AccountSnapshot
 from .spikes import detect_spikes
 
-STAT_KEYS = (
-    "actions_generated", "actions_policy_blocked", "actions_safety_blocked",
-    "actions_queued", "actions_executed", "actions_failed",
-)
+# The action fields a person scans first (the CLI's table, the run's markdown table).
+SUMMARY_COLUMNS = ("id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_usd", "new_budget_usd", "confidence", "verdict")
 
 
 def analyze(snapshot: AccountSnapshot) -> dict[str, pd.DataFrame]:
@@ -101,14 +100,6 @@ def summarize(actions: pd.DataFrame, campaigns_evaluated: int) -> dict:
     }
 
 
-def _money(minor, per_unit: int) -> float | None:
-    return None if pd.isna(minor) else round(float(minor) / per_unit, 2)
-
-
-def _number(value, digits: int = 4) -> float | None:
-    return None if value is None or pd.isna(value) else round(float(value), digits)
-
-
 def contract_actions(actions: pd.DataFrame) -> list[dict]:
     """Actions in the shape of SNAPSHOT.md's ``plan`` output (budgets in major units)."""
     return [
@@ -118,11 +109,11 @@ def contract_actions(actions: pd.DataFrame) -> list[dict]:
             "entity_type": row.entity_type,
             "entity_id": row.entity_id,
             "rule": row.rule,
-            "proposed_pct": _number(row.proposed_pct),
-            "amount_pct": _number(row.amount_pct),
-            "current_budget_usd": _money(row.current_budget_minor, row.minor_per_unit),
-            "new_budget_usd": _money(row.new_budget_minor, row.minor_per_unit),
-            "confidence": _number(row.confidence),
+            "proposed_pct": optional_float(row.proposed_pct, 4),
+            "amount_pct": optional_float(row.amount_pct, 4),
+            "current_budget_usd": optional_float(row.current_budget_minor / row.minor_per_unit, 2),
+            "new_budget_usd": optional_float(row.new_budget_minor / row.minor_per_unit, 2),
+            "confidence": optional_float(row.confidence, 4),
             "verdict": row.verdict,
             "reasons": list(row.reasons),
         }

@@ -121,6 +121,13 @@ def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFr
     return metrics.merge(country_mix(window), on=["entity_type", "entity_id"], how="left")
 
 
+def account_roas(metrics: pd.DataFrame) -> float:
+    """The whole account's 7-day ROAS (revenue over spend of its campaigns); 0 without spend."""
+    campaigns = metrics[metrics["entity_type"] == "campaign"]
+    spend = campaigns["spend_7d"].sum()
+    return round(float(campaigns["revenue_7d"].sum() / spend), 4) if spend else 0.0
+
+
 def country_mix(window: pd.DataFrame) -> pd.DataFrame:
     """Per entity: Spain's share of spend and the largest single country's share (geo rules)."""
     per_country = _by_level(window, ["spend"], keys=("country",))

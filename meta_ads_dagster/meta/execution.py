@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.actions import add_reason
+from ..engine.actions import add_reason, optional_float, optional_int
 from .client import MetaAdsClient, Write, WriteOutcome
 
 
@@ -27,7 +27,7 @@ def to_writes(actions: pd.DataFrame) -> list[Write]:
             type=a.type,
             entity_type=a.entity_type,
             entity_id=a.entity_id,
-            new_budget_minor=None if pd.isna(a.new_budget_minor) else int(a.new_budget_minor),
+            new_budget_minor=optional_int(a.new_budget_minor),
             loser_ad_ids=tuple(a.loser_ad_ids) if isinstance(a.loser_ad_ids, (list, tuple)) else (),
         )
         for a in executed.itertuples(index=False)
@@ -50,9 +50,9 @@ def hold_back_already_sent(actions: pd.DataFrame, sent: dict[str, str]) -> pd.Da
 def _input_snapshot(action) -> dict[str, Any]:
     return {
         "rule": action.rule,
-        "current_budget_minor": None if pd.isna(action.current_budget_minor) else int(action.current_budget_minor),
-        "new_budget_minor": None if pd.isna(action.new_budget_minor) else int(action.new_budget_minor),
-        "confidence": None if pd.isna(action.confidence) else round(float(action.confidence), 4),
+        "current_budget_minor": optional_int(action.current_budget_minor),
+        "new_budget_minor": optional_int(action.new_budget_minor),
+        "confidence": optional_float(action.confidence, 4),
     }
 
 

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 import pandas as pd
 import sqlalchemy as sa
 
+from ..engine.actions import optional_float, optional_int
+
 metadata = sa.MetaData()
 
 actions_table = sa.Table(
@@ -65,14 +67,6 @@ def _utc(value) -> datetime:
     return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
 
-def _int_or_none(value) -> int | None:
-    return None if pd.isna(value) else int(value)
-
-
-def _float_or_none(value) -> float | None:
-    return None if pd.isna(value) else float(value)
-
-
 class Ledger:
     def __init__(self, database_url: str):
         self.engine = sa.create_engine(database_url, future=True)
@@ -92,11 +86,11 @@ class Ledger:
                 "entity_type": a.entity_type,
                 "entity_id": a.entity_id,
                 "rule": a.rule,
-                "proposed_pct": _float_or_none(a.proposed_pct),
-                "amount_pct": _float_or_none(a.amount_pct),
-                "current_budget_minor": _int_or_none(a.current_budget_minor),
-                "new_budget_minor": _int_or_none(a.new_budget_minor),
-                "confidence": _float_or_none(a.confidence),
+                "proposed_pct": optional_float(a.proposed_pct),
+                "amount_pct": optional_float(a.amount_pct),
+                "current_budget_minor": optional_int(a.current_budget_minor),
+                "new_budget_minor": optional_int(a.new_budget_minor),
+                "confidence": optional_float(a.confidence),
                 "verdict": a.verdict,
                 "status": STATUS_BY_VERDICT[a.verdict],
                 "reasons": json.dumps(list(a.reasons)),
