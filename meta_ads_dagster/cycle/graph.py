@@ -10,11 +10,12 @@ Each op is a thin shell around the engine (``engine/cycle.py``).
 import json
 
 import pandas as pd
-from dagster import MetadataValue, OpExecutionContext, Output, ResourceParam, graph_asset, op
+from dagster import In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
 from ..engine import cycle as engine
 from ..engine.metrics import account_roas
 from ..engine.policy import PolicyEngine
+from ..engine.reconcile import reconcile_writes
 from ..engine.routing import route_actions
 from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot
@@ -27,6 +28,19 @@ from ..store.ledger import entity_history
 
 
 @op
+def reconcile(context: OpExecutionContext, ledger: LedgerResource, account_snapshot: AccountSnapshot) -> pd.DataFrame:
+    """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
+    mid-write) from what the account shows now. Nothing is ever re-sent blindly."""
+    store = ledger.open()
+    settled = reconcile_writes(store.open_writes(account_snapshot.account_id, context.run_id), account_snapshot)
+    for row in settled.itertuples(index=False):
+        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
+        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
+        context.log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
+    return settled
+
+
+@op(ins={"reconciled": In(Nothing)})
 def decide(
     context: OpExecutionContext,
     settings: ResourceParam[Settings],
@@ -37,7 +51,8 @@ def decide(
     spikes: pd.DataFrame,
     creative_fatigue: pd.DataFrame,
 ) -> pd.DataFrame:
-    """STEP 2a: the decision rules propose at most one action per entity."""
+    """STEP 2a: the decision rules propose at most one action per entity (after reconcile, so the
+    cooldown history is settled)."""
     history = entity_history([ledger.open().last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
     actions = engine.decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, settings, history)
     context.log.info(f"{len(actions)} action(s) proposed")
@@ -141,11 +156,11 @@ def optimization_cycle(
     spikes: pd.DataFrame,
     creative_fatigue: pd.DataFrame,
 ) -> pd.DataFrame:
-    """One optimization cycle: decide → policy → safety → route → execute → finalize.
+    """One optimization cycle: reconcile → decide → policy → safety → route → execute → finalize.
 
     Its value is the cycle's action frame (every action with verdict and reasons).
     """
-    proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue)
+    proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
     checked = apply_safety(account_snapshot, roas_metrics, apply_policy(proposed))
     done = execute(account_snapshot, route(checked))
     return finalize(account_snapshot, roas_metrics, done)

@@ -469,13 +469,11 @@ class LiveMetaAdsClient(MetaAdsClient):
         return outcome.result or {}
 
     def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
-        """A copy of the ad's creative, then a new PAUSED ad with it in the same ad set."""
-        ads = {ad["id"]: ad for ad in self._read_all("get_ads", ["id", "adset_id", "name", "creative"])}
-        source = ads[ad_id]
-        creative = self._post((self.act_id, "adcreatives"), {"name": f"{source.get('name', ad_id)} variant", "source_creative_id": source["creative"]["id"]})
-        ad = self._post(
-            (self.act_id, "ads"),
-            {"name": f"{source.get('name', ad_id)} (variant)", "adset_id": source["adset_id"], "creative": {"creative_id": creative["id"]}, "status": "PAUSED"},
-        )
-        return {"new_ad_id": ad.get("id"), "creative_id": creative["id"]}
+        """A PAUSED copy of the ad in its ad set (Graph's ``/{ad_id}/copies``).
+
+        The Marketing API cannot write new titles or pick new music: the copy is the variant's
+        starting point, left paused for a person to vary its creative and approve it.
+        """
+        body = self._post((ad_id, "copies"), {"status_option": "PAUSED"})
+        return {"new_ad_id": body.get("copied_ad_id"), "source_ad_id": ad_id}
 

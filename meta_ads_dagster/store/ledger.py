@@ -161,6 +161,32 @@ class Ledger:
         with self.engine.connect() as conn:
             return {row.action_id: row.cycle_run_id for row in conn.execute(query)}
 
+    def open_writes(self, account_id: str, other_than_run: str) -> pd.DataFrame:
+        """Writes whose outcome is open: ``unknown``, or ``executing`` left by another (dead) run."""
+        c = actions_table.c
+        frame = self._select(
+            (c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(["unknown", "executing"])
+        )
+        frame["loser_ad_ids"] = frame["details"].map(lambda d: json.loads(d).get("loser_ad_ids") if isinstance(d, str) else None)
+        return frame
+
+    def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> None:
+        """Close an open write after reading the account: ``done`` if it landed, else ``failed``."""
+        values = (
+            {"verdict": "executed", "status": "done"}
+            if landed
+            else {"verdict": "failed", "status": "failed"}
+        )
+        c = actions_table.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(c.reasons).where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)).one()
+            reasons = [*json.loads(row.reasons), f"reconciled: {note}"]
+            conn.execute(
+                actions_table.update()
+                .where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)
+                .values(**values, reasons=json.dumps(reasons))
+            )
+
     def cycle_actions(self, cycle_run_id: str) -> pd.DataFrame:
         return self._select(actions_table.c.cycle_run_id == cycle_run_id)
 

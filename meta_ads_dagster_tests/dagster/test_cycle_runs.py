@@ -258,3 +258,35 @@ def test_reexecuting_the_execute_step_sends_nothing_twice(monkeypatch, database_
     for _, entity_id in BUDGET_ENTITIES:
         assert replayed.loc[entity_id, "verdict"] == "safety_blocked"
         assert f"already sent by run {first.run_id}" in replayed.loc[entity_id, "reasons"][-1]
+
+
+def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, database_file):
+    """A run died between the Meta write and the ledger update: the next cycle reads the account."""
+    from meta_ads_dagster.engine.cycle import plan_cycle
+    from meta_ads_dagster.engine.snapshot import parse_snapshot
+
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    cycle = Cycle()
+    client = cycle.resources["meta_client"]
+    snapshot = parse_snapshot(client.fetch_snapshot())
+    actions, _ = plan_cycle(snapshot, cycle.settings)
+    ledger = cycle.ledger()
+    ledger.record_cycle(actions, "run-that-died", snapshot.account_id, snapshot.as_of)  # all "executing"
+    client.update_budget("campaign", "200001", 55000)  # this write reached Meta before the crash
+    ledger.dispose()
+
+    with DagsterInstance.get() as instance:
+        result = Cycle().run(instance)
+    assert result.success
+
+    ledger = cycle.ledger()
+    dead = ledger.cycle_actions("run-that-died").set_index("entity_id")
+    ledger.dispose()
+    assert dead.loc["200001", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert dead.loc["200001", "reasons"][-1] == "reconciled: landed (daily budget now 55000)"
+    assert dead.loc["200036", ["verdict", "status"]].tolist() == ["failed", "failed"]  # never reached Meta
+    # The landed raise is in its cooldown; nothing was sent twice.
+    now = result.output_for_node("optimization_cycle").set_index("entity_id")
+    assert now.loc["200001", "verdict"] == "safety_blocked"
+    updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
+    assert updates.count("200001") == 1

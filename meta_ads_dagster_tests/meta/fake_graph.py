@@ -827,6 +827,8 @@ class FakeGraphServer:
         if found is None:
             raise self._unsupported(method, node)
         kind, obj = found
+        if kind == "ad" and edge == "copies" and method == "POST":
+            return self._copy_ad(obj, params)
         if edge is not None:
             raise self._nonexisting_edge(edge, {"campaign": "Campaign", "adset": "AdSet", "ad": "Ad", "creative": "AdCreative"}[kind])
         if method == "GET":
@@ -1032,6 +1034,19 @@ class FakeGraphServer:
             k: copy.deepcopy(v) for k, v in params.items() if k not in (*_AUTH_PARAMS, "name", "id", "status", "account_id")
         }
         return creative_id
+
+    def _copy_ad(self, source: dict, params: dict) -> dict:
+        """POST /{ad_id}/copies: a copy of the ad (same creative) in its ad set, or ``adset_id``."""
+        option = str(params.get("status_option", "PAUSED"))
+        if option not in ("ACTIVE", "PAUSED", "INHERITED_FROM_SOURCE"):
+            raise _GraphError(400, 100, "(#100) Param status_option must be one of {ACTIVE, PAUSED, INHERITED_FROM_SOURCE}")
+        copy_id = self._new_id()
+        self._doc["ads"].append({
+            **copy.deepcopy(source), "id": copy_id, "adset_id": str(params.get("adset_id") or source["adset_id"]),
+            "name": f"{source.get('name', '')} - Copy", "created_time": self._doc["as_of"],
+            "status": source["status"] if option == "INHERITED_FROM_SOURCE" else option,
+        })
+        return {"copied_ad_id": copy_id, "ad_object_ids": [{"ad_object_type": "ad", "source_id": source["id"], "copied_id": copy_id}]}
 
     def _create_ad(self, params: dict) -> str:
         adset_id = str(params.get("adset_id", ""))

@@ -225,3 +225,12 @@ def test_missing_secrets_are_named(server, clock):
     with pytest.raises(MetaAuthError, match="META_ACCESS_TOKEN, META_APP_SECRET"):
         client.fetch_snapshot()
     assert server.requests == []
+
+
+def test_a_creative_variant_is_a_paused_copy_in_the_same_ad_set(server, clock):
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
+    assert outcome.status == "executed"
+    new_id = outcome.result["new_ad_id"]
+    ads = {ad["id"]: ad for ad in server.document["ads"]}
+    assert ads[new_id]["status"] == "PAUSED" and ads[new_id]["adset_id"] == ads["100013"]["adset_id"]
+    assert [r["params"]["status_option"] for r in server.find("POST", "/100013/copies")] == ["PAUSED"]

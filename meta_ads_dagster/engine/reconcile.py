@@ -1,0 +1,59 @@
+"""Reconcile writes whose outcome is open, against what the account shows now.
+
+A write is *open* when the ledger holds it as ``unknown`` (sent, no answer) or still ``executing``
+from a run that died between the Meta write and the ledger update. It is never re-sent: the next
+cycle reads the account and decides from the entity's current state whether the write landed.
+
+| action            | landed when the snapshot shows                 |
+|-------------------|------------------------------------------------|
+| scale_up/down     | the entity's daily budget equals the new one   |
+| pause             | the entity is PAUSED                           |
+| publish_winner    | every loser ad is PAUSED                       |
+| create_variant    | (cannot be told from the snapshot: stays open) |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .snapshot import AccountSnapshot
+
+VERIFIABLE = ("scale_up", "scale_down", "pause", "publish_winner")
+
+
+def _current_state(snapshot: AccountSnapshot) -> pd.DataFrame:
+    frames = [
+        snapshot.campaigns.assign(entity_type="campaign"),
+        snapshot.adsets.assign(entity_type="adset"),
+        snapshot.ads.assign(entity_type="ad", daily_budget=pd.NA),
+    ]
+    state = pd.concat([f[["entity_type", "id", "status", "daily_budget"]] for f in frames], ignore_index=True)
+    return state.rename(columns={"id": "entity_id", "status": "status_now", "daily_budget": "budget_now"})
+
+
+def reconcile_writes(open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
+    """``open_writes`` (ledger rows: action_id, cycle_run_id, type, entity_type, entity_id,
+    new_budget_minor, loser_ad_ids) with ``landed`` (True/False) and ``observed`` (what the account
+    shows), for the verifiable ones."""
+    writes = open_writes[open_writes["type"].isin(VERIFIABLE)].merge(
+        _current_state(snapshot), on=["entity_type", "entity_id"], how="left"
+    )
+    ad_status = snapshot.ads.set_index("id")["status"]
+    losers_paused = writes["loser_ad_ids"].map(
+        lambda ads: bool(ads) and all(ad_status.get(ad) == "PAUSED" for ad in ads) if isinstance(ads, (list, tuple)) else False
+    )
+    budget_now = pd.to_numeric(writes["budget_now"], errors="coerce")
+    is_budget = writes["type"].isin(["scale_up", "scale_down"])
+    writes["landed"] = np.select(
+        [is_budget, writes["type"].eq("pause"), writes["type"].eq("publish_winner")],
+        [budget_now.eq(pd.to_numeric(writes["new_budget_minor"])).fillna(False),
+         writes["status_now"].eq("PAUSED"), losers_paused],
+        default=False,
+    ).astype(bool)
+    writes["observed"] = np.where(
+        is_budget,
+        "daily budget now " + budget_now.astype("Int64").astype(str),
+        "status now " + writes["status_now"].fillna("missing").astype(str),
+    )
+    return writes[[*open_writes.columns, "landed", "observed"]]
