@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_campaigns_per_tick: int = Field(50, gt=0)
     require_human_approval_creatives: bool = True
 
+    # --- approvals and the audit ledger --------------------------------------------------------------
+    approval_ttl_hours: float = Field(24, gt=0)  # a queued action not decided by then expires
+    approval_min_budget_change_usd: float = Field(500, gt=0)  # larger changes always need a person
+    mass_pause_limit: int = Field(10, ge=0)  # more pauses than this in one cycle need a person
+    audit_retention_days: int = Field(90, gt=0)  # the daily purge drops older ledger rows
+
     @field_validator("meta_cycle_interval_minutes")
     @classmethod
     def _divides_an_hour(cls, minutes: int) -> int:

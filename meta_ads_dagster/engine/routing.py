@@ -6,6 +6,8 @@
   unit that only pauses losers), budget changes ≤ MAX_AUTO_CHANGE_PCT with confidence ≥ 0.75, and
   creative variants only when REQUIRE_HUMAN_APPROVAL_CREATIVES is off. Resume and reallocate are
   always queued. Everything else that passed is queued.
+- Always a person, even in auto mode: a budget change above APPROVAL_MIN_BUDGET_CHANGE_USD ($500)
+  and a mass pause (more than MASS_PAUSE_LIMIT pauses in one cycle, hard stops included).
 - Per tick at most MAX_ACTIONS_PER_TICK live actions besides hard stops; protective actions
   (pauses, cuts) are served first, then by 7-day spend. The rest are deferred (safety_blocked) and
   proposed again next cycle.
@@ -48,14 +50,35 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         auto_ok = np.zeros(len(actions), dtype=bool)
         why_queued = np.full(len(actions), "suggest mode: queued for human approval", dtype=object)
 
-    execute = proposed & (hard_stop | auto_ok)
-    note(actions, hard_stop, "hard stop executes immediately in both modes")
+    why_queued = why_queued.astype(object)  # filled in below with longer messages
+    execute = _always_ask(actions, proposed & (hard_stop | auto_ok), why_queued, settings)
+    note(actions, hard_stop & execute, "hard stop executes immediately in both modes")
     actions.loc[execute, "verdict"] = "executed"
     queue = proposed & ~execute
     note(actions, queue, why_queued)
     actions.loc[queue, "verdict"] = "queued"
     _limit_per_tick(actions, settings.max_actions_per_tick)
     return actions
+
+
+def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarray, settings: Settings) -> np.ndarray:
+    """What needs a person even in auto mode (the seed's security rules): a budget change larger
+    than APPROVAL_MIN_BUDGET_CHANGE_USD, and a mass pause (more than MASS_PAUSE_LIMIT pauses in one
+    cycle, hard stops and A/B losers included: so many at once smells of bad data). Fills in
+    ``why_queued`` for them."""
+    change = (actions["new_budget_minor"].astype(float) - actions["current_budget_minor"].astype(float)).abs()
+    change = (change / actions["minor_per_unit"].astype(float)).fillna(0.0).to_numpy()
+    big = execute & (change > settings.approval_min_budget_change_usd + EPS)
+    why_queued[big] = [
+        f"budget change of {c:,.2f} exceeds APPROVAL_MIN_BUDGET_CHANGE_USD {settings.approval_min_budget_change_usd:g}: needs approval"
+        for c in change[big]
+    ]
+    pausing = execute & actions["type"].isin(["pause", "publish_winner"]).to_numpy()
+    losers = actions.loc[pausing, "loser_ad_ids"].map(lambda ads: len(ads) if isinstance(ads, (list, tuple)) else 1)
+    paused = int(losers.sum())
+    mass = pausing if paused > settings.mass_pause_limit else np.zeros_like(execute)
+    why_queued[mass] = f"mass pause: {paused} pauses in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}: needs approval"
+    return execute & ~big & ~mass
 
 
 def _limit_per_tick(actions: pd.DataFrame, limit: int) -> None:
