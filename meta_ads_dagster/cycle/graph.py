@@ -10,12 +10,13 @@ Each op is a thin shell around the engine (``engine/cycle.py``).
 import json
 
 import pandas as pd
-from dagster import In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
+from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
 from ..engine import cycle as engine
 from ..engine.metrics import account_roas
 from ..engine.policy import PolicyEngine
-from ..engine.reconcile import reconcile_writes
+from ..engine.approvals import approved_candidates, revalidate
+from ..engine.reconcile import reconcile_writes, with_prior_state
 from ..engine.routing import route_actions
 from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot
@@ -23,7 +24,9 @@ from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions, hold_back_already_sent
 from ..resources import LedgerResource
 from ..settings import Settings
+from ..store import approvals
 from ..store.ledger import entity_history
+from ..store.locks import AccountLocked, account_lock
 
 
 
@@ -80,24 +83,62 @@ def route(settings: ResourceParam[Settings], actions: pd.DataFrame) -> pd.DataFr
 
 
 @op
+def add_approved(
+    context: OpExecutionContext,
+    settings: ResourceParam[Settings],
+    ledger: LedgerResource,
+    account_snapshot: AccountSnapshot,
+    roas_metrics: pd.DataFrame,
+    actions: pd.DataFrame,
+) -> pd.DataFrame:
+    """STEP 2e: actions a person approved since, re-validated against the account as it is now."""
+    store = ledger.open()
+    approved = approvals.queue(store, "approved", account_snapshot.account_id)
+    if approved.empty:
+        return actions
+    history = entity_history([store.last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
+    candidates = approved_candidates(approved, roas_metrics, account_snapshot.minor_per_unit, account_snapshot.as_of, history)
+    checked = revalidate(candidates, actions, engine.account_spend(account_snapshot, roas_metrics), settings)
+    checked["actor"] = approved["decided_by"].to_numpy()
+    checked["approved_in_run"] = approved["cycle_run_id"].to_numpy()
+    context.log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
+    return pd.concat([actions, checked], ignore_index=True)
+
+
+@op
 def execute(
     context: OpExecutionContext,
+    settings: ResourceParam[Settings],
     meta_client: MetaAdsClient,
     ledger: LedgerResource,
     account_snapshot: AccountSnapshot,
     actions: pd.DataFrame,
 ) -> pd.DataFrame:
-    """STEP 3: record the cycle in the ledger, then apply the executable actions through the client."""
+    """STEP 3: record the cycle in the ledger, then apply the executable actions through the client,
+    holding the account's write lock (two cycles never write at once)."""
     store = ledger.open()
     run_id = context.run_id
     account = account_snapshot.account_id
-    actions = hold_back_already_sent(actions, store.already_sent(account, actions.loc[actions["verdict"] == "executed", "id"]))
-    store.record_cycle(actions, run_id, account, account_snapshot.as_of)
-    executed, records = execute_actions(
-        actions,
-        meta_client,
-        lambda outcome: store.mark_outcome(run_id, outcome.action_id, account_snapshot.as_of, outcome.error, outcome.status),
-    )
+    try:
+        with account_lock(store, account, run_id):
+            actions = hold_back_already_sent(actions, store.already_sent(account, actions.loc[actions["verdict"] == "executed", "id"]))
+            actions = with_prior_state(actions, account_snapshot)
+            store.record_cycle(actions, run_id, account, account_snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours)
+            executed, records = execute_actions(
+                actions,
+                meta_client,
+                lambda outcome: store.mark_outcome(
+                    run_id, outcome.action_id, account_snapshot.as_of, outcome.error, outcome.status, outcome.result
+                ),
+            )
+    except AccountLocked as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
+    if "approved_in_run" in executed:
+        done = executed[executed["approved_in_run"].notna()]
+        approvals.close_approvals(
+            store,
+            {a.id: ("carried_out" if a.verdict == "executed" else "refused", f"cycle {run_id}: {a.reasons[-1]}") for a in done.itertuples()},
+        )
     for record in records:
         context.log.info("action " + json.dumps(record, default=str, sort_keys=True))
     return executed
@@ -156,11 +197,13 @@ def optimization_cycle(
     spikes: pd.DataFrame,
     creative_fatigue: pd.DataFrame,
 ) -> pd.DataFrame:
-    """One optimization cycle: reconcile → decide → policy → safety → route → execute → finalize.
+    """One optimization cycle: reconcile → decide → policy → safety → route → add approved →
+    execute → finalize.
 
     Its value is the cycle's action frame (every action with verdict and reasons).
     """
     proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
     checked = apply_safety(account_snapshot, roas_metrics, apply_policy(proposed))
-    done = execute(account_snapshot, route(checked))
+    with_approvals = add_approved(account_snapshot, roas_metrics, route(checked))
+    done = execute(account_snapshot, with_approvals)
     return finalize(account_snapshot, roas_metrics, done)

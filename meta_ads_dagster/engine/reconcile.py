@@ -57,3 +57,17 @@ def reconcile_writes(open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd
         "status now " + writes["status_now"].fillna("missing").astype(str),
     )
     return writes[[*open_writes.columns, "landed", "observed"]]
+
+
+def with_prior_state(actions: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
+    """The state each action's entity is in before the cycle writes (what a rollback restores):
+    ``prior_status``, and for an A/B decision ``prior_loser_statuses`` (ad → status). A budget's
+    prior value is the action's ``current_budget_minor``."""
+    state = _current_state(snapshot).set_index(["entity_type", "entity_id"])["status_now"]
+    ad_status = snapshot.ads.set_index("id")["status"]
+    actions = actions.copy()
+    actions["prior_status"] = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).map(state.get) if len(actions) else []
+    actions["prior_loser_statuses"] = actions["loser_ad_ids"].map(
+        lambda ads: {ad: ad_status.get(ad) for ad in ads} if isinstance(ads, (list, tuple)) else None
+    )
+    return actions

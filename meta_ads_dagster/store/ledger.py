@@ -12,12 +12,18 @@ A cycle's rows are written in one transaction before any Meta write, with execut
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from ..engine.actions import optional_float, optional_int
 
@@ -48,8 +54,31 @@ actions_table = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("executed_at", sa.DateTime(timezone=True)),
     sa.Column("actor", sa.String(64), nullable=False),
+    # --- revision 0002: audit fields, approvals, rollback -----------------------------------------
+    sa.Column("step", sa.String(32)),  # the seed's log field: route, execute, review, rollback
+    sa.Column("input_snapshot", sa.Text),  # JSON: what the action was decided from
+    sa.Column("output_snapshot", sa.Text),  # JSON: what Meta answered
+    sa.Column("success", sa.Boolean),
+    sa.Column("minor_per_unit", sa.Integer),
+    sa.Column("prior_budget_minor", sa.BigInteger),  # the entity before the write (rollback)
+    sa.Column("prior_status", sa.String(16)),
+    sa.Column("decided_by", sa.String(64)),  # reviewer of a queued action
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decision_reason", sa.Text),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),  # a pending approval's deadline
+    sa.Column("rollback_of_run", sa.String(64)),  # set on the rows of a rollback
     sa.UniqueConstraint("cycle_run_id", "action_id", name="uq_meta_actions_cycle_action"),
     sa.Index("ix_meta_actions_entity", "account_id", "entity_type", "entity_id"),
+    sa.Index("ix_meta_actions_status", "account_id", "status"),
+)
+
+# One row per account while a cycle (or rollback) is writing to it: two never write at once.
+cycle_locks_table = sa.Table(
+    "meta_cycle_locks",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # status of a row: pending (queued for a human), executing (write under way), done, failed,
@@ -67,38 +96,129 @@ def _utc(value) -> datetime:
     return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
 
+# --- schema: Alembic migrations in store/migrations (no alembic.ini, the Config is built here) ---
+
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+# Columns revision 0002 added: a database made by ``metadata.create_all`` (before the migrations)
+# without them is at 0001, with all of them (and meta_cycle_locks) at 0002.
+_COLUMNS_OF_0002 = frozenset(
+    {"step", "input_snapshot", "output_snapshot", "success", "minor_per_unit", "prior_budget_minor", "prior_status",
+     "decided_by", "decided_at", "decision_reason", "expires_at", "rollback_of_run"}
+)  # fmt: skip
+_PG_SCHEMA_LOCK = 0x6D6574615F616473  # pg_advisory_xact_lock key: one upgrader at a time
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """Alembic's Config for the ledger tables; env.py runs the migrations on ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def _head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _legacy_revision(conn: sa.Connection) -> str | None:
+    """The revision of tables made by ``metadata.create_all`` (no alembic_version), None if empty."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table("meta_actions"):
+        return None
+    present = {col["name"] for col in inspector.get_columns("meta_actions")} & _COLUMNS_OF_0002
+    if not present:
+        return "0001"
+    if present == _COLUMNS_OF_0002 and inspector.has_table("meta_cycle_locks"):
+        return "0002"
+    raise RuntimeError(f"meta_actions has no alembic_version and only part of revision 0002 ({sorted(present)}): fix it by hand")
+
+
+def upgrade_schema(engine_or_url: sa.Engine | sa.URL | str) -> None:
+    """Bring the ledger tables to the newest revision, in one transaction.
+
+    Cheap when already there (one read of alembic_version). Tables made by the old
+    ``metadata.create_all`` (no alembic_version) are stamped with their revision first.
+    """
+    engine = engine_or_url if isinstance(engine_or_url, sa.Engine) else sa.create_engine(engine_or_url)
+    try:
+        with engine.begin() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == _head_revision():
+                return
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+            current = MigrationContext.configure(conn).get_current_revision()  # again, under the lock
+            if current == _head_revision():
+                return
+            config = alembic_config(conn)
+            if current is None and (legacy := _legacy_revision(conn)) is not None:
+                command.stamp(config, legacy)
+            command.upgrade(config, "head")
+    finally:
+        if engine is not engine_or_url:
+            engine.dispose()
+
+
 class Ledger:
     def __init__(self, database_url: str):
         self.engine = sa.create_engine(database_url, future=True)
-        metadata.create_all(self.engine)
+        upgrade_schema(self.engine)
 
-    def record_cycle(self, actions: pd.DataFrame, cycle_run_id: str, account_id: str, as_of, actor: str = "autonomous") -> None:
-        """Write one cycle's actions in one transaction (all or nothing)."""
+    def record_cycle(
+        self, actions: pd.DataFrame, cycle_run_id: str, account_id: str, as_of,
+        actor: str = "autonomous", approval_ttl_hours: float | None = None,
+    ) -> None:
+        """Write one cycle's actions in one transaction (all or nothing), before any Meta write.
+
+        Optional action columns: ``actor`` (per row, e.g. the reviewer of an approved action),
+        ``prior_status`` and ``prior_loser_statuses`` (the state a rollback restores; a budget's
+        prior value is ``current_budget_minor``). Queued rows get a deadline ``approval_ttl_hours``
+        from now.
+        """
         now = datetime.now(timezone.utc)
-        rows = [
-            {
-                "action_id": a.id,
-                "cycle_run_id": cycle_run_id,
-                "account_id": account_id,
-                "as_of": _utc(as_of),
-                "recorded_at": now,
-                "type": a.type,
-                "entity_type": a.entity_type,
-                "entity_id": a.entity_id,
-                "rule": a.rule,
-                "proposed_pct": optional_float(a.proposed_pct),
-                "amount_pct": optional_float(a.amount_pct),
-                "current_budget_minor": optional_int(a.current_budget_minor),
-                "new_budget_minor": optional_int(a.new_budget_minor),
-                "confidence": optional_float(a.confidence),
-                "verdict": a.verdict,
-                "status": STATUS_BY_VERDICT[a.verdict],
-                "reasons": json.dumps(list(a.reasons)),
-                "details": json.dumps({"loser_ad_ids": list(a.loser_ad_ids)}) if isinstance(a.loser_ad_ids, (list, tuple)) else None,
-                "actor": actor,
+        deadline = now + timedelta(hours=approval_ttl_hours) if approval_ttl_hours else None
+        rows = []
+        for a in actions.itertuples(index=False):
+            status = STATUS_BY_VERDICT[a.verdict]
+            losers = list(a.loser_ad_ids) if isinstance(a.loser_ad_ids, (list, tuple)) else None
+            details = {
+                key: value
+                for key, value in (("loser_ad_ids", losers), ("prior_loser_statuses", getattr(a, "prior_loser_statuses", None)))
+                if isinstance(value, (list, dict)) and value
             }
-            for a in actions.itertuples(index=False)
-        ]
+            rows.append(
+                {
+                    "action_id": a.id,
+                    "cycle_run_id": cycle_run_id,
+                    "account_id": account_id,
+                    "as_of": _utc(as_of),
+                    "recorded_at": now,
+                    "type": a.type,
+                    "entity_type": a.entity_type,
+                    "entity_id": a.entity_id,
+                    "rule": a.rule,
+                    "proposed_pct": optional_float(a.proposed_pct),
+                    "amount_pct": optional_float(a.amount_pct),
+                    "current_budget_minor": optional_int(a.current_budget_minor),
+                    "new_budget_minor": optional_int(a.new_budget_minor),
+                    "confidence": optional_float(a.confidence),
+                    "verdict": a.verdict,
+                    "status": status,
+                    "reasons": json.dumps(list(a.reasons)),
+                    "details": json.dumps(details) if details else None,
+                    "actor": getattr(a, "actor", None) or actor,
+                    "step": "execute" if a.verdict == "executed" else "route",
+                    "input_snapshot": json.dumps(
+                        {"rule": a.rule, "roas_7d": optional_float(a.roas_7d, 4), "confidence": optional_float(a.confidence, 4),
+                         "spend_7d": optional_float(a.spend_7d, 2), "current_budget_minor": optional_int(a.current_budget_minor)}
+                    ),
+                    "minor_per_unit": optional_int(a.minor_per_unit),
+                    "prior_budget_minor": optional_int(a.current_budget_minor),
+                    "prior_status": getattr(a, "prior_status", None) if isinstance(getattr(a, "prior_status", None), str) else None,
+                    "expires_at": deadline if status == "pending" else None,
+                    "rollback_of_run": getattr(a, "rollback_of_run", None) if isinstance(getattr(a, "rollback_of_run", None), str) else None,
+                }
+            )
         if not rows:
             return
         queued = {(r["entity_type"], r["entity_id"], r["type"]) for r in rows if r["status"] == "pending"}
@@ -114,15 +234,21 @@ class Ledger:
                 )
             conn.execute(actions_table.insert(), rows)
 
-    def mark_outcome(self, cycle_run_id: str, action_id: str, executed_at, error: str | None = None, status: str | None = None) -> None:
+    def mark_outcome(
+        self, cycle_run_id: str, action_id: str, executed_at, error: str | None = None, status: str | None = None,
+        output: dict | None = None,
+    ) -> None:
         """After Meta answered (or did not): ``executed`` → status done; ``failed`` with the error;
-        ``unknown`` (sent, no answer) keeps the error and counts for the cooldown, since it may have landed."""
+        ``unknown`` (sent, no answer) keeps the error and counts for the cooldown, since it may have landed.
+        ``output`` is what Meta answered (the audit's output snapshot)."""
         status = status or ("executed" if error is None else "failed")
         values = {
-            "executed": {"verdict": "executed", "status": "done", "executed_at": _utc(executed_at)},
-            "failed": {"verdict": "failed", "status": "failed", "error_message": error},
+            "executed": {"verdict": "executed", "status": "done", "executed_at": _utc(executed_at), "success": True},
+            "failed": {"verdict": "failed", "status": "failed", "error_message": error, "success": False},
             "unknown": {"verdict": "failed", "status": "unknown", "error_message": error, "executed_at": _utc(executed_at)},
         }[status]
+        if output is not None:
+            values["output_snapshot"] = json.dumps(output, default=str)
         with self.engine.begin() as conn:
             conn.execute(
                 actions_table.update()
@@ -164,7 +290,7 @@ class Ledger:
     def open_writes(self, account_id: str, other_than_run: str) -> pd.DataFrame:
         """Writes whose outcome is open: ``unknown``, or ``executing`` left by another (dead) run."""
         c = actions_table.c
-        frame = self._select(
+        frame = self.select(
             (c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(["unknown", "executing"])
         )
         frame["loser_ad_ids"] = frame["details"].map(lambda d: json.loads(d).get("loser_ad_ids") if isinstance(d, str) else None)
@@ -188,15 +314,15 @@ class Ledger:
             )
 
     def cycle_actions(self, cycle_run_id: str) -> pd.DataFrame:
-        return self._select(actions_table.c.cycle_run_id == cycle_run_id)
+        return self.select(actions_table.c.cycle_run_id == cycle_run_id)
 
     def pending(self, account_id: str | None = None) -> pd.DataFrame:
         condition = actions_table.c.status == "pending"
         if account_id:
             condition = condition & (actions_table.c.account_id == account_id)
-        return self._select(condition)
+        return self.select(condition)
 
-    def _select(self, condition) -> pd.DataFrame:
+    def select(self, condition) -> pd.DataFrame:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(actions_table).where(condition).order_by(actions_table.c.row_id)).mappings().all()
         frame = pd.DataFrame(rows, columns=[col.name for col in actions_table.columns])

@@ -1,0 +1,107 @@
+"""The queue of suggested actions: list, approve, reject, expire (SQLite or PostgreSQL).
+
+Statuses of a queued row: ``pending`` → ``approved`` | ``rejected`` | ``expired`` |
+``superseded``; an approved row becomes ``carried_out`` (executed by a later cycle, which logs the
+execution as a row of its own) or ``refused`` (re-validation said no) or ``expired``.
+Times here are wall-clock UTC: an approval's deadline is about people, not the account's clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+
+from .ledger import Ledger, actions_table
+
+c = actions_table.c
+OPEN_STATUSES = ("pending", "approved")
+
+
+class ReviewError(ValueError):
+    """A review names actions that cannot take that decision; nothing was changed."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def expire(ledger: Ledger, now: datetime | None = None) -> int:
+    """Mark pending or approved rows past their deadline ``expired``; returns how many."""
+    with ledger.engine.begin() as conn:
+        result = conn.execute(
+            actions_table.update()
+            .where(c.status.in_(OPEN_STATUSES), c.expires_at.is_not(None), c.expires_at < (now or now_utc()))
+            .values(status="expired")
+        )
+    return result.rowcount
+
+
+def queue(ledger: Ledger, status: str = "pending", account_id: str | None = None) -> pd.DataFrame:
+    """Rows of the queue in ``status`` (after expiring what is due), oldest first."""
+    expire(ledger)
+    condition = c.status == status
+    if account_id:
+        condition = condition & (c.account_id == account_id)
+    return ledger.select(condition)
+
+
+def decide(
+    ledger: Ledger, action_ids: Iterable[str], decision: str, reviewer: str, reason: str | None, ttl_hours: float
+) -> pd.DataFrame:
+    """Approve or reject pending actions, all or none: an id that is not pending (unknown,
+    already decided, expired) fails the whole review with a message naming it."""
+    if decision not in ("approve", "reject"):
+        raise ReviewError(f"decision: must be 'approve' or 'reject', got {decision!r}")
+    if not (reviewer or "").strip():
+        raise ReviewError("reviewer: a name is required (--by NAME)")
+    if decision == "reject" and not (reason or "").strip():
+        raise ReviewError("reason: a rejection needs a reason (--reason TEXT)")
+    ids = list(dict.fromkeys(action_ids))
+    if not ids:
+        raise ReviewError("ids: name at least one action id")
+    expire(ledger)
+    now = now_utc()
+    with ledger.engine.begin() as conn:
+        rows = conn.execute(sa.select(c.action_id, c.status).where(c.action_id.in_(ids), c.status.in_(["pending", *_DECIDED]))).all()
+        status_of = {}
+        for row in rows:  # a pending row wins over an older decided one with the same id
+            if status_of.get(row.action_id) != "pending":
+                status_of[row.action_id] = row.status
+        problems = [f"{i} ({status_of[i]})" if i in status_of else f"{i} (no such queued action)" for i in ids if status_of.get(i) != "pending"]
+        if problems:
+            raise ReviewError("ids: not pending, nothing changed: " + ", ".join(problems))
+        conn.execute(
+            actions_table.update()
+            .where(c.action_id.in_(ids), c.status == "pending")
+            .values(
+                status="approved" if decision == "approve" else "rejected",
+                decided_by=reviewer.strip(),
+                decided_at=now,
+                decision_reason=(reason or "").strip() or None,
+                step="review",
+                # An approval has its own deadline: carried out by a cycle within the TTL, or expired.
+                expires_at=now + timedelta(hours=ttl_hours),
+            )
+        )
+    return ledger.select(c.action_id.in_(ids) & c.status.in_(["approved", "rejected"]))
+
+
+_DECIDED = ("approved", "rejected", "expired", "superseded", "carried_out", "refused")
+
+
+def close_approvals(ledger: Ledger, outcomes: dict[str, tuple[str, str]]) -> None:
+    """After a cycle dealt with approved actions: action id → (``carried_out``|``refused``, why)."""
+    with ledger.engine.begin() as conn:
+        for action_id, (status, why) in outcomes.items():
+            row = conn.execute(sa.select(c.row_id, c.reasons).where(c.action_id == action_id, c.status == "approved")).first()
+            if row is None:
+                continue
+            conn.execute(
+                actions_table.update().where(c.row_id == row.row_id)
+                .values(status=status, reasons=json.dumps([*json.loads(row.reasons), why]))
+            )
+
