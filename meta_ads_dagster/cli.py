@@ -4,6 +4,10 @@
   cycle over a snapshot file (SNAPSHOT.md); writes nothing. Exit 2 when the snapshot is rejected.
 - ``meta-ads cycle``: run one cycle now (the manual "run now"), recorded in the Dagster instance
   at DAGSTER_HOME (./.dagster_home when unset, created with telemetry off), and say where to look.
+- ``meta-ads pending | approve ID... --by NAME | reject ID... --by NAME --reason TEXT``: the queue.
+- ``meta-ads history [--limit N] | log RUN_ID``: the cycle list and one cycle's actions.
+- ``meta-ads rollback RUN_ID [--force]``: undo a cycle.
+Listing commands take ``--format table|json``.
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import argparse
 import json
 import os
 import sys
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
+from .engine.actions import optional_float
 from .engine.cycle import SUMMARY_COLUMNS, plan_document
 from .engine.snapshot import SnapshotError, load_snapshot_text
 from .settings import SettingsError, dagster_home, load_settings
+from .store import approvals
+from .store.ledger import Ledger
 
 INSTANCE_YAML = Path(__file__).with_name("instance.yaml")
 
@@ -96,8 +105,11 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     print(f"\ncycle run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} "
           f"({settings.meta_api_mode} mode, {settings.meta_auto_mode})")
     for event in result.all_events if not result.success else []:
-        if event.is_failure and event.event_specific_data is not None and getattr(event.event_specific_data, "error", None):
-            print(f"  {event.step_key or 'run'}: {event.event_specific_data.error.message.strip()}")
+        error = getattr(event.event_specific_data, "error", None) if event.is_step_failure else None
+        while error is not None and error.cause is not None:  # the op's own exception, not Dagster's wrapper
+            error = error.cause
+        if error is not None:
+            print(f"  {event.step_key}: {error.message.strip()}")
     if actions is not None:
         from .engine.cycle import contract_actions
 
@@ -112,6 +124,106 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+LEDGER_COLUMNS = ("id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "actor", "age_hours", "cycle_run_id")
+
+
+def ledger_rows(frame) -> list[dict]:
+    """Ledger rows as the JSON the listing commands print (scripts read these keys)."""
+    now = approvals.now_utc()
+    rows = []
+    for r in frame.itertuples(index=False):
+        per_unit = r.minor_per_unit if r.minor_per_unit and r.minor_per_unit == r.minor_per_unit else 100
+        recorded = r.recorded_at if r.recorded_at.tzinfo else r.recorded_at.replace(tzinfo=timezone.utc)
+        rows.append({
+            "id": r.action_id, "type": r.type, "entity_type": r.entity_type, "entity_id": r.entity_id,
+            "status": r.status, "verdict": r.verdict, "rule": r.rule,
+            "current_budget_usd": optional_float(r.current_budget_minor / per_unit if r.current_budget_minor is not None else None, 2),
+            "new_budget_usd": optional_float(r.new_budget_minor / per_unit if r.new_budget_minor is not None else None, 2),
+            "reasons": list(r.reasons), "actor": r.actor, "decided_by": r.decided_by if isinstance(r.decided_by, str) else None,
+            "cycle_run_id": r.cycle_run_id, "recorded_at": recorded.isoformat(),
+            "age_hours": round((now - recorded).total_seconds() / 3600, 2),
+            "error_message": r.error_message if isinstance(r.error_message, str) else None,
+        })
+    return rows
+
+
+def _print_rows(rows: list[dict], fmt: str, columns: tuple[str, ...] = LEDGER_COLUMNS, empty: str = "(none)") -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(rows, columns) if rows else empty)
+
+
+def _ledger(settings=None) -> Ledger:
+    return Ledger((settings or load_settings()).database_url())
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    _print_rows(ledger_rows(approvals.queue(_ledger(), "pending", args.account)), args.format, empty="(no pending actions)")
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        decided = approvals.decide(_ledger(settings), args.ids, args.command, args.by, getattr(args, "reason", None), settings.approval_ttl_hours)
+    except approvals.ReviewError as exc:
+        return _fail(str(exc))
+    _print_rows(ledger_rows(decided), args.format)
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    rows = _ledger().cycle_actions(args.run_id)
+    if rows.empty:
+        return _fail(f"run_id: no actions recorded for run {args.run_id}")
+    _print_rows(ledger_rows(rows), args.format)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """The cycle list: Dagster's run storage (status, times, tags) plus the ledger's counts."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance, RunsFilter
+
+    from .jobs import CYCLE_JOB_NAME
+
+    ledger = _ledger()
+    with DagsterInstance.get() as instance:
+        records = instance.get_run_records(RunsFilter(job_name=CYCLE_JOB_NAME), limit=args.limit)
+    rows = []
+    for record in records:
+        run = record.dagster_run
+        counts = ledger.cycle_actions(run.run_id)["verdict"].value_counts()
+        rows.append({
+            "run_id": run.run_id, "status": run.status.value,
+            "started": datetime.fromtimestamp(record.start_time, timezone.utc).isoformat() if record.start_time else None,
+            "triggered_by": run.tags.get("meta/triggered_by"), "mode": run.tags.get("meta/mode"),
+            "auto_mode": run.tags.get("meta/auto_mode"),
+            **{f"actions_{v}": int(counts.get(v, 0)) for v in ("executed", "queued", "failed")},
+        })
+    _print_rows(rows, args.format, ("run_id", "status", "started", "triggered_by", "auto_mode", "actions_executed", "actions_queued", "actions_failed"), "(no cycles yet)")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    from .engine.snapshot import parse_snapshot
+    from .resources import meta_client
+    from .store.locks import AccountLocked
+    from .store.rollback import rollback_run
+
+    settings = load_settings()
+    client = meta_client(settings)
+    try:
+        snapshot = parse_snapshot(client.fetch_snapshot())
+        report = rollback_run(_ledger(settings), client, snapshot, args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force)
+    except (LookupError, AccountLocked, SnapshotError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report.as_dict(), indent=2))
+    return 1 if report.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meta-ads", description="Meta Ads autopilot on Dagster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +236,32 @@ def main(argv: list[str] | None = None) -> int:
 
     cycle = commands.add_parser("cycle", help="run one cycle now (stub mode by default) and record it")
     cycle.set_defaults(handler=cmd_cycle)
+
+    formats = argparse.ArgumentParser(add_help=False)
+    formats.add_argument("--format", choices=("table", "json"), default="table")
+    pending = commands.add_parser("pending", parents=[formats], help="list queued actions waiting for a person")
+    pending.add_argument("--account", help="only this ad account (act_...)")
+    pending.set_defaults(handler=cmd_pending)
+    approve = commands.add_parser("approve", parents=[formats], help="approve queued actions (the next cycle carries them out)")
+    approve.add_argument("ids", nargs="+", metavar="ID")
+    approve.add_argument("--by", required=True, metavar="NAME", help="the reviewer (recorded as the actor)")
+    approve.set_defaults(handler=cmd_review)
+    reject = commands.add_parser("reject", parents=[formats], help="reject queued actions")
+    reject.add_argument("ids", nargs="+", metavar="ID")
+    reject.add_argument("--by", required=True, metavar="NAME")
+    reject.add_argument("--reason", required=True, metavar="TEXT")
+    reject.set_defaults(handler=cmd_review)
+    history = commands.add_parser("history", parents=[formats], help="the cycle list (Dagster runs + ledger counts)")
+    history.add_argument("--limit", type=int, default=20)
+    history.set_defaults(handler=cmd_history)
+    log = commands.add_parser("log", parents=[formats], help="one cycle's actions")
+    log.add_argument("run_id")
+    log.set_defaults(handler=cmd_log)
+    rollback = commands.add_parser("rollback", help="restore the budgets and statuses a cycle changed")
+    rollback.add_argument("run_id")
+    rollback.add_argument("--force", action="store_true", help="restore entities changed since the cycle too")
+    rollback.add_argument("--by", default="cli", metavar="NAME", help="who asks (recorded as the actor)")
+    rollback.set_defaults(handler=cmd_rollback)
 
     args = parser.parse_args(argv)
     return args.handler(args)

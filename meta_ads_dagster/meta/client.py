@@ -57,6 +57,10 @@ class MetaAdsClient(ConfigurableResource, ABC):
         """Set a campaign, ad set or ad to PAUSED."""
 
     @abstractmethod
+    def resume(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        """Set a campaign, ad set or ad to ACTIVE (only ever a rollback's restore)."""
+
+    @abstractmethod
     def publish_winner_ad(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
         """End an A/B test as one unit: the winner stays ACTIVE, every loser is PAUSED."""
 
@@ -70,6 +74,8 @@ class MetaAdsClient(ConfigurableResource, ABC):
             return self.update_budget(write.entity_type, write.entity_id, int(write.new_budget_minor))
         if write.type == "pause":
             return self.pause(write.entity_type, write.entity_id)
+        if write.type == "resume":
+            return self.resume(write.entity_type, write.entity_id)
         if write.type == "publish_winner":
             return self.publish_winner_ad(write.entity_id, list(write.loser_ad_ids))
         if write.type == "create_variant":

@@ -345,6 +345,8 @@ class LiveMetaAdsClient(MetaAdsClient):
             return [(write.entity_id, {"daily_budget": int(write.new_budget_minor)})]
         if write.type == "pause":
             return [(write.entity_id, {"status": "PAUSED"})]
+        if write.type == "resume":
+            return [(write.entity_id, {"status": "ACTIVE"})]
         if write.type == "publish_winner":
             return [(write.entity_id, {"status": "ACTIVE"})] + [(ad, {"status": "PAUSED"}) for ad in write.loser_ad_ids]
         raise ValueError(f"action {write.action_id}: type {write.type!r} is not a batchable write")
@@ -461,6 +463,9 @@ class LiveMetaAdsClient(MetaAdsClient):
 
     def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
         return self._post((entity_id,), {"status": "PAUSED"})
+
+    def resume(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        return self._post((entity_id,), {"status": "ACTIVE"})
 
     def publish_winner_ad(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
         outcome = self.apply_writes([Write("publish", "publish_winner", "ad", winner_ad_id, loser_ad_ids=tuple(loser_ad_ids))])[0]

@@ -31,13 +31,23 @@ class StubWriteError(RuntimeError):
     """The stub was told (``fail_writes_for``) to refuse a write to this entity."""
 
 
+class StubCrash(BaseException):
+    """The process "dies" right after a write reached the account (``crash_after_write_for``).
+
+    A BaseException, like a KeyboardInterrupt: no ``except Exception`` on the way catches it, so
+    the ledger is left exactly as a killed process would leave it.
+    """
+
+
 class StubMetaAdsClient(MetaAdsClient):
     state_dir: str
     snapshot_path: str | None = None
     account_id: str | None = None
     clock_step_minutes: int = 30
-    # Fault injection for tests: writes to these entity ids raise, as a Meta error would.
+    # Fault injection for tests: writes to these entity ids raise, as a Meta error would;
+    # writes to crash_after_write_for land, then the "process dies" (StubCrash).
     fail_writes_for: list[str] = []
+    crash_after_write_for: list[str] = []
 
     _state: dict[str, Any] | None = PrivateAttr(default=None)
 
@@ -82,6 +92,9 @@ class StubMetaAdsClient(MetaAdsClient):
         entry = {"method": method, "at": state["snapshot"]["as_of"], **args}
         state["writes"].append(entry)
         self._save()
+        touched = {args.get("entity_id"), args.get("winner_ad_id"), args.get("ad_id")}
+        if touched & set(self.crash_after_write_for):
+            raise StubCrash(f"stub crashed after {method} {sorted(t for t in touched if t)} (fault injection)")
         return entry
 
     def _find(self, entity_type: str, entity_id: str) -> dict[str, Any]:
@@ -125,12 +138,18 @@ class StubMetaAdsClient(MetaAdsClient):
         row["daily_budget"] = str(int(daily_budget_minor))
         return self._record("update_budget", entity_type=entity_type, entity_id=entity_id, previous=previous, daily_budget=row["daily_budget"])
 
-    def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+    def _set_status(self, method: str, entity_type: str, entity_id: str, status: str) -> dict[str, Any]:
         self._check_fault(entity_id)
         row = self._find(entity_type, entity_id)
         previous = row["status"]
-        row["status"] = "PAUSED"
-        return self._record("pause", entity_type=entity_type, entity_id=entity_id, previous=previous)
+        row["status"] = status
+        return self._record(method, entity_type=entity_type, entity_id=entity_id, previous=previous)
+
+    def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        return self._set_status("pause", entity_type, entity_id, "PAUSED")
+
+    def resume(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        return self._set_status("resume", entity_type, entity_id, "ACTIVE")
 
     def publish_winner_ad(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
         # One unit: check every ad (and every fault) before changing any of them.

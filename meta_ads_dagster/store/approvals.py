@@ -105,3 +105,14 @@ def close_approvals(ledger: Ledger, outcomes: dict[str, tuple[str, str]]) -> Non
                 .values(status=status, reasons=json.dumps([*json.loads(row.reasons), why]))
             )
 
+
+
+def purge(ledger: Ledger, retention_days: int, now: datetime | None = None) -> int:
+    """Delete ledger rows recorded more than ``retention_days`` ago (AUDIT_RETENTION_DAYS);
+    open rows (pending, approved, executing, unknown) are kept whatever their age."""
+    cutoff = (now or now_utc()) - timedelta(days=retention_days)
+    with ledger.engine.begin() as conn:
+        result = conn.execute(
+            actions_table.delete().where(c.recorded_at < cutoff, c.status.not_in(["pending", "approved", "executing", "unknown"]))
+        )
+    return result.rowcount

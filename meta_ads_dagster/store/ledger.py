@@ -92,6 +92,11 @@ STATUS_BY_VERDICT = {
 }
 
 
+def _text(value) -> str | None:
+    """An optional text cell of an action frame (missing: None, NaN or absent)."""
+    return value if isinstance(value, str) and value else None
+
+
 def _utc(value) -> datetime:
     return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
@@ -206,7 +211,7 @@ class Ledger:
                     "status": status,
                     "reasons": json.dumps(list(a.reasons)),
                     "details": json.dumps(details) if details else None,
-                    "actor": getattr(a, "actor", None) or actor,
+                    "actor": _text(getattr(a, "actor", None)) or actor,
                     "step": "execute" if a.verdict == "executed" else "route",
                     "input_snapshot": json.dumps(
                         {"rule": a.rule, "roas_7d": optional_float(a.roas_7d, 4), "confidence": optional_float(a.confidence, 4),
@@ -214,9 +219,9 @@ class Ledger:
                     ),
                     "minor_per_unit": optional_int(a.minor_per_unit),
                     "prior_budget_minor": optional_int(a.current_budget_minor),
-                    "prior_status": getattr(a, "prior_status", None) if isinstance(getattr(a, "prior_status", None), str) else None,
+                    "prior_status": _text(getattr(a, "prior_status", None)),
                     "expires_at": deadline if status == "pending" else None,
-                    "rollback_of_run": getattr(a, "rollback_of_run", None) if isinstance(getattr(a, "rollback_of_run", None), str) else None,
+                    "rollback_of_run": _text(getattr(a, "rollback_of_run", None)),
                 }
             )
         if not rows:
@@ -293,7 +298,6 @@ class Ledger:
         frame = self.select(
             (c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(["unknown", "executing"])
         )
-        frame["loser_ad_ids"] = frame["details"].map(lambda d: json.loads(d).get("loser_ad_ids") if isinstance(d, str) else None)
         return frame
 
     def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> None:
@@ -327,6 +331,7 @@ class Ledger:
             rows = conn.execute(sa.select(actions_table).where(condition).order_by(actions_table.c.row_id)).mappings().all()
         frame = pd.DataFrame(rows, columns=[col.name for col in actions_table.columns])
         frame["reasons"] = frame["reasons"].map(json.loads)
+        frame["loser_ad_ids"] = frame["details"].map(lambda d: json.loads(d).get("loser_ad_ids") if isinstance(d, str) else None)
         return frame
 
     def dispose(self) -> None:

@@ -1,0 +1,129 @@
+"""Undo a cycle: restore the budgets and statuses its writes changed (the seed's /rollback/{cycle_id}).
+
+Every executed row of a cycle keeps the entity's state before the write (``prior_budget_minor``,
+``prior_status``, an A/B decision's ``prior_loser_statuses``). A rollback turns each into restore
+writes, sent through the same client and recorded in the same ledger as any cycle, under the
+account's write lock, so it is logged, exactly-once (its ids are derived from the rolled-back
+action) and itself visible in ``meta-ads log``. An entity someone changed since the cycle (its
+budget or status is no longer what the cycle left) is skipped and reported, unless ``force``.
+A created ad variant is not undone: it was created paused and stays so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..engine.actions import ACTION_COLUMNS
+from ..engine.snapshot import AccountSnapshot
+from ..meta.client import MetaAdsClient
+from ..meta.execution import execute_actions
+from .ledger import Ledger
+from .locks import account_lock
+
+
+@dataclass
+class RollbackReport:
+    run_id: str
+    rollback_run_id: str
+    restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "rollback_run_id": self.rollback_run_id, "restored": self.restored,
+                "skipped": self.skipped, "failed": self.failed}
+
+
+def _restore_id(run_id: str, action_id: str, entity_id: str) -> str:
+    return hashlib.sha256(f"rollback|{run_id}|{action_id}|{entity_id}".encode()).hexdigest()[:16]
+
+
+def plan_restores(rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool) -> tuple[list[dict], list[str]]:
+    """Restore writes for a cycle's executed rows, newest first, and the entities skipped (why)."""
+    status = {("campaign", r.id): r.status for r in snapshot.campaigns.itertuples()}
+    status |= {("adset", r.id): r.status for r in snapshot.adsets.itertuples()}
+    status |= {("ad", r.id): r.status for r in snapshot.ads.itertuples()}
+    budget = {("campaign", r.id): r.daily_budget for r in snapshot.campaigns.itertuples()}
+    budget |= {("adset", r.id): r.daily_budget for r in snapshot.adsets.itertuples()}
+    restores, skipped = [], []
+
+    def restore(row, kind, entity_type, entity_id, now, left, **write):
+        key = (entity_type, entity_id)
+        if key not in status:
+            skipped.append(f"{entity_type} {entity_id}: no longer in the account")
+        elif now != left and not force:
+            skipped.append(f"{entity_type} {entity_id}: changed since the cycle ({left} → {now}); use --force to restore anyway")
+        else:
+            restores.append({"id": _restore_id(row.cycle_run_id, row.action_id, entity_id), "type": kind,
+                             "entity_type": entity_type, "entity_id": entity_id, "undoes": row.action_id, **write})
+
+    for row in rows.sort_values("row_id", ascending=False).itertuples():
+        key = (row.entity_type, row.entity_id)
+        if row.type in ("scale_up", "scale_down") and not pd.isna(row.prior_budget_minor):
+            prior, left = int(row.prior_budget_minor), int(row.new_budget_minor)
+            kind = "scale_down" if prior < left else "scale_up"
+            now = budget.get(key)
+            restore(row, kind, *key, None if pd.isna(now) else int(now), left, current_budget_minor=now, new_budget_minor=prior)
+        elif row.type == "pause" and row.prior_status == "ACTIVE":
+            restore(row, "resume", *key, status.get(key), "PAUSED")
+        elif row.type == "publish_winner":
+            priors = json.loads(row.details or "{}").get("prior_loser_statuses") or {}
+            for ad, prior in priors.items():
+                if prior == "ACTIVE":
+                    restore(row, "resume", "ad", ad, status.get(("ad", ad)), "PAUSED")
+        elif row.type == "create_variant":
+            skipped.append(f"ad {row.entity_id}: its creative variant was created paused and is left as is")
+    return restores, skipped
+
+
+def _as_actions(restores: list[dict], run_id: str, minor_per_unit: int) -> pd.DataFrame:
+    frame = pd.DataFrame(restores, columns=["id", "type", "entity_type", "entity_id", "undoes", "current_budget_minor", "new_budget_minor"])
+    actions = frame.reindex(columns=ACTION_COLUMNS)
+    actions["rule"] = "rollback"
+    actions["minor_per_unit"] = minor_per_unit
+    actions["verdict"] = "executed"
+    actions["reasons"] = [[f"rollback of run {run_id}: undoes action {u}"] for u in frame["undoes"]]
+    actions["rollback_of_run"] = run_id
+    actions["loser_ad_ids"] = None
+    for column in ("current_budget_minor", "new_budget_minor", "proposed_pct", "amount_pct", "confidence", "roas_7d", "spend_7d"):
+        actions[column] = pd.to_numeric(actions[column], errors="coerce").astype(float)
+    actions["amount_pct"] = np.where(
+        actions["type"].isin(["scale_up", "scale_down"]),
+        (actions["new_budget_minor"] - actions["current_budget_minor"]).abs() / actions["current_budget_minor"],
+        np.nan,
+    )
+    return actions
+
+
+def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, run_id: str, rollback_run_id: str,
+                 actor: str, force: bool = False) -> RollbackReport:
+    """Restore what run ``run_id`` changed in ``snapshot``'s account (see the module docstring)."""
+    report = RollbackReport(run_id, rollback_run_id)
+    rows = ledger.cycle_actions(run_id)
+    if rows.empty:
+        raise LookupError(f"run_id: no ledger rows for run {run_id}")
+    done = rows[(rows["status"] == "done") & rows["rollback_of_run"].isna()]
+    restores, report.skipped = plan_restores(done, snapshot, force)
+    with account_lock(ledger, snapshot.account_id, rollback_run_id):
+        sent = ledger.already_sent(snapshot.account_id, [r["id"] for r in restores])
+        report.skipped += [f"{r['entity_type']} {r['entity_id']}: already restored by run {sent[r['id']]}" for r in restores if r["id"] in sent]
+        actions = _as_actions([r for r in restores if r["id"] not in sent], run_id, snapshot.minor_per_unit)
+        if actions.empty:
+            return report
+        ledger.record_cycle(actions, rollback_run_id, snapshot.account_id, snapshot.as_of, actor=actor)
+        done_actions, _ = execute_actions(
+            actions, client,
+            lambda o: ledger.mark_outcome(rollback_run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result),
+        )
+    for action in done_actions.itertuples():
+        label = f"{action.type} {action.entity_type} {action.entity_id}"
+        if action.verdict == "executed":
+            report.restored.append(label)
+        else:
+            report.failed.append(f"{label}: {action.reasons[-1]}")
+    return report
