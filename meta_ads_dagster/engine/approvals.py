@@ -16,7 +16,7 @@ import pandas as pd
 from ..settings import Settings
 from .actions import ACTION_COLUMNS, add_reason, set_verdict
 from .policy import PolicyEngine
-from .safety import AccountSpend, SafetyEngine
+from .safety import AccountSpend, SafetyEngine, hours_since_last_action
 
 APPROVAL_COLUMNS = ["action_id", "cycle_run_id", "type", "entity_type", "entity_id", "rule", "amount_pct", "loser_ad_ids", "decided_by"]
 
@@ -56,10 +56,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
         },
         columns=ACTION_COLUMNS,
     )
-    if not history.empty and not actions.empty:
-        latest = history.groupby(["entity_type", "entity_id"])["executed_at"].max().rename("last").reset_index()
-        last = actions[["entity_type", "entity_id"]].merge(latest, how="left")["last"]
-        actions["hours_since_last_action"] = ((as_of - pd.to_datetime(last, utc=True)).dt.total_seconds() / 3600).to_numpy()
+    actions["hours_since_last_action"] = hours_since_last_action(actions, history, as_of)
     actions["active"] = current["effective_active"].fillna(False).astype(bool).to_numpy()
     return actions
 

@@ -5,7 +5,6 @@ collect (frames) → propose → policy → safety → route → (execute, outsi
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..settings import Settings
@@ -16,7 +15,7 @@ from .fatigue import detect_fatigue
 from .metrics import entity_table, roas_metrics
 from .policy import PolicyEngine
 from .routing import route_actions
-from .safety import AccountSpend, SafetyEngine
+from .safety import AccountSpend, SafetyEngine, hours_since_last_action
 from .snapshot import AccountSnapshot
 from .spikes import detect_spikes
 
@@ -50,14 +49,7 @@ def decide(
     snapshot's ``recent_actions``.
     """
     actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings)
-    if not last_actions.empty and not actions.empty:
-        latest = (
-            last_actions.assign(executed_at=pd.to_datetime(last_actions["executed_at"], utc=True))
-            .groupby(["entity_type", "entity_id"])["executed_at"].max()
-        )
-        when = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).map(latest.to_dict().get)
-        hours = [(snapshot.as_of - t).total_seconds() / 3600 if t is not None else np.nan for t in when]
-        actions["hours_since_last_action"] = hours
+    actions["hours_since_last_action"] = hours_since_last_action(actions, last_actions, snapshot.as_of)
     return actions
 
 

@@ -30,6 +30,19 @@ AUTO_MIN_CONFIDENCE = 0.75  # the seed's safety matrix: auto-scale only with con
 PUTS_CREATIVE_LIVE = ("publish_winner", "resume")
 
 
+def hours_since_last_action(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Hours since each action's entity was last changed (NaN: never), from ``history`` rows of
+    (entity_type, entity_id, executed_at): what the 24 h cooldown measures."""
+    if history.empty or actions.empty:
+        return np.full(len(actions), np.nan)
+    latest = (
+        history.assign(executed_at=pd.to_datetime(history["executed_at"], utc=True))
+        .groupby(["entity_type", "entity_id"], as_index=False)["executed_at"].max()
+    )
+    last = actions[["entity_type", "entity_id"]].merge(latest, how="left")["executed_at"]
+    return ((as_of - last).dt.total_seconds() / 3600).to_numpy(dtype=float)
+
+
 @dataclass(frozen=True)
 class AccountSpend:
     """What the spend cap is measured against (account currency, major units)."""
