@@ -116,7 +116,8 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         print(format_table(contract_actions(actions), SUMMARY_COLUMNS) if len(actions) else "(no actions)")
     print(
         "\nWhere to look:\n"
-        f"  DAGSTER_HOME={home} dagster dev      (then open http://127.0.0.1:3000)\n"
+        f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster.definitions"
+        "   (then open http://127.0.0.1:3000)\n"
         f"  Runs → {result.run_id[:8]}: the cycle's event log, one 'action {{...}}' line per action\n"
         "  Assets → optimization_cycle: the action table and the stats plotted over cycles\n"
         "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle"
@@ -196,6 +197,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         run = record.dagster_run
         counts = ledger.cycle_actions(run.run_id)["verdict"].value_counts()
         rows.append({
+            # The keys every listing's JSON rows carry, for a cycle: the run is the row's id.
+            "id": run.run_id, "type": "cycle", "entity_type": "account", "entity_id": run.tags.get("meta/account"),
+            "current_budget_usd": None, "new_budget_usd": None, "reasons": [],
+            "actor": run.tags.get("meta/triggered_by"), "cycle_run_id": run.run_id,
             "run_id": run.run_id, "status": run.status.value,
             "started": datetime.fromtimestamp(record.start_time, timezone.utc).isoformat() if record.start_time else None,
             "triggered_by": run.tags.get("meta/triggered_by"), "mode": run.tags.get("meta/mode"),

@@ -8,8 +8,10 @@ that is dropped afterwards. Without the variable they skip with the reason, unle
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -38,9 +40,14 @@ def _postgres_server_url() -> str | None:
     pytest.skip("PostgreSQL tests need META_ADS_TEST_POSTGRES_URL (see meta_ads_dagster_tests/conftest.py)")
 
 
-@pytest.fixture
-def postgres_url():
-    """URL of a fresh PostgreSQL database on the test server; dropped after the test."""
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A fresh, uniquely named database on the test server (its URL), dropped on exit.
+
+    Skips (or fails under META_ADS_REQUIRE_POSTGRES=1) when the server is not configured or
+    unreachable. ``postgres_url`` wraps it per test; module-scoped fixtures (e.g. the deploy
+    tests' Dagster daemon + webserver) use it directly.
+    """
     server = sa.make_url(_postgres_server_url())
     name = f"meta_ads_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
@@ -48,13 +55,23 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
+        admin.dispose()
         if os.environ.get("META_ADS_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL at {server.render_as_string(hide_password=True)} is required but unreachable: {exc}")
         pytest.skip(f"PostgreSQL unreachable: {exc}")
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """URL of a fresh PostgreSQL database on the test server; dropped after the test."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,6 +9,7 @@ Each op is a thin shell around the engine (``engine/cycle.py``).
 
 import json
 
+import numpy as np
 import pandas as pd
 from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
@@ -18,8 +19,9 @@ from ..engine.policy import PolicyEngine
 from ..engine.approvals import approved_candidates, revalidate
 from ..engine.reconcile import reconcile_writes, with_prior_state
 from ..engine.routing import route_actions
-from ..engine.safety import SafetyEngine
-from ..engine.snapshot import AccountSnapshot
+from ..engine.actions import add_reason
+from ..engine.safety import SafetyEngine, hours_since_last_action
+from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions, hold_back_already_sent
 from ..resources import LedgerResource
@@ -93,16 +95,59 @@ def add_approved(
 ) -> pd.DataFrame:
     """STEP 2e: actions a person approved since, re-validated against the account as it is now."""
     store = ledger.open()
-    approved = approvals.queue(store, "approved", account_snapshot.account_id)
+    account = account_snapshot.account_id
+    approved = approvals.queue(store, "approved", account)
+    # An approval whose write a run already sent (e.g. one that crashed right after it) is done.
+    sent = store.already_sent(account, approved["action_id"])
+    approvals.close_approvals(store, {i: ("carried_out", f"already sent by run {run}") for i, run in sent.items()})
+    approved = approved[~approved["action_id"].isin(list(sent))].reset_index(drop=True)
     if approved.empty:
         return actions
-    history = entity_history([store.last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
+    history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
     candidates = approved_candidates(approved, roas_metrics, account_snapshot.minor_per_unit, account_snapshot.as_of, history)
     checked = revalidate(candidates, actions, engine.account_spend(account_snapshot, roas_metrics), settings)
     checked["actor"] = approved["decided_by"].to_numpy()
     checked["approved_in_run"] = approved["cycle_run_id"].to_numpy()
     context.log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
+    # This cycle's own new proposal for an entity whose approved twin executes now is moot.
+    going = checked.loc[checked["verdict"] == "executed", ["entity_type", "entity_id", "type"]]
+    actions = actions.copy()
+    moot = (
+        pd.MultiIndex.from_frame(actions[["entity_type", "entity_id", "type"]]).isin(pd.MultiIndex.from_frame(going))
+        & actions["verdict"].eq("queued").to_numpy()
+    ) if len(going) and len(actions) else np.zeros(len(actions), dtype=bool)
+    add_reason(actions, moot, "an approved action for this entity executes in this cycle: not queued again")
+    actions.loc[moot, "verdict"] = "safety_blocked"
     return pd.concat([actions, checked], ignore_index=True)
+
+
+def settle_open_writes(context: OpExecutionContext, store, meta_client: MetaAdsClient, account: str, action_ids: pd.Series) -> None:
+    """This step is sending writes a dead run already started (a re-execution from failure, a
+    retry): read the account *now* and settle them first. What landed is then held back as already
+    sent; what did not is sent by this run, so each write lands exactly once. Under the account
+    lock, so the run that left them open cannot still be writing."""
+    open_writes = store.open_writes(account, context.run_id)
+    open_writes = open_writes[open_writes["action_id"].isin(set(action_ids))]
+    if open_writes.empty:
+        return
+    current = parse_snapshot(meta_client.fetch_snapshot())
+    for row in reconcile_writes(open_writes, current).itertuples(index=False):
+        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
+        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
+        context.log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
+
+
+def hold_back_changed_since(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """What the ledger says now against what this cycle decided from: an executable action whose
+    entity another run changed after this cycle read the ledger (a manual cycle next to a
+    scheduled one) is not sent on top of that change; the next cycle decides it again."""
+    actions = actions.copy()
+    seen = actions["hours_since_last_action"].astype(float).to_numpy()
+    now = hours_since_last_action(actions, history, as_of)
+    changed = np.where(np.isnan(seen), ~np.isnan(now), now < seen - 1e-6) & actions["verdict"].eq("executed").to_numpy()
+    add_reason(actions, changed, "changed by another run after this cycle read the account: not sent, decided again next cycle")
+    actions.loc[changed, "verdict"] = "safety_blocked"
+    return actions
 
 
 @op
@@ -121,7 +166,11 @@ def execute(
     account = account_snapshot.account_id
     try:
         with account_lock(store, account, run_id):
-            actions = hold_back_already_sent(actions, store.already_sent(account, actions.loc[actions["verdict"] == "executed", "id"]))
+            executable = actions.loc[actions["verdict"] == "executed", "id"]
+            settle_open_writes(context, store, meta_client, account, executable)
+            actions = hold_back_already_sent(actions, store.already_sent(account, executable))
+            history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
+            actions = hold_back_changed_since(actions, history, account_snapshot.as_of)
             actions = with_prior_state(actions, account_snapshot)
             store.record_cycle(actions, run_id, account, account_snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours)
             executed, records = execute_actions(

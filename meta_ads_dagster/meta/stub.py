@@ -3,7 +3,10 @@
 The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file) or, when that is unset, from the
 deterministic demo account (``demo.py``). Its state lives in one JSON file per account under
 ``state_dir``, so the second cycle sees the first one's budget changes, pauses and cooldowns.
-Every write, and every ``sync_insights``, is appended to ``writes`` in that file.
+Every write, and every ``sync_insights``, is appended to ``writes`` in that file. Several clients
+may share one state file (a cycle and a ``meta-ads rollback`` in another process, two threads):
+every read loads the file afresh and every change is a read-modify-write under a file lock, so
+no client ever overwrites another one's changes with a stale copy.
 
 Time: the stub's clock is the snapshot's ``as_of``. Each ``sync_insights`` after the first one
 advances it by ``clock_step_minutes`` (the cycle interval), as if the cycles ran on schedule, so
@@ -17,6 +20,8 @@ import copy
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,11 @@ from pydantic import PrivateAttr
 
 from .client import MetaAdsClient
 from .demo import demo_snapshot
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one client per state file
+    fcntl = None
 
 
 class StubWriteError(RuntimeError):
@@ -50,6 +60,7 @@ class StubMetaAdsClient(MetaAdsClient):
     crash_after_write_for: list[str] = []
 
     _state: dict[str, Any] | None = PrivateAttr(default=None)
+    _in_change: bool = PrivateAttr(default=False)
 
     # --- state ------------------------------------------------------------------------------------
     def _initial_document(self) -> dict[str, Any]:
@@ -67,13 +78,30 @@ class StubMetaAdsClient(MetaAdsClient):
         return Path(self.state_dir) / f"stub_{name}.json"
 
     def load_state(self) -> dict[str, Any]:
-        if self._state is None:
+        """The account as the state file holds it now (another client may have changed it);
+        inside a change, the copy being changed."""
+        if self._state is None or not self._in_change:
             path = self._state_file()
             if path.exists():
                 self._state = json.loads(path.read_text())
-            else:
+            elif self._state is None:
                 self._state = {"snapshot": self._initial_document(), "syncs": 0, "writes": []}
         return self._state
+
+    @contextmanager
+    def _change(self) -> Iterator[dict[str, Any]]:
+        """One read-modify-write of the state file, holding its lock (see the module docstring)."""
+        path = self._state_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            state = self.load_state()  # fresh, under the lock
+            self._in_change = True
+            try:
+                yield state
+            finally:
+                self._in_change = False
 
     def _save(self) -> None:
         path = self._state_file()
@@ -111,6 +139,10 @@ class StubMetaAdsClient(MetaAdsClient):
 
     # --- the client API ----------------------------------------------------------------------------
     def sync_insights(self) -> None:
+        with self._change():
+            self._sync_insights()
+
+    def _sync_insights(self) -> None:
         state = self.load_state()
         snapshot = state["snapshot"]
         if state["syncs"]:
@@ -133,17 +165,19 @@ class StubMetaAdsClient(MetaAdsClient):
 
     def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:
         self._check_fault(entity_id)
-        row = self._find(entity_type, entity_id)
-        previous = row.get("daily_budget")
-        row["daily_budget"] = str(int(daily_budget_minor))
-        return self._record("update_budget", entity_type=entity_type, entity_id=entity_id, previous=previous, daily_budget=row["daily_budget"])
+        with self._change():
+            row = self._find(entity_type, entity_id)
+            previous = row.get("daily_budget")
+            row["daily_budget"] = str(int(daily_budget_minor))
+            return self._record("update_budget", entity_type=entity_type, entity_id=entity_id, previous=previous, daily_budget=row["daily_budget"])
 
     def _set_status(self, method: str, entity_type: str, entity_id: str, status: str) -> dict[str, Any]:
         self._check_fault(entity_id)
-        row = self._find(entity_type, entity_id)
-        previous = row["status"]
-        row["status"] = status
-        return self._record(method, entity_type=entity_type, entity_id=entity_id, previous=previous)
+        with self._change():
+            row = self._find(entity_type, entity_id)
+            previous = row["status"]
+            row["status"] = status
+            return self._record(method, entity_type=entity_type, entity_id=entity_id, previous=previous)
 
     def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
         return self._set_status("pause", entity_type, entity_id, "PAUSED")
@@ -154,14 +188,19 @@ class StubMetaAdsClient(MetaAdsClient):
     def publish_winner_ad(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
         # One unit: check every ad (and every fault) before changing any of them.
         self._check_fault(winner_ad_id, *loser_ad_ids)
-        winner, losers = self._find("ad", winner_ad_id), [self._find("ad", ad_id) for ad_id in loser_ad_ids]
-        winner["status"] = "ACTIVE"
-        for loser in losers:
-            loser["status"] = "PAUSED"
-        return self._record("publish_winner_ad", winner_ad_id=winner_ad_id, loser_ad_ids=list(loser_ad_ids))
+        with self._change():
+            winner, losers = self._find("ad", winner_ad_id), [self._find("ad", ad_id) for ad_id in loser_ad_ids]
+            winner["status"] = "ACTIVE"
+            for loser in losers:
+                loser["status"] = "PAUSED"
+            return self._record("publish_winner_ad", winner_ad_id=winner_ad_id, loser_ad_ids=list(loser_ad_ids))
 
     def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
         self._check_fault(ad_id)
+        with self._change():
+            return self._create_new_ad_variant(ad_id)
+
+    def _create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
         source = self._find("ad", ad_id)
         snapshot = self.load_state()["snapshot"]
         serial = sum(1 for w in self.writes if w["method"] == "create_new_ad_variant") + 1

@@ -111,6 +111,9 @@ _COLUMNS_OF_0002 = frozenset(
      "decided_by", "decided_at", "decision_reason", "expires_at", "rollback_of_run"}
 )  # fmt: skip
 _PG_SCHEMA_LOCK = 0x6D6574615F616473  # pg_advisory_xact_lock key: one upgrader at a time
+# Our own revision table: Dagster's PostgreSQL storage keeps *its* revision in Alembic's default
+# ``alembic_version``, and the ledger may share a database and schema with it.
+VERSION_TABLE = "meta_ads_alembic_version"
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -126,8 +129,12 @@ def _head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def _current_revision(conn: sa.Connection) -> str | None:
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
 def _legacy_revision(conn: sa.Connection) -> str | None:
-    """The revision of tables made by ``metadata.create_all`` (no alembic_version), None if empty."""
+    """The revision of tables made by ``metadata.create_all`` (no version table), None if empty."""
     inspector = sa.inspect(conn)
     if not inspector.has_table("meta_actions"):
         return None
@@ -136,23 +143,23 @@ def _legacy_revision(conn: sa.Connection) -> str | None:
         return "0001"
     if present == _COLUMNS_OF_0002 and inspector.has_table("meta_cycle_locks"):
         return "0002"
-    raise RuntimeError(f"meta_actions has no alembic_version and only part of revision 0002 ({sorted(present)}): fix it by hand")
+    raise RuntimeError(f"meta_actions has no {VERSION_TABLE} and only part of revision 0002 ({sorted(present)}): fix it by hand")
 
 
 def upgrade_schema(engine_or_url: sa.Engine | sa.URL | str) -> None:
     """Bring the ledger tables to the newest revision, in one transaction.
 
-    Cheap when already there (one read of alembic_version). Tables made by the old
-    ``metadata.create_all`` (no alembic_version) are stamped with their revision first.
+    Cheap when already there (one read of the version table). Tables made by the old
+    ``metadata.create_all`` (no version table) are stamped with their revision first.
     """
     engine = engine_or_url if isinstance(engine_or_url, sa.Engine) else sa.create_engine(engine_or_url)
     try:
         with engine.begin() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == _head_revision():
+            if _current_revision(conn) == _head_revision():
                 return
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-            current = MigrationContext.configure(conn).get_current_revision()  # again, under the lock
+            current = _current_revision(conn)  # again, under the lock
             if current == _head_revision():
                 return
             config = alembic_config(conn)

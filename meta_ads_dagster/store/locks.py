@@ -23,18 +23,25 @@ class AccountLocked(RuntimeError):
 def account_lock(ledger: Ledger, account_id: str, run_id: str, stale_after: timedelta = timedelta(minutes=25)):
     now = datetime.now(timezone.utc)
     with ledger.engine.begin() as conn:
-        try:
-            with conn.begin_nested():
-                conn.execute(cycle_locks_table.insert().values(account_id=account_id, run_id=run_id, acquired_at=now))
-        except sa.exc.IntegrityError:
-            holder = conn.execute(sa.select(t.run_id, t.acquired_at).where(t.account_id == account_id)).one()
-            acquired = holder.acquired_at if holder.acquired_at.tzinfo else holder.acquired_at.replace(tzinfo=timezone.utc)
-            if holder.run_id != run_id and now - acquired < stale_after:
-                raise AccountLocked(
-                    f"account {account_id}: run {holder.run_id} has been writing since {acquired:%Y-%m-%d %H:%M:%S} UTC; "
-                    f"run {run_id} refused so two cycles never write at once"
-                ) from None
-            conn.execute(cycle_locks_table.update().where(t.account_id == account_id).values(run_id=run_id, acquired_at=now))
+        for _ in range(3):
+            try:
+                with conn.begin_nested():
+                    conn.execute(cycle_locks_table.insert().values(account_id=account_id, run_id=run_id, acquired_at=now))
+                break
+            except sa.exc.IntegrityError:
+                holder = conn.execute(sa.select(t.run_id, t.acquired_at).where(t.account_id == account_id)).first()
+                if holder is None:  # the holder released it between our insert and this read: try again
+                    continue
+                acquired = holder.acquired_at if holder.acquired_at.tzinfo else holder.acquired_at.replace(tzinfo=timezone.utc)
+                if holder.run_id != run_id and now - acquired < stale_after:
+                    raise AccountLocked(
+                        f"account {account_id}: run {holder.run_id} has been writing since {acquired:%Y-%m-%d %H:%M:%S} UTC; "
+                        f"run {run_id} refused so two cycles never write at once"
+                    ) from None
+                conn.execute(cycle_locks_table.update().where(t.account_id == account_id).values(run_id=run_id, acquired_at=now))
+                break
+        else:
+            raise AccountLocked(f"account {account_id}: the write lock kept changing hands; run {run_id} refused, try again")
     try:
         yield
     finally:

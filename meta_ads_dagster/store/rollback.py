@@ -43,8 +43,12 @@ def _restore_id(run_id: str, action_id: str, entity_id: str) -> str:
     return hashlib.sha256(f"rollback|{run_id}|{action_id}|{entity_id}".encode()).hexdigest()[:16]
 
 
-def plan_restores(rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool) -> tuple[list[dict], list[str]]:
-    """Restore writes for a cycle's executed rows, newest first, and the entities skipped (why)."""
+def plan_restores(
+    rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool, sent: dict[str, str] | None = None
+) -> tuple[list[dict], list[str]]:
+    """Restore writes for a cycle's executed rows, newest first, and the entities skipped (why).
+    ``sent``: restore id → the rollback run that already sent it (skipped as already restored)."""
+    sent = sent or {}
     status = {("campaign", r.id): r.status for r in snapshot.campaigns.itertuples()}
     status |= {("adset", r.id): r.status for r in snapshot.adsets.itertuples()}
     status |= {("ad", r.id): r.status for r in snapshot.ads.itertuples()}
@@ -54,12 +58,15 @@ def plan_restores(rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool) ->
 
     def restore(row, kind, entity_type, entity_id, now, left, **write):
         key = (entity_type, entity_id)
-        if key not in status:
+        restore_id = _restore_id(row.cycle_run_id, row.action_id, entity_id)
+        if restore_id in sent:
+            skipped.append(f"{entity_type} {entity_id}: already restored by run {sent[restore_id]}")
+        elif key not in status:
             skipped.append(f"{entity_type} {entity_id}: no longer in the account")
         elif now != left and not force:
             skipped.append(f"{entity_type} {entity_id}: changed since the cycle ({left} → {now}); use --force to restore anyway")
         else:
-            restores.append({"id": _restore_id(row.cycle_run_id, row.action_id, entity_id), "type": kind,
+            restores.append({"id": restore_id, "type": kind,
                              "entity_type": entity_type, "entity_id": entity_id, "undoes": row.action_id, **write})
 
     for row in rows.sort_values("row_id", ascending=False).itertuples():
@@ -108,11 +115,13 @@ def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapsho
     if rows.empty:
         raise LookupError(f"run_id: no ledger rows for run {run_id}")
     done = rows[(rows["status"] == "done") & rows["rollback_of_run"].isna()]
-    restores, report.skipped = plan_restores(done, snapshot, force)
     with account_lock(ledger, snapshot.account_id, rollback_run_id):
-        sent = ledger.already_sent(snapshot.account_id, [r["id"] for r in restores])
-        report.skipped += [f"{r['entity_type']} {r['entity_id']}: already restored by run {sent[r['id']]}" for r in restores if r["id"] in sent]
-        actions = _as_actions([r for r in restores if r["id"] not in sent], run_id, snapshot.minor_per_unit)
+        # What an earlier rollback already restored is reported as such (not as "changed since"),
+        # and never sent again: decided under the lock, so two rollbacks at once send it once.
+        candidates, _ = plan_restores(done, snapshot, force=True)
+        sent = ledger.already_sent(snapshot.account_id, [r["id"] for r in candidates])
+        restores, report.skipped = plan_restores(done, snapshot, force, sent)
+        actions = _as_actions(restores, run_id, snapshot.minor_per_unit)
         if actions.empty:
             return report
         ledger.record_cycle(actions, rollback_run_id, snapshot.account_id, snapshot.as_of, actor=actor)

@@ -106,12 +106,20 @@ def test_invalid_setting_is_refused_at_build_time(monkeypatch, variable, value):
 
 
 @pytest.mark.parametrize("config", ["dagster.yaml", "meta_ads_dagster/instance.yaml"])
-def test_instance_configs_load_with_one_cycle_per_account(tmp_path, config):
+def test_instance_configs_load_with_one_cycle_per_account(request, monkeypatch, tmp_path, config):
+    """The production file (PostgreSQL, from DAGSTER_PG_*) and the embedded one (SQLite) both
+    queue runs with one running cycle per meta/account tag."""
     import shutil
     from pathlib import Path
 
+    import sqlalchemy as sa
     from dagster import DagsterInstance
 
+    if config == "dagster.yaml":  # connects: give it a fresh PostgreSQL database
+        url = sa.make_url(request.getfixturevalue("postgres_url"))
+        for name, value in {"HOST": url.host, "PORT": str(url.port or 5432), "USER": url.username,
+                            "PASSWORD": url.password or "", "DB": url.database}.items():
+            monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
     shutil.copy(Path(__file__).resolve().parents[2] / config, tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from meta_ads_dagster.store import ledger as ledger_module
-from meta_ads_dagster.store.ledger import Ledger, alembic_config, metadata, upgrade_schema
+from meta_ads_dagster.store.ledger import VERSION_TABLE, Ledger, alembic_config, metadata, upgrade_schema
 
 # meta_actions as ``metadata.create_all`` made it before the migrations (revision 0001): frozen here.
 legacy_metadata = sa.MetaData()
@@ -93,12 +93,12 @@ def _migrate(engine: sa.Engine, verb: str, revision: str) -> None:
 
 def _revision(engine: sa.Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def _columns(engine: sa.Engine) -> dict[str, list[str]]:
     inspector = sa.inspect(engine)
-    return {t: [c["name"] for c in inspector.get_columns(t)] for t in inspector.get_table_names() if t != "alembic_version"}
+    return {t: [c["name"] for c in inspector.get_columns(t)] for t in inspector.get_table_names() if t != VERSION_TABLE}
 
 
 def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
@@ -109,7 +109,7 @@ def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
 
 def _differences(engine: sa.Engine, target: sa.MetaData) -> list:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True, "version_table": VERSION_TABLE})
         return compare_metadata(context, target)
 
 
@@ -180,7 +180,7 @@ def test_a_legacy_create_all_database_is_stamped_then_upgraded(database_url, eng
     legacy_metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(legacy_actions.insert(), OLD_ROW)
-    assert "alembic_version" not in sa.inspect(engine).get_table_names()
+    assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
     Ledger(database_url).dispose()
     assert _revision(engine) == "0002"
@@ -204,7 +204,7 @@ def test_a_half_migrated_legacy_database_is_refused(engine):
         conn.execute(sa.text("ALTER TABLE meta_actions ADD COLUMN step VARCHAR(32)"))
     with pytest.raises(RuntimeError, match="only part of revision 0002"):
         upgrade_schema(engine)
-    assert "alembic_version" not in sa.inspect(engine).get_table_names()
+    assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
 
 def test_downgrade_to_0001_and_back(database_url, engine):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from meta_ads_dagster.store.ledger import metadata as target_metadata
+from meta_ads_dagster.store.ledger import VERSION_TABLE, metadata as target_metadata
 
 config = context.config
 
-OPTIONS = {"target_metadata": target_metadata, "render_as_batch": True, "compare_type": True}
+# version_table: not Alembic's default, which Dagster's own PostgreSQL storage uses.
+OPTIONS = {"target_metadata": target_metadata, "render_as_batch": True, "compare_type": True, "version_table": VERSION_TABLE}
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,427 @@
+"""Issue 4 end to end, as Dagster runs on SQLite and PostgreSQL ledgers: the review queue and the
+jobs beside the cycle, approvals re-validated by the next cycle, the always-ask rules in auto mode,
+exactly-once execution across a crash (new cycle, re-execution from failure) and across two
+cycles at once, rollback through the job and the CLI, and the retention purge.
+
+Every cycle runs on the persistent instance at the conftest's DAGSTER_HOME, with the stub's state
+under it; ``META_ADS_DATABASE_URL`` points the ledger at the backend under test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, ReexecutionOptions, build_reconstructable_job, execute_job
+
+from meta_ads_dagster.cli import main
+from meta_ads_dagster.cycle import graph
+from meta_ads_dagster.meta.stub import StubMetaAdsClient
+from meta_ads_dagster.store import approvals
+from meta_ads_dagster.store.ledger import Ledger, actions_table
+from meta_ads_dagster.store.locks import account_lock
+
+from ..engine.factories import campaign, campaign_id, make_snapshot
+from .test_cycle_runs import Cycle, reconstructable_cycle_job
+
+ACCOUNT = "act_1001"
+JSON_KEYS = {"id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "reasons", "actor", "cycle_run_id"}
+# The demo account in auto mode: what its first cycle writes, in this order.
+DEMO_WRITES = [("pause", "200016"), ("publish_winner_ad", "200020"), ("update_budget", "200010"), ("update_budget", "200036"), ("update_budget", "200001")]
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+@pytest.fixture
+def ledger_url(database_url, monkeypatch) -> str:
+    monkeypatch.setenv("META_ADS_DATABASE_URL", database_url)
+    return database_url
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    store = Ledger(ledger_url)
+    yield store
+    store.dispose()
+
+
+def use_snapshot(document: dict, tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv("META_STUB_SNAPSHOT", str(path))
+    return path
+
+
+def stub(cycle: Cycle, **faults) -> StubMetaAdsClient:
+    """A client over the cycle's stub state (a fresh one: what another process would see)."""
+    used = cycle.resources["meta_client"]
+    return StubMetaAdsClient(state_dir=used.state_dir, snapshot_path=used.snapshot_path, account_id=used.account_id, **faults)
+
+
+def writes_of(cycle: Cycle, after: int = 0) -> list[tuple[str, str]]:
+    return [(w["method"], w.get("entity_id") or w.get("winner_ad_id")) for w in stub(cycle).writes[after:] if w["method"] != "sync_insights"]
+
+
+def entity(document: dict, collection: str, entity_id: str) -> dict:
+    return next(row for row in document[collection] if row["id"] == entity_id)
+
+
+def failure_message(result) -> str:
+    failures = result.get_step_failure_events()
+    assert [event.step_key for event in failures] == ["optimization_cycle.execute"]
+    return failures[0].step_failure_data.error.to_string()
+
+
+def cli_json(capsys, *argv) -> list | dict:
+    """``meta-ads ARGV`` must succeed; its stdout parsed (listing commands asked for ``--format json``)."""
+    assert main([*argv, "--format", "json"] if argv[0] != "rollback" else list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# --- the review queue ---------------------------------------------------------------------------
+
+
+def test_approvals_are_revalidated_then_carried_out_by_the_next_cycle(ledger, tmp_path, monkeypatch, capsys):
+    """Five raises queued in suggest mode. Approved: A (still holds), B (its ROAS collapsed: a newer
+    hard stop), C (another run changed it: cooldown), D (the approval expired); E rejected."""
+    A, B, C, D, E = (campaign_id(i) for i in range(5))
+    use_snapshot(make_snapshot([campaign(roas=4.0, spend=150, budget_usd=200) for _ in range(5)]), tmp_path, monkeypatch)
+
+    with DagsterInstance.ephemeral() as instance:
+        cycle = Cycle()
+        first = cycle.run(instance)
+        assert first.success
+        queued = ledger.pending(ACCOUNT).set_index("entity_id")
+        assert sorted(queued.index) == [A, B, C, D, E] and set(queued["type"]) == {"scale_up"}
+        ids = queued["action_id"].to_dict()
+        assert writes_of(cycle) == []  # suggest mode: nothing written
+
+        pending = cli_json(capsys, "pending")
+        assert all(JSON_KEYS <= set(row) for row in pending) and {row["entity_id"] for row in pending} == {A, B, C, D, E}
+        row = next(r for r in pending if r["entity_id"] == A)
+        assert (row["id"], row["status"], row["actor"], row["cycle_run_id"]) == (ids[A], "pending", "autonomous", first.run_id)
+        assert (row["current_budget_usd"], row["new_budget_usd"]) == (200.0, 240.0)
+        assert "suggest mode: queued for human approval" in row["reasons"]
+
+        # The Dagster UI's way: the review_actions job. A bad id fails the run and changes nothing.
+        review = cycle.defs.resolve_job_def("review_actions")
+
+        def review_config(action_ids, decision="approve", reviewer="alice", reason=""):
+            return {"ops": {"review": {"config": {"action_ids": action_ids, "decision": decision, "reviewer": reviewer, "reason": reason}}}}
+
+        bad = review.execute_in_process(run_config=review_config([ids[A], "no-such-id"]), instance=instance, raise_on_error=False)
+        assert not bad.success
+        assert "no-such-id (no such queued action)" in bad.get_step_failure_events()[0].step_failure_data.error.to_string()
+        assert set(ledger.cycle_actions(first.run_id)["status"]) == {"pending"}
+        assert review.execute_in_process(run_config=review_config([ids[A], ids[B], ids[C], ids[D]]), instance=instance).success
+
+        # The CLI's way: a bad id exits 2 and changes nothing; a rejection needs --reason.
+        assert main(["approve", ids[E], "nope", "--by", "carol"]) == 2
+        assert "nope (no such queued action)" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as exit_info:
+            main(["reject", ids[E], "--by", "bob"])
+        assert exit_info.value.code == 2 and "--reason" in capsys.readouterr().err
+        assert ledger.cycle_actions(first.run_id).set_index("entity_id").loc[E, "status"] == "pending"
+        rejected = cli_json(capsys, "reject", ids[E], "--by", "bob", "--reason", "seasonal, not now")
+        assert [(r["id"], r["status"], r["decided_by"]) for r in rejected] == [(ids[E], "rejected", "bob")]
+
+        # The account moves on. B's ROAS collapses (the next cycle hard-stops it)...
+        state_file = Path(cycle.resources["meta_client"].state_dir) / "stub_account.json"
+        state = json.loads(state_file.read_text())
+        collapsed = make_snapshot([campaign(roas=0.5 if i == 1 else 4.0, spend=150, budget_usd=200) for i in range(5)])
+        state["snapshot"]["insights"] = [r for r in state["snapshot"]["insights"] if r["campaign_id"] != B] + [
+            r for r in collapsed["insights"] if r["campaign_id"] == B
+        ]
+        state_file.write_text(json.dumps(state))
+        # ...another run raised C a moment ago...
+        other = first.output_for_node("optimization_cycle").query("entity_id == @C").assign(id="other-change", verdict="executed")
+        ledger.record_cycle(other, "someone-elses-run", ACCOUNT, "2026-11-25T10:30:00+00:00")
+        ledger.mark_outcome("someone-elses-run", "other-change", "2026-11-25T10:30:00+00:00", None)
+        stub(cycle).update_budget("campaign", C, 22000)
+        # ...and the approval of D passed its deadline.
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                actions_table.update().where(actions_table.c.action_id == ids[D]).values(expires_at=approvals.now_utc() - timedelta(minutes=1))
+            )
+        before = len(stub(cycle).writes)
+
+        second = Cycle().run(instance)
+        assert second.success
+
+    assert writes_of(cycle, before) == [("pause", B), ("update_budget", A)]  # B's hard stop, then the approval of A
+    assert entity(stub(cycle).fetch_snapshot(), "campaigns", A)["daily_budget"] == "24000"
+    assert entity(stub(cycle).fetch_snapshot(), "campaigns", C)["daily_budget"] == "22000"  # the other run's value
+
+    proposals = ledger.cycle_actions(first.run_id).set_index("entity_id")
+    assert proposals["status"].to_dict() == {A: "carried_out", B: "refused", C: "refused", D: "expired", E: "rejected"}
+    assert "hard stop" in proposals.loc[B, "reasons"][-1] and "cooldown" in proposals.loc[C, "reasons"][-1]
+    assert proposals.loc[A, "reasons"][-1].startswith(f"cycle {second.run_id}: ")
+    assert (proposals.loc[[A, B, C, D], "decided_by"] == "alice").all() and proposals.loc[E, "decided_by"] == "bob"
+
+    carried = ledger.cycle_actions(second.run_id).set_index("action_id").loc[[ids[A]]]
+    assert len(carried) == 1
+    assert carried[["status", "actor", "new_budget_minor"]].values.tolist() == [["done", "alice", 24000]]
+    assert carried["reasons"].iloc[0][0] == f"approved by alice (proposed in run {first.run_id})"
+    assert set(ledger.cycle_actions(second.run_id).query("actor != 'alice'")["actor"]) == {"autonomous"}
+
+    log = cli_json(capsys, "log", second.run_id)
+    assert all(JSON_KEYS <= set(row) for row in log)
+    assert [(r["entity_id"], r["status"], r["actor"]) for r in log if r["id"] == ids[A]] == [(A, "done", "alice")]
+
+
+def test_big_budget_changes_and_mass_pauses_need_a_person_even_in_auto_mode(ledger, tmp_path, monkeypatch, capsys):
+    for name, value in {"META_AUTO_MODE": "auto", "MASS_PAUSE_LIMIT": "2", "MAX_CAMPAIGN_BUDGET_USD": "20000", "MAX_DAILY_SPEND_USD": "50000"}.items():
+        monkeypatch.setenv(name, value)
+    big, small, *stopped = (campaign_id(i) for i in range(5))
+    document = make_snapshot(
+        [campaign(roas=4.0, spend=1000, budget_usd=8000), campaign(roas=4.0, spend=150, budget_usd=200)]
+        + [campaign(roas=0.5, spend=80, budget_usd=100) for _ in range(3)]
+    )
+    use_snapshot(document, tmp_path, monkeypatch)
+
+    with DagsterInstance.get() as instance:
+        cycle = Cycle()
+        result = cycle.run(instance)
+    assert result.success
+    actions = result.output_for_node("optimization_cycle").set_index("entity_id")
+    assert actions["verdict"].to_dict() == {**{s: "queued" for s in stopped}, big: "queued", small: "executed"}
+    assert actions.loc[big, "reasons"][-1] == "budget change of 800.00 exceeds APPROVAL_MIN_BUDGET_CHANGE_USD 500: needs approval"
+    for campaign_of in stopped:  # even hard stops, which otherwise execute at once
+        assert actions.loc[campaign_of, "reasons"][-1] == "mass pause: 3 pauses in one cycle exceed MASS_PAUSE_LIMIT 2: needs approval"
+    assert writes_of(cycle) == [("update_budget", small)]  # the $20 raise only
+
+    pending = cli_json(capsys, "pending")
+    assert all(JSON_KEYS <= set(row) for row in pending)
+    by_entity = {row["entity_id"]: row for row in pending}
+    assert set(by_entity) == {big, *stopped}
+    assert (by_entity[big]["type"], by_entity[big]["current_budget_usd"], by_entity[big]["new_budget_usd"]) == ("scale_up", 8000.0, 8800.0)
+    assert {(by_entity[s]["type"], by_entity[s]["current_budget_usd"], by_entity[s]["new_budget_usd"]) for s in stopped} == {("pause", None, None)}
+    assert {(r["status"], r["actor"], r["cycle_run_id"], r["entity_type"]) for r in pending} == {("pending", "autonomous", result.run_id, "campaign")}
+    assert all(isinstance(r["reasons"], list) and r["reasons"] for r in pending)
+
+    log = cli_json(capsys, "log", result.run_id)
+    assert {row["entity_id"]: row["status"] for row in log} == {**{s: "pending" for s in stopped}, big: "pending", small: "done"}
+    assert main(["pending"]) == 0  # the table for people names the same ids
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["id", "type", "entity_type", "entity_id"]
+    assert all(row["id"] in table for row in pending)
+    assert main(["log", "no-such-run", "--format", "json"]) == 2
+    capsys.readouterr()
+
+    # history: Dagster's run storage (cycle runs only) plus the ledger's counts.
+    history = cli_json(capsys, "history", "--limit", "5")
+    assert [(row["run_id"], row["status"], row["auto_mode"]) for row in history] == [(result.run_id, "SUCCESS", "auto")]
+    assert (history[0]["actions_executed"], history[0]["actions_queued"], history[0]["actions_failed"]) == (1, 4, 0)
+
+
+# --- exactly once -------------------------------------------------------------------------------
+
+
+def crash_in_the_middle(instance: DagsterInstance, ledger: Ledger, monkeypatch):
+    """An auto cycle of the demo whose process "dies" right after the ad set's budget write
+    reached Meta: the pause and the A/B decision landed before it, the two raises never went out."""
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    cycle = Cycle()
+    cycle.resources["meta_client"] = stub(cycle, crash_after_write_for=["200010"])
+    crashed = cycle.run(instance, raise_on_error=False)
+    assert not crashed.success
+    assert "StubCrash: stub crashed after update_budget ['200010']" in failure_message(crashed)
+    assert writes_of(cycle) == DEMO_WRITES[:3]
+    rows = ledger.cycle_actions(crashed.run_id)
+    sent = {entity_id for _, entity_id in DEMO_WRITES}
+    assert set(rows.loc[rows["entity_id"].isin(sent), "status"]) == {"executing"}  # the ledger never heard back
+    return cycle, crashed
+
+
+def assert_each_write_landed_once(cycle: Cycle) -> None:
+    assert sorted(writes_of(cycle)) == sorted(DEMO_WRITES)
+    document = stub(cycle).fetch_snapshot()
+    assert entity(document, "ads", "200016")["status"] == entity(document, "ads", "200022")["status"] == "PAUSED"
+    budgets = {e: entity(document, kind, e)["daily_budget"] for kind, e in (("adsets", "200010"), ("campaigns", "200036"), ("campaigns", "200001"))}
+    assert budgets == {"200010": "9000", "200036": "66000", "200001": "55000"}
+
+
+def test_a_crash_between_the_write_and_the_ledger_then_a_new_cycle(ledger, monkeypatch):
+    with DagsterInstance.ephemeral() as instance:
+        cycle, crashed = crash_in_the_middle(instance, ledger, monkeypatch)
+        after = Cycle().run(instance)
+    assert after.success
+    assert_each_write_landed_once(cycle)
+
+    dead = ledger.cycle_actions(crashed.run_id).set_index("entity_id")
+    for entity_id in ("200016", "200020", "200010"):  # read back from the account, never re-sent
+        assert dead.loc[entity_id, ["verdict", "status"]].tolist() == ["executed", "done"]
+        assert dead.loc[entity_id, "reasons"][-1].startswith("reconciled: landed")
+    assert dead.loc["200010", "reasons"][-1] == "reconciled: landed (daily budget now 9000)"
+    for entity_id in ("200036", "200001"):
+        assert dead.loc[entity_id, "status"] == "failed"
+        assert dead.loc[entity_id, "reasons"][-1].startswith("reconciled: did not land")
+    now = ledger.cycle_actions(after.run_id).set_index("entity_id")
+    assert now.loc[["200036", "200001"], "status"].tolist() == ["done", "done"]  # decided again and sent now
+    assert now.loc["200010", "status"] == "blocked"  # in its cooldown
+    assert not ledger.open_writes(ACCOUNT, "nobody").shape[0]
+
+
+def cycle_job_for(run_id: str):
+    """Module-level, so Dagster can rebuild the job for a re-execution. ``run_id`` only keys Dagster's
+    per-process cache of rebuilt jobs, which would otherwise hand this test an earlier test's job
+    (with that test's ledger URL and stub state)."""
+    return reconstructable_cycle_job()
+
+
+def test_a_crash_between_the_write_and_the_ledger_then_a_reexecution_from_failure(ledger, monkeypatch):
+    with DagsterInstance.get() as instance:
+        cycle, crashed = crash_in_the_middle(instance, ledger, monkeypatch)
+        options = ReexecutionOptions.from_failure(crashed.run_id, instance)
+        job = build_reconstructable_job(__name__, "cycle_job_for", reconstructable_kwargs={"run_id": crashed.run_id})
+        with execute_job(job, instance, run_config=IN_PROCESS, reexecution_options=options) as again:
+            assert again.success
+            steps = {e.step_key for e in again.all_events if e.is_step_success}
+            rerun = again.run_id
+    assert "optimization_cycle.execute" in steps and "account_snapshot" not in steps  # from failure: the same decisions
+    assert_each_write_landed_once(cycle)
+
+    dead = ledger.cycle_actions(crashed.run_id).set_index("entity_id")
+    assert dead.loc[["200016", "200020", "200010"], "status"].tolist() == ["done"] * 3
+    assert dead.loc[["200036", "200001"], "status"].tolist() == ["failed"] * 2
+    replay = ledger.cycle_actions(rerun).set_index("entity_id")
+    assert replay.loc[["200036", "200001"], "status"].tolist() == ["done"] * 2  # the same action ids, sent once
+    assert (replay.loc[["200036", "200001"], "action_id"] == dead.loc[["200036", "200001"], "action_id"]).all()
+    for entity_id in ("200016", "200020", "200010"):
+        assert replay.loc[entity_id, "status"] == "blocked"
+        assert replay.loc[entity_id, "reasons"][-1] == f"already sent by run {crashed.run_id}; not sent again"
+    assert ledger.open_writes(ACCOUNT, "nobody").empty
+
+
+def test_a_cycle_is_refused_while_another_run_holds_the_account(ledger, monkeypatch):
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    with DagsterInstance.ephemeral() as instance:
+        cycle = Cycle()
+        with account_lock(ledger, ACCOUNT, "scheduled-run-1234"):
+            refused = cycle.run(instance, raise_on_error=False)
+    assert not refused.success
+    message = failure_message(refused)
+    assert "account act_1001: run scheduled-run-1234 has been writing since" in message
+    assert f"run {refused.run_id} refused so two cycles never write at once" in message
+    assert writes_of(cycle) == [] and ledger.cycle_actions(refused.run_id).empty
+    assert not [e for e in refused.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # refused, not retried
+
+
+def test_two_cycles_at_once_never_execute_an_action_twice(ledger, monkeypatch):
+    """Cycle B decides first, then waits (in add_approved) while cycle A runs from start to end;
+    B's writes would repeat A's. Under the account lock B sees A's changes and sends none of them."""
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    b_decided, a_done = threading.Event(), threading.Event()
+    queue = approvals.queue
+
+    def slow_queue(*args, **kwargs):
+        if threading.current_thread().name == "cycle-B":
+            b_decided.set()
+            assert a_done.wait(60)
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(graph.approvals, "queue", slow_queue)
+    results = {}
+    with DagsterInstance.ephemeral() as instance:
+        cycle = Cycle()
+        other = DagsterInstance.ephemeral()  # another process's instance
+        thread = threading.Thread(target=lambda: results.setdefault("B", Cycle().run(other, raise_on_error=False)), name="cycle-B")
+        thread.start()
+        try:
+            assert b_decided.wait(60)
+            results["A"] = cycle.run(instance)
+        finally:
+            a_done.set()
+            thread.join(60)
+    assert results["A"].success and results["B"].success
+    assert sorted(writes_of(cycle)) == sorted(DEMO_WRITES)  # each action applied once, by A
+
+    b = ledger.cycle_actions(results["B"].run_id)
+    held = b[b["reasons"].map(lambda r: r[-1].startswith("changed by another run after this cycle read the account"))]
+    assert sorted(held["entity_id"]) == sorted(e for _, e in DEMO_WRITES)
+    assert not (b["status"] == "done").any()
+    a = ledger.cycle_actions(results["A"].run_id)
+    assert sorted(a.loc[a["status"] == "done", "entity_id"]) == sorted(e for _, e in DEMO_WRITES)
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def test_rollback_through_the_job_and_the_cli(ledger, monkeypatch, capsys):
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    with DagsterInstance.ephemeral() as instance:
+        cycle = Cycle()
+        original = stub(cycle).fetch_snapshot()
+        first = cycle.run(instance)
+        assert first.success and writes_of(cycle) == DEMO_WRITES
+        stub(cycle).update_budget("campaign", "200036", 70000)  # a person changes one entity since
+        writes = len(stub(cycle).writes)
+
+        rollback = cycle.defs.resolve_job_def("rollback_cycle")
+        unknown = rollback.execute_in_process(run_config={"ops": {"rollback": {"config": {"run_id": "no-such-run"}}}}, instance=instance, raise_on_error=False)
+        assert not unknown.success and len(stub(cycle).writes) == writes
+        job = rollback.execute_in_process(run_config={"ops": {"rollback": {"config": {"run_id": first.run_id}}}}, instance=instance)
+        assert job.success
+        output = next(e for e in job.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
+        assert (output["restored"].value, output["skipped"].value, output["failed"].value) == (4, 1, 0)
+
+    restored = stub(cycle).fetch_snapshot()
+    for kind, entity_id in (("ads", "200016"), ("ads", "200022"), ("adsets", "200010"), ("campaigns", "200001")):
+        assert entity(restored, kind, entity_id) == entity(original, kind, entity_id), entity_id
+    assert entity(restored, "campaigns", "200036")["daily_budget"] == "70000"  # skipped: changed since
+    assert sorted(writes_of(cycle, writes)) == sorted([("resume", "200016"), ("resume", "200022"), ("update_budget", "200010"), ("update_budget", "200001")])
+    rows = ledger.cycle_actions(job.run_id)
+    assert len(rows) == 4 and set(rows["status"]) == {"done"} and set(rows["actor"]) == {"dagster"}
+    assert set(rows["rollback_of_run"]) == {first.run_id}
+
+    # The CLI: the same run again sends nothing; --force restores the skipped entity, once.
+    writes = len(stub(cycle).writes)
+    report = cli_json(capsys, "rollback", first.run_id)
+    assert report["restored"] == [] and report["failed"] == []
+    assert sum(f"already restored by run {job.run_id}" in line for line in report["skipped"]) == 4
+    assert ["campaign 200036: changed since the cycle (66000 → 70000); use --force to restore anyway"] == [
+        line for line in report["skipped"] if "200036" in line
+    ]
+    assert len(stub(cycle).writes) == writes
+    forced = cli_json(capsys, "rollback", first.run_id, "--force", "--by", "carol")
+    assert forced["restored"] == ["scale_down campaign 200036"]
+    assert entity(stub(cycle).fetch_snapshot(), "campaigns", "200036")["daily_budget"] == "60000"
+    assert writes_of(cycle, writes) == [("update_budget", "200036")]
+    assert ledger.cycle_actions(forced["rollback_run_id"])["actor"].tolist() == ["carol"]
+    assert cli_json(capsys, "rollback", first.run_id, "--force")["restored"] == []
+    assert main(["rollback", "no-such-run"]) == 2 and "no ledger rows for run no-such-run" in capsys.readouterr().err
+    assert len(stub(cycle).writes) == writes + 1
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def test_the_daily_purge_job_drops_old_closed_rows(ledger, monkeypatch):
+    from meta_ads_dagster.engine.cycle import plan_cycle
+    from meta_ads_dagster.engine.snapshot import parse_snapshot
+    from meta_ads_dagster.meta.demo import demo_snapshot
+    from meta_ads_dagster.settings import load_settings
+
+    monkeypatch.setenv("AUDIT_RETENTION_DAYS", "30")
+    snapshot = parse_snapshot(demo_snapshot(ACCOUNT))
+    actions, _ = plan_cycle(snapshot, load_settings())  # 1 executing, 5 pending, 2 blocked
+    ledger.record_cycle(actions, "old-run", ACCOUNT, snapshot.as_of)
+    ledger.record_cycle(actions.assign(id=actions["id"] + "-new", verdict="policy_blocked"), "new-run", ACCOUNT, snapshot.as_of)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            actions_table.update().where(actions_table.c.cycle_run_id == "old-run").values(recorded_at=approvals.now_utc() - timedelta(days=31))
+        )
+
+    with DagsterInstance.ephemeral() as instance:
+        defs = Cycle().defs
+        schedule = defs.resolve_schedule_def("purge_audit_ledger_daily")
+        assert (schedule.job_name, schedule.cron_schedule, schedule.default_status.value) == ("purge_audit_ledger", "15 3 * * *", "RUNNING")
+        result = defs.resolve_job_def("purge_audit_ledger").execute_in_process(instance=instance)
+    assert result.success
+    outputs = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert outputs[0].event_specific_data.metadata["rows_deleted"].value == 2
+    old = ledger.cycle_actions("old-run")
+    assert sorted(old["status"]) == ["executing"] + ["pending"] * 5  # open rows are kept whatever their age
+    assert len(ledger.cycle_actions("new-run")) == 8  # recent rows are kept whatever their status
