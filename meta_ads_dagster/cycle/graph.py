@@ -9,21 +9,19 @@ Each op is a thin shell around the engine (``engine/cycle.py``).
 
 import json
 
-import numpy as np
 import pandas as pd
 from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
 from ..engine import cycle as engine
+from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
 from ..engine.metrics import account_roas
 from ..engine.policy import PolicyEngine
-from ..engine.approvals import approved_candidates, revalidate
 from ..engine.reconcile import reconcile_writes, with_prior_state
 from ..engine.routing import route_actions
-from ..engine.actions import add_reason
-from ..engine.safety import SafetyEngine, hours_since_last_action
+from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
-from ..meta.execution import execute_actions, hold_back_already_sent
+from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_changed_since
 from ..resources import LedgerResource
 from ..settings import Settings
 from ..store import approvals
@@ -37,7 +35,12 @@ def reconcile(context: OpExecutionContext, ledger: LedgerResource, account_snaps
     """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
     mid-write) from what the account shows now. Nothing is ever re-sent blindly."""
     store = ledger.open()
-    settled = reconcile_writes(store.open_writes(account_snapshot.account_id, context.run_id), account_snapshot)
+    return settle(context, store, store.open_writes(account_snapshot.account_id, context.run_id), account_snapshot)
+
+
+def settle(context: OpExecutionContext, store, open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
+    """Close open writes in the ledger from what ``snapshot`` shows (engine/reconcile.py) and log each."""
+    settled = reconcile_writes(open_writes, snapshot)
     for row in settled.itertuples(index=False):
         note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
         store.settle(row.cycle_run_id, row.action_id, row.landed, note)
@@ -109,15 +112,7 @@ def add_approved(
     checked["actor"] = approved["decided_by"].to_numpy()
     checked["approved_in_run"] = approved["cycle_run_id"].to_numpy()
     context.log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
-    # This cycle's own new proposal for an entity whose approved twin executes now is moot.
-    going = checked.loc[checked["verdict"] == "executed", ["entity_type", "entity_id", "type"]]
-    actions = actions.copy()
-    moot = (
-        pd.MultiIndex.from_frame(actions[["entity_type", "entity_id", "type"]]).isin(pd.MultiIndex.from_frame(going))
-        & actions["verdict"].eq("queued").to_numpy()
-    ) if len(going) and len(actions) else np.zeros(len(actions), dtype=bool)
-    add_reason(actions, moot, "an approved action for this entity executes in this cycle: not queued again")
-    actions.loc[moot, "verdict"] = "safety_blocked"
+    actions = supersede_by_approvals(actions, checked)
     return pd.concat([actions, checked], ignore_index=True)
 
 
@@ -130,24 +125,7 @@ def settle_open_writes(context: OpExecutionContext, store, meta_client: MetaAdsC
     open_writes = open_writes[open_writes["action_id"].isin(set(action_ids))]
     if open_writes.empty:
         return
-    current = parse_snapshot(meta_client.fetch_snapshot())
-    for row in reconcile_writes(open_writes, current).itertuples(index=False):
-        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
-        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
-        context.log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
-
-
-def hold_back_changed_since(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """What the ledger says now against what this cycle decided from: an executable action whose
-    entity another run changed after this cycle read the ledger (a manual cycle next to a
-    scheduled one) is not sent on top of that change; the next cycle decides it again."""
-    actions = actions.copy()
-    seen = actions["hours_since_last_action"].astype(float).to_numpy()
-    now = hours_since_last_action(actions, history, as_of)
-    changed = np.where(np.isnan(seen), ~np.isnan(now), now < seen - 1e-6) & actions["verdict"].eq("executed").to_numpy()
-    add_reason(actions, changed, "changed by another run after this cycle read the account: not sent, decided again next cycle")
-    actions.loc[changed, "verdict"] = "safety_blocked"
-    return actions
+    settle(context, store, open_writes, parse_snapshot(meta_client.fetch_snapshot()))
 
 
 @op

@@ -87,3 +87,17 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
     add_reason(actions, go, "re-validated against the current account: executing")
     actions.loc[go, "verdict"] = "executed"
     return actions
+
+
+def supersede_by_approvals(actions: pd.DataFrame, approved: pd.DataFrame) -> pd.DataFrame:
+    """This cycle's own newly queued proposal for an entity whose approved twin (same entity and
+    type) executes in this cycle is moot: it is not queued again."""
+    going = approved.loc[approved["verdict"] == "executed", ["entity_type", "entity_id", "type"]]
+    actions = actions.copy()
+    if going.empty or actions.empty:
+        return actions
+    keys = ["entity_type", "entity_id", "type"]
+    moot = pd.MultiIndex.from_frame(actions[keys]).isin(pd.MultiIndex.from_frame(going)) & actions["verdict"].eq("queued").to_numpy()
+    add_reason(actions, moot, "an approved action for this entity executes in this cycle: not queued again")
+    actions.loc[moot, "verdict"] = "safety_blocked"
+    return actions

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..engine.actions import add_reason, optional_float, optional_int
+from ..engine.safety import hours_since_last_action
 from .client import MetaAdsClient, Write, WriteOutcome
 
 
@@ -44,6 +46,19 @@ def hold_back_already_sent(actions: pd.DataFrame, sent: dict[str, str]) -> pd.Da
     repeat = (actions["verdict"].eq("executed") & actions["id"].isin(list(sent))).to_numpy()
     add_reason(actions, repeat, [f"already sent by run {sent.get(i, '')}; not sent again" for i in actions["id"]])
     actions.loc[repeat, "verdict"] = "safety_blocked"
+    return actions
+
+
+def hold_back_changed_since(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """What the ledger says now against what this cycle decided from: an executable action whose
+    entity another run changed after this cycle read the ledger (a manual cycle next to a
+    scheduled one) is not sent on top of that change; the next cycle decides it again."""
+    actions = actions.copy()
+    seen = actions["hours_since_last_action"].astype(float).to_numpy()
+    now = hours_since_last_action(actions, history, as_of)
+    changed = np.where(np.isnan(seen), ~np.isnan(now), now < seen - 1e-6) & actions["verdict"].eq("executed").to_numpy()
+    add_reason(actions, changed, "changed by another run after this cycle read the account: not sent, decided again next cycle")
+    actions.loc[changed, "verdict"] = "safety_blocked"
     return actions
 
 
