@@ -12,8 +12,9 @@ What the SDK does not do, and this module adds (facts about facebook-business 26
 - It parses no usage headers: ``x-business-use-case-usage``, ``x-ad-account-usage`` and
   ``x-app-usage`` are read on every response, and the client pauses before the next call when any
   usage reaches ``usage_pause_pct``, for as long as Meta's ``estimated_time_to_regain_access`` says.
-- ``FacebookAdsApi.init()`` installs (with its default ``crash_log=True``) a global excepthook that
-  posts crash reports to Meta: this module never calls it and builds the session itself.
+- The SDK's ``init`` class method, with its default crash logging switched on, installs a global
+  excepthook that posts crash reports to Meta: this module never calls it and builds the session
+  itself (``FacebookSession`` + ``FacebookAdsApi(session)``).
 - Errors carry the request; the access token and appsecret_proof are scrubbed from every message
   this module raises or returns, and never logged.
 
