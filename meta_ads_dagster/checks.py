@@ -2,11 +2,12 @@
 
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, ResourceParam, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, ResourceParam, asset_check
 
 from .assets.collection import roas_metrics
 from .cycle.graph import optimization_cycle
 from .engine.policy import EPS
+from .engine.snapshot import AccountSnapshot
 from .settings import Settings
 
 
@@ -19,10 +20,14 @@ def roas_metrics_are_sane(roas_metrics: pd.DataFrame) -> AssetCheckResult:
 
 @asset_check(
     asset=optimization_cycle,
+    additional_ins={"account_snapshot": AssetIn("account_snapshot")},
     description="Every executed budget change is within the mode's limit and MAX_CAMPAIGN_BUDGET_USD, "
     "and no more than MAX_ACTIONS_PER_TICK non-hard-stop actions were executed.",
 )
-def executed_actions_within_guard_rails(settings: ResourceParam[Settings], optimization_cycle: pd.DataFrame) -> AssetCheckResult:
+def executed_actions_within_guard_rails(
+    settings: ResourceParam[Settings], optimization_cycle: pd.DataFrame, account_snapshot: AccountSnapshot
+) -> AssetCheckResult:
+    settings = settings.for_account(account_snapshot.account_id)
     executed = optimization_cycle[optimization_cycle["verdict"] == "executed"]
     budget = executed[executed["type"].isin(["scale_up", "scale_down"])]
     over_limit = int((budget["amount_pct"].astype(float) > settings.budget_change_limit + EPS).sum())

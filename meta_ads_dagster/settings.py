@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,7 @@ class SettingsError(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    _overrides: dict[str, dict] = PrivateAttr(default_factory=dict)
 
     # --- where the account comes from and how the cycle runs -----------------------------------
     meta_api_mode: Literal["stub", "live"] = "stub"
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     meta_ads_database_url: str | None = None
     # Graph API base URL: Meta's by default; a company proxy, or the fake server in tests.
     meta_graph_url: str = "https://graph.facebook.com"
+    # Per-account overrides of the guard rails: a YAML (or JSON) file, e.g.
+    #   act_1001: {MAX_DAILY_SPEND_USD: 5000, MAX_ACTIONS_PER_TICK: 5}
+    meta_accounts_file: str | None = None
 
     # --- policy: how far one cycle may move a budget --------------------------------------------
     max_daily_change_pct: float = Field(0.20, gt=0, le=1)
@@ -79,6 +83,12 @@ class Settings(BaseSettings):
         return raw
 
     @model_validator(mode="after")
+    def _account_overrides_are_valid(self) -> "Settings":
+        """Load META_ACCOUNTS_FILE now, so a bad override stops the program before anything runs."""
+        self._overrides = _read_account_overrides(self) if self.meta_accounts_file else {}
+        return self
+
+    @model_validator(mode="after")
     def _auto_not_looser_than_suggest(self) -> "Settings":
         if self.max_auto_change_pct > self.max_daily_change_pct:
             raise ValueError(
@@ -112,9 +122,59 @@ class Settings(BaseSettings):
             return self.meta_ads_database_url
         return f"sqlite:///{dagster_home() / 'meta_ads.sqlite'}"
 
+    def for_account(self, account_id: str) -> "Settings":
+        """These settings with ``account_id``'s overrides from META_ACCOUNTS_FILE applied."""
+        overrides = self._overrides.get(account_id)
+        if not overrides:
+            return self
+        return _validated(self.model_dump() | {"meta_accounts_file": None} | overrides)
+
     def with_mode(self, mode: str) -> "Settings":
         """The same settings in another mode (used by ``meta-ads plan --mode``)."""
         return _validated(self.model_dump() | {"meta_auto_mode": mode})
+
+
+# What an account may override: the guard rails and approval rules, not the mode or wiring.
+OVERRIDABLE = frozenset(
+    {
+        "max_daily_change_pct", "max_auto_change_pct", "hard_stop_roas", "hard_stop_confidence", "min_spain_percentage",
+        "max_single_country_pct", "creative_embargo_hours", "min_impressions", "min_spend_usd", "min_age_hours",
+        "max_daily_spend_usd", "max_campaign_budget_usd", "max_actions_per_tick", "max_campaigns_per_tick",
+        "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
+    }
+)
+
+
+def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
+    """account id → overrides (field names), each checked by building that account's settings."""
+    import yaml
+
+    path = Path(settings.meta_accounts_file)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"META_ACCOUNTS_FILE: cannot read {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"META_ACCOUNTS_FILE {path}: must map ad account ids to overrides")
+    overrides = {}
+    for account_id, values in document.items():
+        where = f"META_ACCOUNTS_FILE {path}: {account_id}"
+        if not str(account_id).removeprefix("act_").isdigit():
+            raise ValueError(f"{where}: not an ad account id (act_<digits>)")
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: must map variables to values")
+        fields = {str(name).lower(): value for name, value in values.items()}
+        unknown = sorted(name.upper() for name in set(fields) - OVERRIDABLE)
+        if unknown:
+            raise ValueError(f"{where}: {', '.join(unknown)} cannot be set per account (only guard rails and approval rules)")
+        try:
+            Settings(**(settings.model_dump() | {"meta_accounts_file": None} | fields))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+            raise ValueError(f"{where}.{variable}: {problem['msg']} (got {problem.get('input')!r})") from None
+        overrides[str(account_id)] = fields
+    return overrides
 
 
 def dagster_home() -> Path:
@@ -132,8 +192,12 @@ def _validated(values: dict | None = None) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            variable = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-            problems.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                variable = ".".join(str(part) for part in error["loc"]).upper()
+                problems.append(f"{variable}: {message} (got {error.get('input')!r})")
+            else:  # a check across variables: its message names them
+                problems.append(message)
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
 
 

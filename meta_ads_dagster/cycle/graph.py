@@ -62,15 +62,15 @@ def decide(
     """STEP 2a: the decision rules propose at most one action per entity (after reconcile, so the
     cooldown history is settled)."""
     history = entity_history([ledger.open().last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
-    actions = engine.decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, settings, history)
+    actions = engine.decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, settings.for_account(account_snapshot.account_id), history)
     context.log.info(f"{len(actions)} action(s) proposed")
     return actions
 
 
 @op
-def apply_policy(settings: ResourceParam[Settings], actions: pd.DataFrame) -> pd.DataFrame:
+def apply_policy(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
     """STEP 2b: PolicyEngine clamps budget changes and blocks what policy forbids."""
-    return PolicyEngine(settings).evaluate(actions)
+    return PolicyEngine(settings.for_account(account_snapshot.account_id)).evaluate(actions)
 
 
 @op
@@ -78,13 +78,13 @@ def apply_safety(
     settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, roas_metrics: pd.DataFrame, actions: pd.DataFrame
 ) -> pd.DataFrame:
     """STEP 2c: SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend cap."""
-    return SafetyEngine(settings).evaluate(actions, engine.account_spend(account_snapshot, roas_metrics))
+    return SafetyEngine(settings.for_account(account_snapshot.account_id)).evaluate(actions, engine.account_spend(account_snapshot, roas_metrics))
 
 
 @op
-def route(settings: ResourceParam[Settings], actions: pd.DataFrame) -> pd.DataFrame:
+def route(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
     """STEP 2d: execute now (hard stops; auto mode's safety matrix) or queue for a human."""
-    return route_actions(actions, settings)
+    return route_actions(actions, settings.for_account(account_snapshot.account_id))
 
 
 @op
@@ -108,7 +108,7 @@ def add_approved(
         return actions
     history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
     candidates = approved_candidates(approved, roas_metrics, account_snapshot.minor_per_unit, account_snapshot.as_of, history)
-    checked = revalidate(candidates, actions, engine.account_spend(account_snapshot, roas_metrics), settings)
+    checked = revalidate(candidates, actions, engine.account_spend(account_snapshot, roas_metrics), settings.for_account(account))
     checked["actor"] = approved["decided_by"].to_numpy()
     checked["approved_in_run"] = approved["cycle_run_id"].to_numpy()
     context.log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
@@ -150,7 +150,8 @@ def execute(
             history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
             actions = hold_back_changed_since(actions, history, account_snapshot.as_of)
             actions = with_prior_state(actions, account_snapshot)
-            store.record_cycle(actions, run_id, account, account_snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours)
+            ttl = settings.for_account(account).approval_ttl_hours
+            store.record_cycle(actions, run_id, account, account_snapshot.as_of, approval_ttl_hours=ttl)
             executed, records = execute_actions(
                 actions,
                 meta_client,
@@ -180,7 +181,7 @@ def finalize(
     actions: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     """STEP 4: the cycle's stats snapshot, as numeric metadata the UI plots, and the action table."""
-    evaluated = len(engine.campaigns_in_scope(roas_metrics, settings.max_campaigns_per_tick))
+    evaluated = len(engine.campaigns_in_scope(roas_metrics, settings.for_account(account_snapshot.account_id).max_campaigns_per_tick))
     stats = engine.summarize(actions, evaluated)
     snapshot_stats = cycle_snapshot_stats(account_snapshot, roas_metrics, actions)
     metadata = {
@@ -230,7 +231,7 @@ def optimization_cycle(
     Its value is the cycle's action frame (every action with verdict and reasons).
     """
     proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
-    checked = apply_safety(account_snapshot, roas_metrics, apply_policy(proposed))
-    with_approvals = add_approved(account_snapshot, roas_metrics, route(checked))
+    checked = apply_safety(account_snapshot, roas_metrics, apply_policy(account_snapshot, proposed))
+    with_approvals = add_approved(account_snapshot, roas_metrics, route(account_snapshot, checked))
     done = execute(account_snapshot, with_approvals)
     return finalize(account_snapshot, roas_metrics, done)

@@ -68,6 +68,7 @@ def apply_guard_rails(actions: pd.DataFrame, spend: AccountSpend, settings: Sett
 
 def plan_cycle(snapshot: AccountSnapshot, settings: Settings, last_actions: pd.DataFrame | None = None):
     """Everything up to execution: returns (routed actions, campaigns evaluated)."""
+    settings = settings.for_account(snapshot.account_id)
     frames = analyze(snapshot)
     history = snapshot.recent_actions if last_actions is None else last_actions
     actions = decide(snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings, history)

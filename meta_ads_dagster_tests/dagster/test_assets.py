@@ -113,9 +113,9 @@ def test_asset_checks_pass_on_a_cycle_and_fail_on_bad_values():
 
     settings = load_settings(meta_auto_mode="auto")
     actions, _ = plan_cycle(snap, settings)
-    assert executed_actions_within_guard_rails(settings=settings, optimization_cycle=actions).passed
+    assert executed_actions_within_guard_rails(settings=settings, optimization_cycle=actions, account_snapshot=snap).passed
     too_far = actions.copy()
     row = too_far.index[(too_far["entity_id"] == "200001")][0]
     too_far.loc[row, ["amount_pct", "new_budget_minor"]] = [0.5, 75000]
-    result = executed_actions_within_guard_rails(settings=settings, optimization_cycle=too_far)
+    result = executed_actions_within_guard_rails(settings=settings, optimization_cycle=too_far, account_snapshot=snap)
     assert not result.passed and result.metadata["over_change_limit"].value == 1

@@ -1,0 +1,64 @@
+"""META_ACCOUNTS_FILE: per-account guard rails, validated on load, applied to that account only."""
+
+import pytest
+from dagster import DagsterInstance
+
+from meta_ads_dagster.definitions import build_definitions
+from meta_ads_dagster.engine.cycle import plan_document
+from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.jobs import CYCLE_JOB_NAME
+from meta_ads_dagster.meta.demo import demo_snapshot
+from meta_ads_dagster.settings import SettingsError, load_settings
+
+BLACK_FRIDAY = "200001"  # the demo's $500/day campaign with ROAS 3.1: a raise clamped to the limit
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_override_applies_to_its_account_only(tmp_path):
+    settings = load_settings(meta_accounts_file=write(tmp_path, "act_1001:\n  MAX_DAILY_CHANGE_PCT: 0.10\n  MAX_AUTO_CHANGE_PCT: 0.05\n"))
+    assert settings.for_account("act_1001").max_daily_change_pct == 0.10
+    assert settings.for_account("act_1001").max_auto_change_pct == 0.05
+    assert settings.for_account("act_2002").max_daily_change_pct == 0.20  # no override: the defaults
+    assert settings.max_daily_change_pct == 0.20
+
+
+def test_plan_uses_the_accounts_limits(tmp_path):
+    settings = load_settings(meta_accounts_file=write(tmp_path, "act_1001: {MAX_DAILY_CHANGE_PCT: 0.10, MAX_AUTO_CHANGE_PCT: 0.05}\n"))
+    actions = {a["entity_id"]: a for a in plan_document(parse_snapshot(demo_snapshot("act_1001")), settings)["actions"]}
+    assert actions[BLACK_FRIDAY]["new_budget_usd"] == 550.0
+    others = {a["entity_id"]: a for a in plan_document(parse_snapshot(demo_snapshot("act_2002")), settings)["actions"]}
+    assert others[BLACK_FRIDAY]["new_budget_usd"] == 600.0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("act_1001:\n  MAX_DAILY_CHANGE_PCT: 3\n", "act_1001.MAX_DAILY_CHANGE_PCT"),
+        ("act_1001:\n  MAX_AUTO_CHANGE_PCT: 0.5\n", "MAX_AUTO_CHANGE_PCT must not exceed MAX_DAILY_CHANGE_PCT"),
+        ("act_1001:\n  META_API_MODE: live\n", "act_1001: META_API_MODE cannot be set per account"),
+        ("shop_1:\n  MAX_DAILY_SPEND_USD: 10\n", "shop_1: not an ad account id"),
+        ("- act_1001\n", "must map ad account ids"),
+        ("act_1001: [1, 2\n", "cannot read"),
+    ],
+)
+def test_a_bad_file_stops_the_program_naming_account_and_variable(tmp_path, text, fragment):
+    with pytest.raises(SettingsError, match="META_ACCOUNTS_FILE") as error:
+        load_settings(meta_accounts_file=write(tmp_path, text))
+    assert fragment in str(error.value)
+
+
+def test_a_cycle_runs_with_its_accounts_guard_rails(tmp_path, monkeypatch):
+    monkeypatch.setenv("META_ACCOUNTS_FILE", write(tmp_path, "act_1001: {MAX_DAILY_CHANGE_PCT: 0.10, MAX_AUTO_CHANGE_PCT: 0.05}\n"))
+    monkeypatch.setenv("META_ADS_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    job = build_definitions(load_settings()).resolve_job_def(CYCLE_JOB_NAME)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    actions = result.output_for_node("optimization_cycle").set_index("entity_id")
+    assert int(actions.loc[BLACK_FRIDAY, "new_budget_minor"]) == 55_000
+    assert "to the 10% daily limit" in " ".join(actions.loc[BLACK_FRIDAY, "reasons"])
