@@ -83,26 +83,52 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     # Imported here: `meta-ads plan` must not pay for (or need) Dagster.
-    from dagster import DagsterInstance, DagsterInvalidConfigError
+    from dagster import DagsterInstance
 
     from .jobs import CYCLE_JOB_NAME
 
     try:
         # Importing definitions builds the module-level ``defs`` too: both refuse what the
-        # settings cannot run (e.g. META_API_MODE=live) with a SettingsError.
+        # settings cannot run (e.g. live mode without META_AD_ACCOUNT_IDS) with a SettingsError.
         from .definitions import build_definitions
 
         job = build_definitions(settings).get_job_def(CYCLE_JOB_NAME)
     except SettingsError as exc:
         return _fail(str(exc))
+    accounts = job.partitions_def.get_partition_keys()
+    if args.account and args.account not in accounts:
+        return _fail(f"--account: {args.account} is not one of the configured accounts ({', '.join(accounts)})")
+    run_ids, failed = [], 0
     with DagsterInstance.get() as instance:
-        try:
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
-        except DagsterInvalidConfigError as exc:  # e.g. a live secret's EnvVar is not set
-            print(f"meta-ads: the cycle could not start: {exc.errors[0].message if exc.errors else exc}", file=sys.stderr)
-            return 1
-        actions = result.output_for_node("optimization_cycle") if result.success else None
-    print(f"\ncycle run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} "
+        # Accounts are independent: one account's failed cycle does not stop the others'.
+        for account in [args.account] if args.account else accounts:
+            run_id = run_account_cycle(job, instance, account, settings)
+            if run_id is None:
+                return 1
+            run_ids.append(run_id)
+            failed += instance.get_run_by_id(run_id).status.value != "SUCCESS"
+    print(
+        "\nWhere to look:\n"
+        f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster.definitions"
+        "   (then open http://127.0.0.1:3000)\n"
+        f"  Runs → {', '.join(run_id[:8] for run_id in run_ids)}: each cycle's event log, one 'action {{...}}' line per action\n"
+        "  Assets → optimization_cycle: the action table and the stats plotted over cycles (one partition per account)\n"
+        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle"
+    )
+    return 1 if failed else 0
+
+
+def run_account_cycle(job, instance, account: str, settings) -> str | None:
+    """One cycle of ``account`` in this process; prints its outcome and returns the run id
+    (None when the run could not start)."""
+    from dagster import DagsterInvalidConfigError
+
+    try:
+        result = job.execute_in_process(instance=instance, partition_key=account, raise_on_error=False)
+    except DagsterInvalidConfigError as exc:  # e.g. a live secret's EnvVar is not set
+        print(f"meta-ads: the cycle could not start: {exc.errors[0].message if exc.errors else exc}", file=sys.stderr)
+        return None
+    print(f"\ncycle run {result.run_id} of {account}: {'SUCCESS' if result.success else 'FAILURE'} "
           f"({settings.meta_api_mode} mode, {settings.meta_auto_mode})")
     for event in result.all_events if not result.success else []:
         error = getattr(event.event_specific_data, "error", None) if event.is_step_failure else None
@@ -110,19 +136,12 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             error = error.cause
         if error is not None:
             print(f"  {event.step_key}: {error.message.strip()}")
-    if actions is not None:
+    if result.success:
         from .engine.cycle import contract_actions
 
+        actions = result.output_for_node("optimization_cycle")
         print(format_table(contract_actions(actions), SUMMARY_COLUMNS) if len(actions) else "(no actions)")
-    print(
-        "\nWhere to look:\n"
-        f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster.definitions"
-        "   (then open http://127.0.0.1:3000)\n"
-        f"  Runs → {result.run_id[:8]}: the cycle's event log, one 'action {{...}}' line per action\n"
-        "  Assets → optimization_cycle: the action table and the stats plotted over cycles\n"
-        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle"
-    )
-    return 0 if result.success else 1
+    return result.run_id
 
 
 LEDGER_COLUMNS = ("id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "actor", "age_hours", "cycle_run_id")
@@ -187,18 +206,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     from dagster import DagsterInstance, RunsFilter
 
-    from .jobs import CYCLE_JOB_NAME
+    from .jobs import ACCOUNT_TAG, CYCLE_JOB_NAME
 
     ledger = _ledger()
+    runs = RunsFilter(job_name=CYCLE_JOB_NAME, tags={ACCOUNT_TAG: args.account} if args.account else None)
     with DagsterInstance.get() as instance:
-        records = instance.get_run_records(RunsFilter(job_name=CYCLE_JOB_NAME), limit=args.limit)
+        records = instance.get_run_records(runs, limit=args.limit)
     rows = []
     for record in records:
         run = record.dagster_run
         counts = ledger.cycle_actions(run.run_id)["verdict"].value_counts()
         rows.append({
             # The keys every listing's JSON rows carry, for a cycle: the run is the row's id.
-            "id": run.run_id, "type": "cycle", "entity_type": "account", "entity_id": run.tags.get("meta/account"),
+            "id": run.run_id, "type": "cycle", "entity_type": "account", "entity_id": run.tags.get(ACCOUNT_TAG), "account": run.tags.get(ACCOUNT_TAG),
             "current_budget_usd": None, "new_budget_usd": None, "reasons": [],
             "actor": run.tags.get("meta/triggered_by"), "cycle_run_id": run.run_id,
             "run_id": run.run_id, "status": run.status.value,
@@ -207,22 +227,21 @@ def cmd_history(args: argparse.Namespace) -> int:
             "auto_mode": run.tags.get("meta/auto_mode"),
             **{f"actions_{v}": int(counts.get(v, 0)) for v in ("executed", "queued", "failed")},
         })
-    _print_rows(rows, args.format, ("run_id", "status", "started", "triggered_by", "auto_mode", "actions_executed", "actions_queued", "actions_failed"), "(no cycles yet)")
+    _print_rows(rows, args.format, ("run_id", "account", "status", "started", "triggered_by", "auto_mode", "actions_executed", "actions_queued", "actions_failed"), "(no cycles yet)")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     ensure_dagster_home()
-    from .engine.snapshot import parse_snapshot
     from .resources import meta_client
     from .store.locks import AccountLocked
-    from .store.rollback import rollback_run
+    from .store.rollback import rollback_cycle_run
 
     settings = load_settings()
-    client = meta_client(settings)
     try:
-        snapshot = parse_snapshot(client.fetch_snapshot())
-        report = rollback_run(_ledger(settings), client, snapshot, args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force)
+        report = rollback_cycle_run(
+            _ledger(settings), meta_client(settings), args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force
+        )
     except (LookupError, AccountLocked, SnapshotError) as exc:
         return _fail(str(exc))
     print(json.dumps(report.as_dict(), indent=2))
@@ -239,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--format", choices=("json", "table"), default="json")
     plan.set_defaults(handler=cmd_plan)
 
-    cycle = commands.add_parser("cycle", help="run one cycle now (stub mode by default) and record it")
+    cycle = commands.add_parser("cycle", help="run one cycle per ad account now (stub mode by default) and record them")
+    cycle.add_argument("--account", help="only this ad account (act_...)")
     cycle.set_defaults(handler=cmd_cycle)
 
     formats = argparse.ArgumentParser(add_help=False)
@@ -258,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     reject.set_defaults(handler=cmd_review)
     history = commands.add_parser("history", parents=[formats], help="the cycle list (Dagster runs + ledger counts)")
     history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--account", help="only this ad account's cycles (act_...)")
     history.set_defaults(handler=cmd_history)
     log = commands.add_parser("log", parents=[formats], help="one cycle's actions")
     log.add_argument("run_id")

@@ -3,9 +3,8 @@
 from dagster import Definitions, load_assets_from_modules
 
 from .assets import collection
-from .checks import executed_actions_within_guard_rails, roas_metrics_are_sane
 from .cycle.graph import optimization_cycle
-from .jobs import cycle_job
+from .jobs import account_partitions, cycle_job, per_account
 from .resources import build_resources
 from .review import purge_audit_ledger, purge_schedule, review_actions, rollback_cycle
 from .schedules import cycle_schedule
@@ -14,12 +13,12 @@ from .settings import load_settings
 
 def build_definitions(settings=None) -> Definitions:
     settings = settings or load_settings()
-    job = cycle_job(settings)
+    accounts = account_partitions(settings)
+    job = cycle_job(settings, accounts)
     return Definitions(
-        assets=[*load_assets_from_modules([collection]), optimization_cycle],
-        asset_checks=[roas_metrics_are_sane, executed_actions_within_guard_rails],
+        assets=per_account([*load_assets_from_modules([collection]), optimization_cycle], accounts),
         jobs=[job, review_actions, rollback_cycle, purge_audit_ledger],
-        schedules=[cycle_schedule(job, settings), purge_schedule],
+        schedules=[cycle_schedule(job, accounts, settings), purge_schedule],
         resources=build_resources(settings),
     )
 

@@ -1,32 +1,53 @@
-"""The cycle job: one run = one cycle (collection assets + the cycle graph asset)."""
+"""The cycle job: one run = one cycle of one ad account (collection assets + the cycle graph asset)."""
 
-from __future__ import annotations
-
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, AssetsDefinition, StaticPartitionsDefinition, define_asset_job, map_asset_specs
 
 from .settings import Settings
 
 CYCLE_JOB_NAME = "meta_ads_cycle"
+# A cycle run's account is its partition key, so Dagster's own partition tag names it on every
+# run however it was launched (schedule, UI, CLI, API, backfill); dagster.yaml limits running
+# cycles to one per value of this tag, and the UI filters run history by it.
+ACCOUNT_TAG = "dagster/partition"
+CYCLE_TAG = "meta/cycle"  # on every cycle run: dagster.yaml caps how many accounts cycle at once
 
 
-ACCOUNT_TAG = "meta/account"  # dagster.yaml limits running cycles to one per value of this tag
+def account_partitions(settings: Settings) -> StaticPartitionsDefinition:
+    """One partition per ad account (``Settings.cycle_accounts``).
+
+    Static, not dynamic: the accounts are configuration (META_AD_ACCOUNT_IDS, validated with
+    their META_ACCOUNTS_FILE overrides when the code location loads), so the partitions are
+    exactly the configured accounts, in every process, the moment the location loads. Dynamic
+    partitions live in the instance database instead: a second list to keep in step, where an
+    account removed from the settings would go on cycling until someone also deleted its
+    partition. Adding an account is a settings change plus a code-location reload (the UI's
+    "Reload" button, or a restart of the gRPC server).
+    """
+    return StaticPartitionsDefinition(settings.cycle_accounts())
+
+
+def per_account(assets: list[AssetsDefinition], accounts: StaticPartitionsDefinition) -> list[AssetsDefinition]:
+    """The cycle's assets partitioned by account: each account's values, materializations and
+    stored outputs are its own (two accounts cycling at once never share an asset file)."""
+    return list(map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=accounts), assets))
 
 
 def cycle_tags(settings: Settings, triggered_by: str) -> dict[str, str]:
     """Run tags that make run history the cycle log (filterable in the UI's run list)."""
     return {
+        CYCLE_TAG: "true",
         "meta/mode": settings.meta_api_mode,
         "meta/auto_mode": settings.meta_auto_mode,
         "meta/triggered_by": triggered_by,
-        ACCOUNT_TAG: (settings.account_ids or ["default"])[0],
     }
 
 
-def cycle_job(settings: Settings):
+def cycle_job(settings: Settings, accounts: StaticPartitionsDefinition):
     return define_asset_job(
         CYCLE_JOB_NAME,
         selection=AssetSelection.groups("collection", "cycle"),
-        description="One optimization cycle over the ad account: collect, decide, guard, execute, finalize.",
+        partitions_def=accounts,
+        description="One optimization cycle over one ad account (the run's partition): collect, decide, guard, execute, finalize.",
         # A run launched by hand (UI "Materialize", `dagster job execute`) is a manual cycle;
         # the schedule overrides this tag with "schedule".
         tags=cycle_tags(settings, "manual"),

@@ -36,20 +36,19 @@ def meta_client(settings: Settings) -> MetaAdsClient:
 
     Live secrets are ``EnvVar``s: resolved when a run starts (a missing one fails that run with
     its name, before anything is read or written), masked in the UI, never stored in run config.
+    The client serves the whole code location; each cycle run binds it to its partition's account
+    (``MetaAdsClient.for_account``).
     """
-    accounts = settings.account_ids
     if settings.meta_api_mode == "live":
         return LiveMetaAdsClient(
             access_token=EnvVar("META_ACCESS_TOKEN"),
             app_id=EnvVar("META_APP_ID"),
             app_secret=EnvVar("META_APP_SECRET"),
-            account_id=accounts[0] if accounts else "",
             graph_url=settings.meta_graph_url,
         )
     return StubMetaAdsClient(
         state_dir=str(dagster_home() / "stub_state"),
         snapshot_path=settings.meta_stub_snapshot,
-        account_id=accounts[0] if accounts else None,
         clock_step_minutes=settings.meta_cycle_interval_minutes,
     )
 

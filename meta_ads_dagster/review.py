@@ -8,13 +8,13 @@ from typing import Literal
 
 from dagster import Config, DefaultScheduleStatus, Failure, OpExecutionContext, ResourceParam, ScheduleDefinition, job, op
 
-from .engine.snapshot import parse_snapshot
+from .engine.snapshot import SnapshotError
 from .meta.client import MetaAdsClient
 from .resources import LedgerResource
 from .settings import Settings
 from .store import approvals
 from .store.locks import AccountLocked
-from .store.rollback import rollback_run
+from .store.rollback import rollback_cycle_run
 
 
 class ReviewConfig(Config):
@@ -48,10 +48,9 @@ class RollbackConfig(Config):
 @op
 def rollback(context: OpExecutionContext, config: RollbackConfig, meta_client: MetaAdsClient, ledger: LedgerResource) -> None:
     """Restore the budgets and statuses a cycle run changed, skipping entities changed since."""
-    snapshot = parse_snapshot(meta_client.fetch_snapshot())
     try:
-        report = rollback_run(ledger.open(), meta_client, snapshot, config.run_id, context.run_id, config.requested_by, config.force)
-    except (LookupError, AccountLocked) as exc:
+        report = rollback_cycle_run(ledger.open(), meta_client, config.run_id, context.run_id, config.requested_by, config.force)
+    except (LookupError, AccountLocked, SnapshotError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
     context.add_output_metadata({"restored": len(report.restored), "skipped": len(report.skipped), "failed": len(report.failed)})
     for line in report.skipped:

@@ -10,6 +10,7 @@ through ``dagster.EnvVar`` so the Dagster UI masks them.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -109,7 +110,42 @@ class Settings(BaseSettings):
 
     @property
     def account_ids(self) -> list[str]:
-        return _split_ids(self.meta_ad_account_ids)
+        """META_AD_ACCOUNT_IDS in the Graph API's form (``act_<digits>``), without repeats."""
+        ids = [i if i.startswith("act_") else f"act_{i}" for i in _split_ids(self.meta_ad_account_ids)]
+        return list(dict.fromkeys(ids))
+
+    def cycle_accounts(self) -> list[str]:
+        """The ad accounts the cycle runs for, one Dagster partition each.
+
+        META_AD_ACCOUNT_IDS when set. Otherwise, in stub mode, what META_STUB_SNAPSHOT holds (the
+        file's account, or one ``act_<digits>.json`` per account in a directory), or the demo
+        account. Live mode needs META_AD_ACCOUNT_IDS. Reads the stub's files, so it is called once,
+        when the definitions are built, not on every ``load_settings``.
+        """
+        ids = self.account_ids
+        if self.meta_api_mode == "live":
+            if not ids:
+                raise SettingsError("META_AD_ACCOUNT_IDS: live mode needs at least one ad account id (act_<digits>)")
+            return ids
+        if not self.meta_stub_snapshot:
+            return ids or [DEMO_ACCOUNT_ID]
+        path = Path(self.meta_stub_snapshot)
+        if path.is_dir():
+            served = sorted(f.stem for f in path.glob("act_*.json") if f.stem.removeprefix("act_").isdigit())
+            missing = [i for i in ids if i not in served]
+            if missing or not served:
+                raise SettingsError(
+                    f"META_STUB_SNAPSHOT: directory {path} has no snapshot for {', '.join(missing) or 'any account'} "
+                    "(expected one act_<digits>.json per account)"
+                )
+            return ids or served
+        held = _snapshot_account_id(path)
+        if ids and ids != [held]:
+            raise SettingsError(
+                f"META_STUB_SNAPSHOT: {path} holds account {held}, but META_AD_ACCOUNT_IDS lists {', '.join(ids)}; "
+                "for several accounts point it at a directory with one act_<digits>.json per account"
+            )
+        return [held]
 
     @property
     def cycle_cron(self) -> str:
@@ -175,6 +211,22 @@ def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
             raise ValueError(f"{where}.{variable}: {problem['msg']} (got {problem.get('input')!r})") from None
         overrides[str(account_id)] = fields
     return overrides
+
+
+DEMO_ACCOUNT_ID = "act_1001"  # the stub's deterministic demo account (meta/demo.py)
+
+
+def _snapshot_account_id(path: Path) -> str:
+    """``account.id`` of a snapshot file, or a SettingsError naming META_STUB_SNAPSHOT."""
+    try:
+        account_id = json.loads(path.read_text())["account"]["id"]
+    except OSError as exc:
+        raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(f"META_STUB_SNAPSHOT: {path} has no account.id ({type(exc).__name__}: {exc})") from None
+    if not isinstance(account_id, str) or not account_id.removeprefix("act_").isdigit():
+        raise SettingsError(f"META_STUB_SNAPSHOT: {path}: account.id {account_id!r} is not an ad account id (act_<digits>)")
+    return account_id if account_id.startswith("act_") else f"act_{account_id}"
 
 
 def dagster_home() -> Path:

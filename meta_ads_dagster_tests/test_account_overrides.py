@@ -10,7 +10,14 @@ from meta_ads_dagster.jobs import CYCLE_JOB_NAME
 from meta_ads_dagster.meta.demo import demo_snapshot
 from meta_ads_dagster.settings import SettingsError, load_settings
 
-BLACK_FRIDAY = "200001"  # the demo's $500/day campaign with ROAS 3.1: a raise clamped to the limit
+BLACK_FRIDAY = "Black Friday - ES"  # the demo's $500/day campaign with ROAS 3.1: a raise clamped to the limit
+
+
+def raise_of_black_friday(account: str, settings) -> float:
+    document = demo_snapshot(account)
+    campaign_id = next(c["id"] for c in document["campaigns"] if c["name"] == BLACK_FRIDAY)
+    actions = {a["entity_id"]: a for a in plan_document(parse_snapshot(document), settings)["actions"]}
+    return actions[campaign_id]["new_budget_usd"]
 
 
 def write(tmp_path, text: str) -> str:
@@ -29,10 +36,8 @@ def test_an_override_applies_to_its_account_only(tmp_path):
 
 def test_plan_uses_the_accounts_limits(tmp_path):
     settings = load_settings(meta_accounts_file=write(tmp_path, "act_1001: {MAX_DAILY_CHANGE_PCT: 0.10, MAX_AUTO_CHANGE_PCT: 0.05}\n"))
-    actions = {a["entity_id"]: a for a in plan_document(parse_snapshot(demo_snapshot("act_1001")), settings)["actions"]}
-    assert actions[BLACK_FRIDAY]["new_budget_usd"] == 550.0
-    others = {a["entity_id"]: a for a in plan_document(parse_snapshot(demo_snapshot("act_2002")), settings)["actions"]}
-    assert others[BLACK_FRIDAY]["new_budget_usd"] == 600.0
+    assert raise_of_black_friday("act_1001", settings) == 550.0
+    assert raise_of_black_friday("act_2002", settings) == 600.0  # no override: the defaults
 
 
 @pytest.mark.parametrize(
@@ -52,13 +57,19 @@ def test_a_bad_file_stops_the_program_naming_account_and_variable(tmp_path, text
     assert fragment in str(error.value)
 
 
-def test_a_cycle_runs_with_its_accounts_guard_rails(tmp_path, monkeypatch):
+def test_each_accounts_cycle_runs_with_its_own_guard_rails(tmp_path, monkeypatch):
+    """Two accounts, one override: each account's Dagster run applies its own limits."""
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001,act_2002")
     monkeypatch.setenv("META_ACCOUNTS_FILE", write(tmp_path, "act_1001: {MAX_DAILY_CHANGE_PCT: 0.10, MAX_AUTO_CHANGE_PCT: 0.05}\n"))
     monkeypatch.setenv("META_ADS_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     job = build_definitions(load_settings()).resolve_job_def(CYCLE_JOB_NAME)
+    raised = {}
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance)
-    assert result.success
-    actions = result.output_for_node("optimization_cycle").set_index("entity_id")
-    assert int(actions.loc[BLACK_FRIDAY, "new_budget_minor"]) == 55_000
-    assert "to the 10% daily limit" in " ".join(actions.loc[BLACK_FRIDAY, "reasons"])
+        for account in ("act_1001", "act_2002"):
+            result = job.execute_in_process(instance=instance, partition_key=account)
+            assert result.success
+            actions = result.output_for_node("optimization_cycle")
+            black_friday = actions[actions["entity_id"] == account.removeprefix("act_") + "001"].iloc[0]
+            raised[account] = (int(black_friday["new_budget_minor"]), " ".join(black_friday["reasons"]))
+    assert raised["act_1001"][0] == 55_000 and "to the 10% daily limit" in raised["act_1001"][1]
+    assert raised["act_2002"][0] == 60_000 and "to the 20% daily limit" in raised["act_2002"][1]

@@ -4,8 +4,9 @@
 import dataclasses
 
 import pandas as pd
-from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, Output, RetryPolicy, asset
 
+from ..checks import ROAS_CHECK, roas_metrics_are_sane
 from ..engine.ab_tests import evaluate_ab_tests
 from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
@@ -25,20 +26,27 @@ def _preview(frame: pd.DataFrame, rows: int = 20) -> MetadataValue:
 
 @asset(group_name=GROUP, retry_policy=READ_RETRY, kinds={"python"})
 def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient) -> AccountSnapshot:
-    """The ad account at this moment (campaigns, ad sets, ads, creatives, insights), validated.
+    """The run's ad account (its partition) at this moment: campaigns, ad sets, ads, creatives,
+    insights, validated.
 
     A document that breaks the snapshot format fails this step with a message naming the object
     and field; nothing downstream runs, so nothing is executed or written.
     """
+    account = context.partition_key
+    client = meta_client.for_account(account)
     try:
-        meta_client.sync_insights()
-        snapshot = parse_snapshot(meta_client.fetch_snapshot())
+        client.sync_insights()
+        snapshot = parse_snapshot(client.fetch_snapshot())
     except (SnapshotError, MetaApiError) as exc:
         if isinstance(exc, MetaTransientError):
             raise  # the client's own retries ran out: the step's RetryPolicy may try again later
         # A rejected document, an invalid token or a refused request is not transient: fail now
         # instead of retrying the step (each retry would sync again and only delay the same answer).
         raise Failure(description=str(exc), allow_retries=False) from None
+    if snapshot.account_id != account:
+        # Every later step keys the ledger, lock and guard rails by the snapshot's account: one
+        # that is not the run's would put another account's cycle under this account's name.
+        raise Failure(description=f"account.id: the snapshot is of {snapshot.account_id}, not of this run's account {account}", allow_retries=False)
     context.add_output_metadata(
         {
             "account_id": snapshot.account_id,
@@ -74,18 +82,19 @@ def insights(context: AssetExecutionContext, account_snapshot: AccountSnapshot) 
     return frame
 
 
-@asset(group_name=GROUP, kinds={"pandas"})
-def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
+@asset(group_name=GROUP, kinds={"pandas"}, check_specs=[ROAS_CHECK])
+def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame):
     """7-day ROAS, CTR and ROAS confidence for every campaign, ad set and ad."""
     metrics = analyze(compute_roas_metrics, account_snapshot, insights)
     campaigns = metrics[metrics["entity_type"] == "campaign"]
-    context.add_output_metadata(
-        {
+    yield Output(
+        metrics,
+        metadata={
             "account_roas_7d": account_roas(metrics),
             "campaigns": _preview(campaigns[["entity_id", "name", "status", "spend_7d", "roas_7d", "confidence"]].round(3)),
-        }
+        },
     )
-    return metrics
+    yield roas_metrics_are_sane(metrics)
 
 
 @asset(group_name=GROUP, kinds={"pandas"})

@@ -12,6 +12,7 @@ import json
 import pandas as pd
 from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
 
+from ..checks import GUARD_RAIL_CHECK, executed_actions_within_guard_rails
 from ..engine import cycle as engine
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
 from ..engine.metrics import account_roas
@@ -142,6 +143,7 @@ def execute(
     store = ledger.open()
     run_id = context.run_id
     account = account_snapshot.account_id
+    meta_client = meta_client.for_account(account)
     try:
         with account_lock(store, account, run_id):
             executable = actions.loc[actions["verdict"] == "executed", "id"]
@@ -194,6 +196,13 @@ def finalize(
     return Output(actions, metadata=metadata)
 
 
+@op
+def check_guard_rails(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame):
+    """The ``executed_actions_within_guard_rails`` check over what this cycle executed (an
+    AssetCheckResult: Dagster records it as the check's evaluation, not as a stored value)."""
+    return executed_actions_within_guard_rails(settings, actions, account_snapshot)
+
+
 def cycle_snapshot_stats(snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame) -> dict:
     """The seed's stats snapshot: what was live, what it spent and earned, what the cycle did."""
     active = metrics[metrics["effective_active"]]
@@ -217,7 +226,7 @@ def action_table(actions: pd.DataFrame) -> str:
     return rows[[*engine.SUMMARY_COLUMNS, "reasons"]].to_markdown(index=False)
 
 
-@graph_asset(group_name="cycle")
+@graph_asset(group_name="cycle", check_specs=[GUARD_RAIL_CHECK])
 def optimization_cycle(
     account_snapshot: AccountSnapshot,
     roas_metrics: pd.DataFrame,
@@ -228,10 +237,14 @@ def optimization_cycle(
     """One optimization cycle: reconcile → decide → policy → safety → route → add approved →
     execute → finalize.
 
-    Its value is the cycle's action frame (every action with verdict and reasons).
+    Its value is the cycle's action frame (every action with verdict and reasons); the guard-rail
+    check runs on the same frame.
     """
     proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
     checked = apply_safety(account_snapshot, roas_metrics, apply_policy(account_snapshot, proposed))
     with_approvals = add_approved(account_snapshot, roas_metrics, route(account_snapshot, checked))
     done = execute(account_snapshot, with_approvals)
-    return finalize(account_snapshot, roas_metrics, done)
+    return {
+        "result": finalize(account_snapshot, roas_metrics, done),
+        GUARD_RAIL_CHECK.get_python_identifier(): check_guard_rails(account_snapshot, done),
+    }

@@ -38,7 +38,24 @@ class WriteOutcome:
 
 
 class MetaAdsClient(ConfigurableResource, ABC):
-    """Reads one ad account as a snapshot document (SNAPSHOT.md) and applies writes to it."""
+    """Reads one ad account as a snapshot document (SNAPSHOT.md) and applies writes to it.
+
+    The resource is configured once for the code location; each cycle run works on its
+    partition's account through :meth:`for_account`.
+    """
+
+    account_id: str = ""  # act_<digits>; empty on the location-wide resource until a run binds it
+
+    def for_account(self, account_id: str) -> "MetaAdsClient":
+        """A client like this one for ``account_id`` (this very client when it already is).
+
+        A new instance, not a changed copy: nothing one account's client read or cached (the live
+        client's insights, the stub's state) can leak into another account's cycle.
+        """
+        if account_id == self.account_id:
+            return self
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**(fields | {"account_id": account_id}))
 
     @abstractmethod
     def sync_insights(self) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..settings import DEMO_ACCOUNT_ID
+
 DEMO_AS_OF = pd.Timestamp("2026-11-20T10:00:00+00:00")
 DEMO_TIMEZONE = "Europe/Madrid"
 HISTORY_DAYS = 8  # full days before today, so spikes have a 7-day baseline before the last day
@@ -87,8 +89,12 @@ def _minor(amount: float | None) -> str | None:
     return None if amount is None else str(int(round(amount * 100)))
 
 
-def demo_snapshot(account_id: str = "act_1001") -> dict[str, Any]:
-    """The demo account as a SNAPSHOT.md document."""
+def demo_snapshot(account_id: str = DEMO_ACCOUNT_ID) -> dict[str, Any]:
+    """The demo account as a SNAPSHOT.md document.
+
+    Object ids start with the account's digits (act_1001's first campaign is 1001001): Graph ids
+    are unique across accounts, and so are the demo's when several demo accounts run side by side.
+    """
     rng = np.random.default_rng(abs(hash_id(account_id)))
     today = DEMO_AS_OF.tz_convert(DEMO_TIMEZONE).normalize().tz_localize(None)
     day_fraction = (DEMO_AS_OF.tz_convert(DEMO_TIMEZONE).tz_localize(None) - today) / pd.Timedelta(days=1)
@@ -97,7 +103,8 @@ def demo_snapshot(account_id: str = "act_1001") -> dict[str, Any]:
         "account": {"id": account_id, "currency": "USD", "timezone_name": DEMO_TIMEZONE},
         "campaigns": [], "adsets": [], "ads": [], "creatives": [], "insights": [], "ab_tests": [], "recent_actions": [],
     }
-    next_id = iter(range(200001, 300000))
+    first_id = int(account_id.removeprefix("act_")) * 1000 + 1
+    next_id = iter(range(first_id, first_id + 999))
     for campaign in DEMO_CAMPAIGNS:
         created = (DEMO_AS_OF - pd.Timedelta(days=campaign.age_days)).isoformat()
         campaign_id = str(next(next_id))

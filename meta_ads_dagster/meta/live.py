@@ -218,7 +218,6 @@ class LiveMetaAdsClient(MetaAdsClient):
     access_token: str
     app_id: str
     app_secret: str
-    account_id: str
     graph_url: str = DEFAULT_GRAPH_URL
     request_timeout_seconds: float = 60.0
     max_tries: int = 5

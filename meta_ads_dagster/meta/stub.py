@@ -1,7 +1,8 @@
 """Stub mode: serves an account snapshot instead of calling Meta, and keeps its state between runs.
 
-The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file) or, when that is unset, from the
-deterministic demo account (``demo.py``). Its state lives in one JSON file per account under
+The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file, or a directory holding one
+``act_<digits>.json`` per account) or, when that is unset, from the deterministic demo account
+(``demo.py``). Its state lives in one JSON file per account under
 ``state_dir``, so the second cycle sees the first one's budget changes, pauses and cooldowns.
 Every write, and every ``sync_insights``, is appended to ``writes`` in that file. Several clients
 may share one state file (a cycle and a ``meta-ads rollback`` in another process, two threads):
@@ -29,6 +30,7 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from .client import MetaAdsClient
+from ..settings import DEMO_ACCOUNT_ID
 from .demo import demo_snapshot
 
 try:
@@ -51,8 +53,8 @@ class StubCrash(BaseException):
 
 class StubMetaAdsClient(MetaAdsClient):
     state_dir: str
+    # A SNAPSHOT.md file (its one account), or a directory with one act_<digits>.json per account.
     snapshot_path: str | None = None
-    account_id: str | None = None
     clock_step_minutes: int = 30
     # Fault injection for tests: writes to these entity ids raise, as a Meta error would;
     # writes to crash_after_write_for land, then the "process dies" (StubCrash).
@@ -64,9 +66,12 @@ class StubMetaAdsClient(MetaAdsClient):
 
     # --- state ------------------------------------------------------------------------------------
     def _initial_document(self) -> dict[str, Any]:
-        if self.snapshot_path:
-            return json.loads(Path(self.snapshot_path).read_text())
-        return demo_snapshot(self.account_id or "act_1001")
+        if not self.snapshot_path:
+            return demo_snapshot(self.account_id or DEMO_ACCOUNT_ID)
+        path = Path(self.snapshot_path)
+        if path.is_dir():
+            path = path / f"{self.account_id}.json"
+        return json.loads(path.read_text())
 
     def _state_file(self) -> Path:
         if self.account_id:
@@ -74,7 +79,7 @@ class StubMetaAdsClient(MetaAdsClient):
         elif self.snapshot_path:
             name = Path(self.snapshot_path).stem
         else:
-            name = "act_1001"
+            name = DEMO_ACCOUNT_ID
         return Path(self.state_dir) / f"stub_{name}.json"
 
     def load_state(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.actions import ACTION_COLUMNS
-from ..engine.snapshot import AccountSnapshot
+from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions
 from .ledger import Ledger
@@ -107,13 +107,28 @@ def _as_actions(restores: list[dict], run_id: str, minor_per_unit: int) -> pd.Da
     return actions
 
 
+def _run_rows(ledger: Ledger, run_id: str) -> pd.DataFrame:
+    rows = ledger.cycle_actions(run_id)
+    if rows.empty:
+        raise LookupError(f"run_id: no ledger rows for run {run_id}")
+    return rows
+
+
+def rollback_cycle_run(ledger: Ledger, client: MetaAdsClient, run_id: str, rollback_run_id: str, actor: str,
+                       force: bool = False) -> RollbackReport:
+    """Undo run ``run_id`` in the account it ran for (the ledger knows which), read as it is now."""
+    account = _run_rows(ledger, run_id)["account_id"].iloc[0]
+    client = client.for_account(account)
+    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), run_id, rollback_run_id, actor, force)
+
+
 def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, run_id: str, rollback_run_id: str,
                  actor: str, force: bool = False) -> RollbackReport:
     """Restore what run ``run_id`` changed in ``snapshot``'s account (see the module docstring)."""
     report = RollbackReport(run_id, rollback_run_id)
-    rows = ledger.cycle_actions(run_id)
-    if rows.empty:
-        raise LookupError(f"run_id: no ledger rows for run {run_id}")
+    rows = _run_rows(ledger, run_id)
+    if set(rows["account_id"]) != {snapshot.account_id}:
+        raise LookupError(f"run_id: run {run_id} changed account {', '.join(sorted(set(rows['account_id'])))}, not {snapshot.account_id}")
     done = rows[(rows["status"] == "done") & rows["rollback_of_run"].isna()]
     with account_lock(ledger, snapshot.account_id, rollback_run_id):
         # What an earlier rollback already restored is reported as such (not as "changed since"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pandas as pd
 import pytest
-from dagster import Failure, build_asset_context
+from dagster import AssetCheckResult, Failure, Output, build_asset_context
 
 from meta_ads_dagster.assets.collection import (
     ab_tests,
@@ -29,10 +30,22 @@ def client(tmp_path) -> StubMetaAdsClient:
     return StubMetaAdsClient(state_dir=str(tmp_path / "stub"), account_id="act_1001")
 
 
-def invoke(asset_fn, resources=None, **inputs):
-    """Direct invocation; the context is closed right away (it owns an ephemeral instance)."""
-    with build_asset_context(resources=resources) as context:
-        return asset_fn(context=context, **inputs)
+ACCOUNT = "act_1001"
+
+
+def invoke(asset_fn, resources=None, partition_key=ACCOUNT, **inputs):
+    """Direct invocation for one account (the partition); the context is closed right away (it
+    owns an ephemeral instance)."""
+    with build_asset_context(resources=resources, partition_key=partition_key) as context:
+        result = asset_fn(context=context, **inputs)
+        return result if not inspect.isgenerator(result) else list(result)
+
+
+def metrics_and_check(snapshot, insights_frame) -> tuple[pd.DataFrame, AssetCheckResult]:
+    """``roas_metrics`` yields its value and then its check's result, in the same step."""
+    output, check = invoke(roas_metrics, account_snapshot=snapshot, insights=insights_frame)
+    assert isinstance(output, Output) and isinstance(check, AssetCheckResult)
+    return output.value, check
 
 
 @pytest.fixture
@@ -41,7 +54,7 @@ def snapshot(client):
 
 
 def test_account_snapshot_syncs_then_parses(client):
-    with build_asset_context(resources={"meta_client": client}) as context:
+    with build_asset_context(resources={"meta_client": client}, partition_key=ACCOUNT) as context:
         snap = account_snapshot(context)
         assert context.get_output_metadata("result")["campaigns"] == 8
     assert snap.account_id == "act_1001" and snap.as_of == pd.Timestamp("2026-11-20T10:00:00+00:00")
@@ -64,42 +77,63 @@ def test_account_snapshot_rejects_a_broken_document(tmp_path):
     assert caught.value.allow_retries is False
 
 
+def test_the_location_wide_client_reads_the_runs_account(tmp_path):
+    """One resource serves every account: each run reads (and keeps stub state for) its partition's."""
+    shared = StubMetaAdsClient(state_dir=str(tmp_path / "stub"))  # as resources.py builds it: no account
+    first = invoke(account_snapshot, resources={"meta_client": shared}, partition_key="act_1001")
+    second = invoke(account_snapshot, resources={"meta_client": shared}, partition_key="act_2002")
+    assert (first.account_id, second.account_id) == ("act_1001", "act_2002")
+    assert set(first.campaigns["id"]).isdisjoint(second.campaigns["id"])  # Graph ids are unique across accounts
+    assert sorted(path.name for path in (tmp_path / "stub").glob("*.json")) == ["stub_act_1001.json", "stub_act_2002.json"]
+    assert shared.account_id == ""  # binding made new clients; the shared one is untouched
+
+
+def test_a_snapshot_of_another_account_fails_the_run(tmp_path):
+    path = tmp_path / "act_1001.json"
+    path.write_text(json.dumps(demo_snapshot("act_1001")))
+    client = StubMetaAdsClient(state_dir=str(tmp_path / "stub"), snapshot_path=str(path))
+    with pytest.raises(Failure, match="account.id: the snapshot is of act_1001, not of this run's account act_3003") as caught:
+        invoke(account_snapshot, resources={"meta_client": client}, partition_key="act_3003")
+    assert caught.value.allow_retries is False
+
+
 def test_derived_assets_return_the_engines_frames(snapshot):
     frame = invoke(insights, account_snapshot=snapshot)
     pd.testing.assert_frame_equal(frame, snapshot.insights)
 
     expected = analyze(snapshot)
-    metrics = invoke(roas_metrics, account_snapshot=snapshot, insights=frame)
+    metrics, check = metrics_and_check(snapshot, frame)
     pd.testing.assert_frame_equal(metrics, expected["roas_metrics"])
+    assert check.check_name == "roas_metrics_are_sane" and check.passed
     campaigns = metrics[metrics["entity_type"] == "campaign"].set_index("entity_id")
     assert len(campaigns) == 8
-    assert campaigns.loc["200001", "roas_7d"] == pytest.approx(3.1, abs=0.1)
-    assert campaigns.loc["200001", "daily_budget"] == 50000
+    assert campaigns.loc["1001001", "roas_7d"] == pytest.approx(3.1, abs=0.1)
+    assert campaigns.loc["1001001", "daily_budget"] == 50000
     assert metrics["confidence"].between(0, 1).all()
 
     tests = invoke(ab_tests, account_snapshot=snapshot, insights=frame)
     pd.testing.assert_frame_equal(tests, expected["ab_tests"])
     assert tests["status"].tolist() == ["winner"]
-    assert list(tests["loser_ad_ids"].iloc[0]) == ["200022"]
+    assert list(tests["loser_ad_ids"].iloc[0]) == ["1001022"]
 
     found = invoke(spikes, account_snapshot=snapshot, insights=frame)
     pd.testing.assert_frame_equal(found, expected["spikes"])
     ups = found[found["direction"] == "up"]
-    assert list(zip(ups["entity_type"], ups["entity_id"])) == [("campaign", "200036")]  # "Flash sale"
+    assert list(zip(ups["entity_type"], ups["entity_id"])) == [("campaign", "1001036")]  # "Flash sale"
 
     tired = invoke(creative_fatigue, account_snapshot=snapshot, insights=frame)
     pd.testing.assert_frame_equal(tired, expected["creative_fatigue"])
-    assert tired.loc[tired["fatigued"], "entity_id"].tolist() == ["200034"]  # "Video - fatigue"
+    assert tired.loc[tired["fatigued"], "entity_id"].tolist() == ["1001034"]  # "Video - fatigue"
 
 
 def test_downstream_assets_read_the_insights_input(snapshot):
     """Lineage tells the truth: the metrics come from the ``insights`` asset, not the snapshot's copy."""
-    without_bf = snapshot.insights[snapshot.insights["campaign_id"] != "200001"]
-    metrics = invoke(roas_metrics, account_snapshot=snapshot, insights=without_bf)
-    campaign = metrics[(metrics["entity_type"] == "campaign") & (metrics["entity_id"] == "200001")].iloc[0]
+    without_bf = snapshot.insights[snapshot.insights["campaign_id"] != "1001001"]
+    metrics, _ = metrics_and_check(snapshot, without_bf)
+    campaign = metrics[(metrics["entity_type"] == "campaign") & (metrics["entity_id"] == "1001001")].iloc[0]
     assert campaign["spend_7d"] == 0
-    full = invoke(roas_metrics, account_snapshot=snapshot, insights=snapshot.insights)
-    assert full.set_index(["entity_type", "entity_id"]).loc[("campaign", "200001"), "spend_7d"] > 300
+    full, _ = metrics_and_check(snapshot, snapshot.insights)
+    assert full.set_index(["entity_type", "entity_id"]).loc[("campaign", "1001001"), "spend_7d"] > 300
 
 
 def test_asset_checks_pass_on_a_cycle_and_fail_on_bad_values():
@@ -115,7 +149,7 @@ def test_asset_checks_pass_on_a_cycle_and_fail_on_bad_values():
     actions, _ = plan_cycle(snap, settings)
     assert executed_actions_within_guard_rails(settings=settings, optimization_cycle=actions, account_snapshot=snap).passed
     too_far = actions.copy()
-    row = too_far.index[(too_far["entity_id"] == "200001")][0]
+    row = too_far.index[(too_far["entity_id"] == "1001001")][0]
     too_far.loc[row, ["amount_pct", "new_budget_minor"]] = [0.5, 75000]
     result = executed_actions_within_guard_rails(settings=settings, optimization_cycle=too_far, account_snapshot=snap)
     assert not result.passed and result.metadata["over_change_limit"].value == 1

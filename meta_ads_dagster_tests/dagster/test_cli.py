@@ -125,7 +125,7 @@ def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monk
 
     assert main(["cycle"]) == 0
     out = capsys.readouterr().out
-    match = re.search(r"cycle run ([0-9a-f-]{36}): SUCCESS \(stub mode, suggest\)", out)
+    match = re.search(r"cycle run ([0-9a-f-]{36}) of act_1001: SUCCESS \(stub mode, suggest\)", out)
     assert match, out
     run_id = match.group(1)
 
@@ -134,7 +134,7 @@ def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monk
     assert (home / "history" / "runs.db").is_file()  # SQLite run storage
     assert (home / "meta_ads.sqlite").is_file() and (home / "stub_state" / "stub_act_1001.json").is_file()
     assert f"DAGSTER_HOME={home}" in out and run_id[:8] in out
-    assert "412d6e1f404eab8c" in out  # the demo's hard stop, in the printed action table
+    assert "9c5d9e706e9580c8" in out  # the demo's hard stop, in the printed action table
 
     with DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_run_by_id(run_id)

@@ -13,6 +13,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     MarkdownMetadataValue,
+    RunsFilter,
     build_schedule_context,
     instance_for_test,
 )
@@ -33,7 +34,7 @@ NUMERIC_METADATA = [
     "actions_executed", "actions_failed",
 ]
 LOG_KEYS = {"step", "action", "input_snapshot", "output_snapshot", "success", "error_message", "entity_type", "entity_id"}
-BUDGET_ENTITIES = {("adset", "200010"): "9000", ("campaign", "200036"): "66000", ("campaign", "200001"): "55000"}
+BUDGET_ENTITIES = {("adset", "1001010"): "9000", ("campaign", "1001036"): "66000", ("campaign", "1001001"): "55000"}
 
 
 class Cycle:
@@ -44,15 +45,19 @@ class Cycle:
         self.resources = build_resources(self.settings)
         self.defs = build_definitions(self.settings)
         self.job = self.defs.resolve_job_def(CYCLE_JOB_NAME)
+        self.account = self.job.partitions_def.get_partition_keys()[0]  # the first configured account
 
-    def run(self, instance: DagsterInstance, **kwargs):
-        return self.job.execute_in_process(instance=instance, resources=self.resources, **kwargs)
+    def run(self, instance: DagsterInstance, partition_key: str | None = None, **kwargs):
+        """One cycle run of ``partition_key`` (default: the first account)."""
+        return self.job.execute_in_process(instance=instance, resources=self.resources, partition_key=partition_key or self.account, **kwargs)
 
-    def stub_writes(self) -> list[dict]:
-        # A fresh client over the same state file: what a later process would see.
+    def client(self, account: str | None = None, **faults) -> StubMetaAdsClient:
+        """A fresh stub client over an account's state file (what another process would see)."""
         used = self.resources["meta_client"]
-        fresh = StubMetaAdsClient(state_dir=used.state_dir, snapshot_path=used.snapshot_path, account_id=used.account_id)
-        return fresh.writes
+        return StubMetaAdsClient(state_dir=used.state_dir, snapshot_path=used.snapshot_path, account_id=account or self.account, **faults)
+
+    def stub_writes(self, account: str | None = None) -> list[dict]:
+        return self.client(account).writes
 
     def ledger(self) -> Ledger:
         return Ledger(self.settings.database_url())
@@ -107,7 +112,7 @@ def test_one_cycle_end_to_end(database_file):
         assert all(LOG_KEYS <= set(log) for log in logs)
         assert sorted(log["action_id"] for log in logs) == sorted(actions["id"])
         hard_stop = next(log for log in logs if log["action"] == "pause")
-        assert hard_stop["step"] == "execute" and hard_stop["success"] is True and hard_stop["entity_id"] == "200016"
+        assert hard_stop["step"] == "execute" and hard_stop["success"] is True and hard_stop["entity_id"] == "1001016"
         assert hard_stop["output_snapshot"]["method"] == "pause"
         assert all(log["success"] is None for log in logs if log is not hard_stop)
 
@@ -121,9 +126,9 @@ def test_one_cycle_end_to_end(database_file):
     rows = ledger.cycle_actions(result.run_id)
     ledger.dispose()
     assert len(rows) == 8 and (rows["cycle_run_id"] == result.run_id).all()
-    assert rows.set_index("entity_id").loc["200016", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert rows.set_index("entity_id").loc["1001016", ["verdict", "status"]].tolist() == ["executed", "done"]
     assert (rows["status"] == "pending").sum() == 5
-    assert [(w["method"], w.get("entity_id")) for w in cycle.stub_writes()] == [("sync_insights", None), ("pause", "200016")]
+    assert [(w["method"], w.get("entity_id")) for w in cycle.stub_writes()] == [("sync_insights", None), ("pause", "1001016")]
 
 
 def test_two_cycles_carry_state_over(monkeypatch, database_file):
@@ -137,9 +142,9 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
         first = first_cycle.run(instance)
         assert first.success
         assert instance.get_run_by_id(first.run_id).tags["meta/auto_mode"] == "auto"
-        # Filesystem IO manager: the assets' values are files under DAGSTER_HOME/storage.
-        assert (home / "storage" / "account_snapshot").is_file()
-        assert (home / "storage" / "optimization_cycle").is_file()
+        # Filesystem IO manager: the assets' values are files under DAGSTER_HOME/storage, one per account.
+        assert (home / "storage" / "account_snapshot" / "act_1001").is_file()
+        assert (home / "storage" / "optimization_cycle" / "act_1001").is_file()
 
         writes = first_cycle.stub_writes()
         budget_writes = {(w["entity_type"], w["entity_id"]): w["daily_budget"] for w in writes if w["method"] == "update_budget"}
@@ -186,24 +191,44 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
     assert len(second_rows) > 0 and (second_rows["verdict"] != "executed").all()
 
 
-def test_schedule_requests_a_scheduled_cycle(database_file):
+def test_schedule_requests_one_cycle_per_account(database_file, monkeypatch):
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001,2002")
     cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    tick = pd.Timestamp("2026-11-20T10:30:00Z").to_pydatetime()
     with instance_for_test() as instance:
         schedule = cycle.defs.resolve_schedule_def(SCHEDULE_NAME)
-        with build_schedule_context(instance=instance, scheduled_execution_time=pd.Timestamp("2026-11-20T10:30:00Z").to_pydatetime()) as context:
+        assert schedule.cron_schedule == "*/30 * * * *" and schedule.job_name == CYCLE_JOB_NAME
+        repository = cycle.defs.get_repository_def()
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=repository) as context:
             requests = schedule.evaluate_tick(context).run_requests
-        assert len(requests) == 1
-        request = requests[0]
-        assert (request.job_name or schedule.job_name) == CYCLE_JOB_NAME
-        assert request.tags["meta/triggered_by"] == "schedule"
-        assert request.tags["meta/mode"] == "stub" and request.tags["meta/auto_mode"] == "suggest"
+        # One run per account, each keyed by its account: a tick evaluated twice launches no account twice.
+        assert [(r.partition_key, r.run_key) for r in requests] == [("act_1001", "act_1001"), ("act_2002", "act_2002")]
+        for request in requests:
+            assert request.tags["meta/triggered_by"] == "schedule" and request.tags["meta/cycle"] == "true"
+            assert request.tags["meta/mode"] == "stub" and request.tags["meta/auto_mode"] == "suggest"
 
-        # The scheduler creates the run with {**job tags, **request tags}; so does execute_in_process:
-        # the schedule's "schedule" must win over the job's default "manual".
+        # The scheduler creates each run with {**job tags, **request tags, partition tag}; so does
+        # execute_in_process: the schedule's "schedule" wins over the job's default "manual".
         assert cycle.job.run_tags["meta/triggered_by"] == "manual"
-        result = cycle.run(instance, tags=request.tags)
-        assert result.success
-        assert instance.get_run_by_id(result.run_id).tags["meta/triggered_by"] == "schedule"
+        results = [cycle.run(instance, partition_key=r.partition_key, tags=r.tags) for r in requests]
+        assert all(result.success for result in results)
+        runs = [instance.get_run_by_id(result.run_id) for result in results]
+        assert [(run.tags["dagster/partition"], run.tags["meta/triggered_by"]) for run in runs] == [
+            ("act_1001", "schedule"), ("act_2002", "schedule"),
+        ]
+        # Each account's cycle history is its own: runs, materializations, ledger rows and stub state.
+        for account, result in zip(("act_1001", "act_2002"), results):
+            assert [r.run_id for r in instance.get_runs(RunsFilter(tags={"dagster/partition": account}))] == [result.run_id]
+            materialized = instance.get_latest_materialization_event(AssetKey("optimization_cycle"))
+            assert materialized is not None
+            by_partition = instance.get_materialized_partitions(AssetKey("optimization_cycle"))
+            assert by_partition == {"act_1001", "act_2002"}
+            ledger = cycle.ledger()
+            rows = ledger.cycle_actions(result.run_id)
+            ledger.dispose()
+            assert len(rows) and set(rows["account_id"]) == {account}
+            assert all(entity_id.startswith(account.removeprefix("act_")) for entity_id in rows["entity_id"])
+            assert cycle.stub_writes(account)[0]["method"] == "sync_insights"
 
 
 def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatch, database_file):
@@ -247,7 +272,9 @@ def test_reexecuting_the_execute_step_sends_nothing_twice(monkeypatch, database_
         before = Cycle().stub_writes()
         options = ReexecutionOptions(parent_run_id=first.run_id, step_selection=["optimization_cycle.execute", "optimization_cycle.finalize"])
         in_process = {"execution": {"config": {"in_process": {}}}}
-        with execute_job(reconstructable(reconstructable_cycle_job), instance, run_config=in_process, reexecution_options=options) as again:
+        # Re-executions keep the parent run's tags (its partition = account), as the UI's do.
+        tags = instance.get_run_by_id(first.run_id).tags
+        with execute_job(reconstructable(reconstructable_cycle_job), instance, run_config=in_process, tags=tags, reexecution_options=options) as again:
             assert again.success
             run_id = again.run_id
 
@@ -267,12 +294,12 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
 
     monkeypatch.setenv("META_AUTO_MODE", "auto")
     cycle = Cycle()
-    client = cycle.resources["meta_client"]
+    client = cycle.client()
     snapshot = parse_snapshot(client.fetch_snapshot())
     actions, _ = plan_cycle(snapshot, cycle.settings)
     ledger = cycle.ledger()
     ledger.record_cycle(actions, "run-that-died", snapshot.account_id, snapshot.as_of)  # all "executing"
-    client.update_budget("campaign", "200001", 55000)  # this write reached Meta before the crash
+    client.update_budget("campaign", "1001001", 55000)  # this write reached Meta before the crash
     ledger.dispose()
 
     with DagsterInstance.get() as instance:
@@ -282,11 +309,11 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
     ledger = cycle.ledger()
     dead = ledger.cycle_actions("run-that-died").set_index("entity_id")
     ledger.dispose()
-    assert dead.loc["200001", ["verdict", "status"]].tolist() == ["executed", "done"]
-    assert dead.loc["200001", "reasons"][-1] == "reconciled: landed (daily budget now 55000)"
-    assert dead.loc["200036", ["verdict", "status"]].tolist() == ["failed", "failed"]  # never reached Meta
+    assert dead.loc["1001001", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert dead.loc["1001001", "reasons"][-1] == "reconciled: landed (daily budget now 55000)"
+    assert dead.loc["1001036", ["verdict", "status"]].tolist() == ["failed", "failed"]  # never reached Meta
     # The landed raise is in its cooldown; nothing was sent twice.
     now = result.output_for_node("optimization_cycle").set_index("entity_id")
-    assert now.loc["200001", "verdict"] == "safety_blocked"
+    assert now.loc["1001001", "verdict"] == "safety_blocked"
     updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
-    assert updates.count("200001") == 1
+    assert updates.count("1001001") == 1

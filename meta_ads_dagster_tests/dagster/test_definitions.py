@@ -32,7 +32,9 @@ def test_job_schedule_and_tags_by_default():
     defs = _defs()
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
-    assert job.run_tags == {"meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual", "meta/account": "default"}
+    assert job.run_tags == {"meta/cycle": "true", "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual"}
+    # One partition per account: the stub's demo account when META_AD_ACCOUNT_IDS is unset.
+    assert job.partitions_def.get_partition_keys() == ["act_1001"]
 
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     assert schedule.cron_schedule == "*/30 * * * *"
@@ -82,8 +84,30 @@ def test_assets_and_lineage():
     assert checks == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
 
 
+def test_every_account_is_a_partition_of_the_assets_checks_and_job(monkeypatch):
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001,2002,act_3003")
+    defs = _defs()
+    Definitions.validate_loadable(defs)
+    accounts = ["act_1001", "act_2002", "act_3003"]
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def.get_partition_keys() == accounts, key
+    # The checks are evaluated in their assets' steps, so on each run's account too.
+    assert {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys} == {
+        "roas_metrics_are_sane": "roas_metrics", "executed_actions_within_guard_rails": "optimization_cycle",
+    }
+    assert defs.resolve_job_def(CYCLE_JOB_NAME).partitions_def.get_partition_keys() == accounts
+
+
+def test_live_mode_without_accounts_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("META_API_MODE", "live")
+    with pytest.raises(SettingsError, match="META_AD_ACCOUNT_IDS"):
+        build_definitions(load_settings())
+
+
 def test_live_mode_loads_without_secrets_and_keeps_them_as_env_vars(monkeypatch):
     monkeypatch.setenv("META_API_MODE", "live")
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001")
     monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-secret-token")
     defs = build_definitions(load_settings())  # the code location loads whatever the secrets
     client = defs.resources["meta_client"]
@@ -108,7 +132,7 @@ def test_invalid_setting_is_refused_at_build_time(monkeypatch, variable, value):
 @pytest.mark.parametrize("config", ["dagster.yaml", "meta_ads_dagster/instance.yaml"])
 def test_instance_configs_load_with_one_cycle_per_account(request, monkeypatch, tmp_path, config):
     """The production file (PostgreSQL, from DAGSTER_PG_*) and the embedded one (SQLite) both
-    queue runs with one running cycle per meta/account tag."""
+    queue runs with one running cycle per account (partition) and a cap on accounts at once."""
     import shutil
     from pathlib import Path
 
@@ -123,4 +147,7 @@ def test_instance_configs_load_with_one_cycle_per_account(request, monkeypatch, 
     shutil.copy(Path(__file__).resolve().parents[2] / config, tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert limits == [{"key": "meta/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        {"key": "meta/cycle", "limit": 10 if config == "dagster.yaml" else 4},
+    ]

@@ -226,7 +226,8 @@ def _assert_server_got_the_token(server: FakeGraphServer) -> None:
 def _execute(instance: DagsterInstance, raise_on_error: bool = False):
     defs = build_definitions(load_settings())  # production wiring, from the environment
     job = defs.get_job_def(CYCLE_JOB_NAME)
-    return job.execute_in_process(instance=instance, raise_on_error=raise_on_error)
+    (account,) = job.partitions_def.get_partition_keys()  # META_AD_ACCOUNT_IDS: the fake server's one account
+    return job.execute_in_process(instance=instance, partition_key=account, raise_on_error=raise_on_error)
 
 
 # --- the tests -------------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def test_a_live_cycle_leaks_the_token_nowhere(live_env, server, instance, capfd,
     assert "access_token=***" in caplog.text
     assert "Meta error 100" in texts["ledger"] and any("Meta error 100" in t for k, t in texts.items() if k.startswith("event"))
     assert Path(os.environ["DAGSTER_HOME"]).is_relative_to(tmp_path)
-    assert any(name.endswith(f"storage{os.sep}optimization_cycle") for name in files)
+    assert any(name.endswith(os.path.join("storage", "optimization_cycle", "act_2001")) for name in files)
     assert any(name.endswith("ledger.sqlite") for name in files)
 
     # The cycle did real work, live.

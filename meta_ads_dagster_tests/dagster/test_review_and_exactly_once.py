@@ -19,7 +19,6 @@ from dagster import DagsterInstance, ReexecutionOptions, build_reconstructable_j
 
 from meta_ads_dagster.cli import main
 from meta_ads_dagster.cycle import graph
-from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.store import approvals
 from meta_ads_dagster.store.ledger import Ledger, actions_table
 from meta_ads_dagster.store.locks import account_lock
@@ -30,7 +29,7 @@ from .test_cycle_runs import Cycle, reconstructable_cycle_job
 ACCOUNT = "act_1001"
 JSON_KEYS = {"id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "reasons", "actor", "cycle_run_id"}
 # The demo account in auto mode: what its first cycle writes, in this order.
-DEMO_WRITES = [("pause", "200016"), ("publish_winner_ad", "200020"), ("update_budget", "200010"), ("update_budget", "200036"), ("update_budget", "200001")]
+DEMO_WRITES = [("pause", "1001016"), ("publish_winner_ad", "1001020"), ("update_budget", "1001010"), ("update_budget", "1001036"), ("update_budget", "1001001")]
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
@@ -54,14 +53,8 @@ def use_snapshot(document: dict, tmp_path: Path, monkeypatch) -> Path:
     return path
 
 
-def stub(cycle: Cycle, **faults) -> StubMetaAdsClient:
-    """A client over the cycle's stub state (a fresh one: what another process would see)."""
-    used = cycle.resources["meta_client"]
-    return StubMetaAdsClient(state_dir=used.state_dir, snapshot_path=used.snapshot_path, account_id=used.account_id, **faults)
-
-
 def writes_of(cycle: Cycle, after: int = 0) -> list[tuple[str, str]]:
-    return [(w["method"], w.get("entity_id") or w.get("winner_ad_id")) for w in stub(cycle).writes[after:] if w["method"] != "sync_insights"]
+    return [(w["method"], w.get("entity_id") or w.get("winner_ad_id")) for w in cycle.stub_writes()[after:] if w["method"] != "sync_insights"]
 
 
 def entity(document: dict, collection: str, entity_id: str) -> dict:
@@ -128,7 +121,7 @@ def test_approvals_are_revalidated_then_carried_out_by_the_next_cycle(ledger, tm
         assert [(r["id"], r["status"], r["decided_by"]) for r in rejected] == [(ids[E], "rejected", "bob")]
 
         # The account moves on. B's ROAS collapses (the next cycle hard-stops it)...
-        state_file = Path(cycle.resources["meta_client"].state_dir) / "stub_account.json"
+        state_file = Path(cycle.resources["meta_client"].state_dir) / f"stub_{ACCOUNT}.json"
         state = json.loads(state_file.read_text())
         collapsed = make_snapshot([campaign(roas=0.5 if i == 1 else 4.0, spend=150, budget_usd=200) for i in range(5)])
         state["snapshot"]["insights"] = [r for r in state["snapshot"]["insights"] if r["campaign_id"] != B] + [
@@ -139,20 +132,20 @@ def test_approvals_are_revalidated_then_carried_out_by_the_next_cycle(ledger, tm
         other = first.output_for_node("optimization_cycle").query("entity_id == @C").assign(id="other-change", verdict="executed")
         ledger.record_cycle(other, "someone-elses-run", ACCOUNT, "2026-11-25T10:30:00+00:00")
         ledger.mark_outcome("someone-elses-run", "other-change", "2026-11-25T10:30:00+00:00", None)
-        stub(cycle).update_budget("campaign", C, 22000)
+        cycle.client().update_budget("campaign", C, 22000)
         # ...and the approval of D passed its deadline.
         with ledger.engine.begin() as conn:
             conn.execute(
                 actions_table.update().where(actions_table.c.action_id == ids[D]).values(expires_at=approvals.now_utc() - timedelta(minutes=1))
             )
-        before = len(stub(cycle).writes)
+        before = len(cycle.client().writes)
 
         second = Cycle().run(instance)
         assert second.success
 
     assert writes_of(cycle, before) == [("pause", B), ("update_budget", A)]  # B's hard stop, then the approval of A
-    assert entity(stub(cycle).fetch_snapshot(), "campaigns", A)["daily_budget"] == "24000"
-    assert entity(stub(cycle).fetch_snapshot(), "campaigns", C)["daily_budget"] == "22000"  # the other run's value
+    assert entity(cycle.client().fetch_snapshot(), "campaigns", A)["daily_budget"] == "24000"
+    assert entity(cycle.client().fetch_snapshot(), "campaigns", C)["daily_budget"] == "22000"  # the other run's value
 
     proposals = ledger.cycle_actions(first.run_id).set_index("entity_id")
     assert proposals["status"].to_dict() == {A: "carried_out", B: "refused", C: "refused", D: "expired", E: "rejected"}
@@ -224,10 +217,10 @@ def crash_in_the_middle(instance: DagsterInstance, ledger: Ledger, monkeypatch):
     reached Meta: the pause and the A/B decision landed before it, the two raises never went out."""
     monkeypatch.setenv("META_AUTO_MODE", "auto")
     cycle = Cycle()
-    cycle.resources["meta_client"] = stub(cycle, crash_after_write_for=["200010"])
+    cycle.resources["meta_client"] = cycle.client(crash_after_write_for=["1001010"])
     crashed = cycle.run(instance, raise_on_error=False)
     assert not crashed.success
-    assert "StubCrash: stub crashed after update_budget ['200010']" in failure_message(crashed)
+    assert "StubCrash: stub crashed after update_budget ['1001010']" in failure_message(crashed)
     assert writes_of(cycle) == DEMO_WRITES[:3]
     rows = ledger.cycle_actions(crashed.run_id)
     sent = {entity_id for _, entity_id in DEMO_WRITES}
@@ -237,10 +230,10 @@ def crash_in_the_middle(instance: DagsterInstance, ledger: Ledger, monkeypatch):
 
 def assert_each_write_landed_once(cycle: Cycle) -> None:
     assert sorted(writes_of(cycle)) == sorted(DEMO_WRITES)
-    document = stub(cycle).fetch_snapshot()
-    assert entity(document, "ads", "200016")["status"] == entity(document, "ads", "200022")["status"] == "PAUSED"
-    budgets = {e: entity(document, kind, e)["daily_budget"] for kind, e in (("adsets", "200010"), ("campaigns", "200036"), ("campaigns", "200001"))}
-    assert budgets == {"200010": "9000", "200036": "66000", "200001": "55000"}
+    document = cycle.client().fetch_snapshot()
+    assert entity(document, "ads", "1001016")["status"] == entity(document, "ads", "1001022")["status"] == "PAUSED"
+    budgets = {e: entity(document, kind, e)["daily_budget"] for kind, e in (("adsets", "1001010"), ("campaigns", "1001036"), ("campaigns", "1001001"))}
+    assert budgets == {"1001010": "9000", "1001036": "66000", "1001001": "55000"}
 
 
 def test_a_crash_between_the_write_and_the_ledger_then_a_new_cycle(ledger, monkeypatch):
@@ -251,16 +244,16 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_new_cycle(ledger, monke
     assert_each_write_landed_once(cycle)
 
     dead = ledger.cycle_actions(crashed.run_id).set_index("entity_id")
-    for entity_id in ("200016", "200020", "200010"):  # read back from the account, never re-sent
+    for entity_id in ("1001016", "1001020", "1001010"):  # read back from the account, never re-sent
         assert dead.loc[entity_id, ["verdict", "status"]].tolist() == ["executed", "done"]
         assert dead.loc[entity_id, "reasons"][-1].startswith("reconciled: landed")
-    assert dead.loc["200010", "reasons"][-1] == "reconciled: landed (daily budget now 9000)"
-    for entity_id in ("200036", "200001"):
+    assert dead.loc["1001010", "reasons"][-1] == "reconciled: landed (daily budget now 9000)"
+    for entity_id in ("1001036", "1001001"):
         assert dead.loc[entity_id, "status"] == "failed"
         assert dead.loc[entity_id, "reasons"][-1].startswith("reconciled: did not land")
     now = ledger.cycle_actions(after.run_id).set_index("entity_id")
-    assert now.loc[["200036", "200001"], "status"].tolist() == ["done", "done"]  # decided again and sent now
-    assert now.loc["200010", "status"] == "blocked"  # in its cooldown
+    assert now.loc[["1001036", "1001001"], "status"].tolist() == ["done", "done"]  # decided again and sent now
+    assert now.loc["1001010", "status"] == "blocked"  # in its cooldown
     assert not ledger.open_writes(ACCOUNT, "nobody").shape[0]
 
 
@@ -276,7 +269,8 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_reexecution_from_failur
         cycle, crashed = crash_in_the_middle(instance, ledger, monkeypatch)
         options = ReexecutionOptions.from_failure(crashed.run_id, instance)
         job = build_reconstructable_job(__name__, "cycle_job_for", reconstructable_kwargs={"run_id": crashed.run_id})
-        with execute_job(job, instance, run_config=IN_PROCESS, reexecution_options=options) as again:
+        tags = instance.get_run_by_id(crashed.run_id).tags  # a re-execution keeps its parent's account
+        with execute_job(job, instance, run_config=IN_PROCESS, tags=tags, reexecution_options=options) as again:
             assert again.success
             steps = {e.step_key for e in again.all_events if e.is_step_success}
             rerun = again.run_id
@@ -284,12 +278,12 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_reexecution_from_failur
     assert_each_write_landed_once(cycle)
 
     dead = ledger.cycle_actions(crashed.run_id).set_index("entity_id")
-    assert dead.loc[["200016", "200020", "200010"], "status"].tolist() == ["done"] * 3
-    assert dead.loc[["200036", "200001"], "status"].tolist() == ["failed"] * 2
+    assert dead.loc[["1001016", "1001020", "1001010"], "status"].tolist() == ["done"] * 3
+    assert dead.loc[["1001036", "1001001"], "status"].tolist() == ["failed"] * 2
     replay = ledger.cycle_actions(rerun).set_index("entity_id")
-    assert replay.loc[["200036", "200001"], "status"].tolist() == ["done"] * 2  # the same action ids, sent once
-    assert (replay.loc[["200036", "200001"], "action_id"] == dead.loc[["200036", "200001"], "action_id"]).all()
-    for entity_id in ("200016", "200020", "200010"):
+    assert replay.loc[["1001036", "1001001"], "status"].tolist() == ["done"] * 2  # the same action ids, sent once
+    assert (replay.loc[["1001036", "1001001"], "action_id"] == dead.loc[["1001036", "1001001"], "action_id"]).all()
+    for entity_id in ("1001016", "1001020", "1001010"):
         assert replay.loc[entity_id, "status"] == "blocked"
         assert replay.loc[entity_id, "reasons"][-1] == f"already sent by run {crashed.run_id}; not sent again"
     assert ledger.open_writes(ACCOUNT, "nobody").empty
@@ -353,46 +347,46 @@ def test_rollback_through_the_job_and_the_cli(ledger, monkeypatch, capsys):
     monkeypatch.setenv("META_AUTO_MODE", "auto")
     with DagsterInstance.ephemeral() as instance:
         cycle = Cycle()
-        original = stub(cycle).fetch_snapshot()
+        original = cycle.client().fetch_snapshot()
         first = cycle.run(instance)
         assert first.success and writes_of(cycle) == DEMO_WRITES
-        stub(cycle).update_budget("campaign", "200036", 70000)  # a person changes one entity since
-        writes = len(stub(cycle).writes)
+        cycle.client().update_budget("campaign", "1001036", 70000)  # a person changes one entity since
+        writes = len(cycle.client().writes)
 
         rollback = cycle.defs.resolve_job_def("rollback_cycle")
         unknown = rollback.execute_in_process(run_config={"ops": {"rollback": {"config": {"run_id": "no-such-run"}}}}, instance=instance, raise_on_error=False)
-        assert not unknown.success and len(stub(cycle).writes) == writes
+        assert not unknown.success and len(cycle.client().writes) == writes
         job = rollback.execute_in_process(run_config={"ops": {"rollback": {"config": {"run_id": first.run_id}}}}, instance=instance)
         assert job.success
         output = next(e for e in job.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
         assert (output["restored"].value, output["skipped"].value, output["failed"].value) == (4, 1, 0)
 
-    restored = stub(cycle).fetch_snapshot()
-    for kind, entity_id in (("ads", "200016"), ("ads", "200022"), ("adsets", "200010"), ("campaigns", "200001")):
+    restored = cycle.client().fetch_snapshot()
+    for kind, entity_id in (("ads", "1001016"), ("ads", "1001022"), ("adsets", "1001010"), ("campaigns", "1001001")):
         assert entity(restored, kind, entity_id) == entity(original, kind, entity_id), entity_id
-    assert entity(restored, "campaigns", "200036")["daily_budget"] == "70000"  # skipped: changed since
-    assert sorted(writes_of(cycle, writes)) == sorted([("resume", "200016"), ("resume", "200022"), ("update_budget", "200010"), ("update_budget", "200001")])
+    assert entity(restored, "campaigns", "1001036")["daily_budget"] == "70000"  # skipped: changed since
+    assert sorted(writes_of(cycle, writes)) == sorted([("resume", "1001016"), ("resume", "1001022"), ("update_budget", "1001010"), ("update_budget", "1001001")])
     rows = ledger.cycle_actions(job.run_id)
     assert len(rows) == 4 and set(rows["status"]) == {"done"} and set(rows["actor"]) == {"dagster"}
     assert set(rows["rollback_of_run"]) == {first.run_id}
 
     # The CLI: the same run again sends nothing; --force restores the skipped entity, once.
-    writes = len(stub(cycle).writes)
+    writes = len(cycle.client().writes)
     report = cli_json(capsys, "rollback", first.run_id)
     assert report["restored"] == [] and report["failed"] == []
     assert sum(f"already restored by run {job.run_id}" in line for line in report["skipped"]) == 4
-    assert ["campaign 200036: changed since the cycle (66000 → 70000); use --force to restore anyway"] == [
-        line for line in report["skipped"] if "200036" in line
+    assert ["campaign 1001036: changed since the cycle (66000 → 70000); use --force to restore anyway"] == [
+        line for line in report["skipped"] if "1001036" in line
     ]
-    assert len(stub(cycle).writes) == writes
+    assert len(cycle.client().writes) == writes
     forced = cli_json(capsys, "rollback", first.run_id, "--force", "--by", "carol")
-    assert forced["restored"] == ["scale_down campaign 200036"]
-    assert entity(stub(cycle).fetch_snapshot(), "campaigns", "200036")["daily_budget"] == "60000"
-    assert writes_of(cycle, writes) == [("update_budget", "200036")]
+    assert forced["restored"] == ["scale_down campaign 1001036"]
+    assert entity(cycle.client().fetch_snapshot(), "campaigns", "1001036")["daily_budget"] == "60000"
+    assert writes_of(cycle, writes) == [("update_budget", "1001036")]
     assert ledger.cycle_actions(forced["rollback_run_id"])["actor"].tolist() == ["carol"]
     assert cli_json(capsys, "rollback", first.run_id, "--force")["restored"] == []
     assert main(["rollback", "no-such-run"]) == 2 and "no ledger rows for run no-such-run" in capsys.readouterr().err
-    assert len(stub(cycle).writes) == writes + 1
+    assert len(cycle.client().writes) == writes + 1
 
 
 # --- retention ----------------------------------------------------------------------------------

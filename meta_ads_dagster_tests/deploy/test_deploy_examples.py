@@ -79,9 +79,11 @@ def test_instance_example_keeps_the_production_settings(name):
     production, example = _yaml(REPO / "dagster.yaml"), _yaml(EXAMPLES / name)
     assert example["storage"] == production["storage"]  # same env variables, same psycopg2 scheme
     assert example["run_coordinator"] == production["run_coordinator"]
-    limits = example["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert limits == production["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert limits == [{"key": "meta/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    per_account, parallel = example["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert per_account == production["concurrency"]["runs"]["tag_concurrency_limits"][0]
+    assert per_account == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    # Accounts cycling at once: sized per launcher, below the runs limit so reviews never wait behind cycles.
+    assert parallel["key"] == "meta/cycle" and 0 < parallel["limit"] < example["concurrency"]["runs"]["max_concurrent_runs"]
     assert example["run_monitoring"]["enabled"] is True
     assert 0 < example["run_monitoring"]["max_runtime_seconds"] < 30 * 60
     assert example["run_retries"]["enabled"] is True and example["run_retries"]["max_retries"] >= 1

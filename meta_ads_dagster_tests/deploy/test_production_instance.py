@@ -38,7 +38,8 @@ REPOSITORY = "__repository__"  # a Definitions object's repository
 JOB = "meta_ads_cycle"
 SCHEDULE = "meta_ads_cycle_schedule"
 ASSETS = {"account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue", "optimization_cycle"}
-ACCOUNT = "act_1001"  # the stub's demo account
+ACCOUNTS = ("act_1001", "act_2002")  # two demo accounts (stub mode): one partition each
+ACCOUNT = ACCOUNTS[0]
 APP_SCHEMA = "meta_ads"
 
 STARTUP_TIMEOUT = 60  # seconds until a webserver serves the loaded code location
@@ -65,6 +66,17 @@ query Runs($ids: [String!]) {
   runsOrError(filter: {runIds: $ids}) {
     __typename
     ... on Runs { results { runId status startTime endTime tags { key value } } }
+    ... on Error { message }
+  }
+}"""
+
+SCHEDULE_DRY_RUN = """
+mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+    __typename
+    ... on DryRunInstigationTick {
+      evaluationResult { runRequests { runKey tags { key value } } skipReason error { message } }
+    }
     ... on Error { message }
   }
 }"""
@@ -185,10 +197,12 @@ class Deployment:
         assert not body.get("errors"), f"GraphQL errors from {server.name}: {body['errors']}"
         return body["data"]
 
-    def launch(self, server: Server) -> dict:
+    def launch(self, server: Server, account: str = ACCOUNT) -> dict:
+        """Launch one cycle of ``account`` as the UI's launchpad does: the partition is a run tag."""
         params = {
             "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB},
             "runConfigData": RUN_CONFIG,
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": account}]},
         }
         return self.gql(server, LAUNCH, {"params": params})["launchRun"]
 
@@ -256,7 +270,7 @@ def _server_env(home: Path, database_url: str) -> dict:
         DAGSTER_PG_DB=url.database,
         # The ledger in the same database, in its own schema (docs/deploy.md).
         META_ADS_DATABASE_URL=url.update_query_dict({"options": f"-csearch_path={APP_SCHEMA}"}).render_as_string(hide_password=False),
-        META_AD_ACCOUNT_IDS=ACCOUNT,
+        META_AD_ACCOUNT_IDS=",".join(ACCOUNTS),
         # Schedule listed but stopped: no wall-clock tick may add a cycle to the ones launched here.
         META_CYCLE_AUTO_START="false",
         PYTHONUNBUFFERED="1",
@@ -313,7 +327,10 @@ def test_instance_is_postgres_with_queue_monitoring_and_retries(tmp_path, monkey
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-        assert limits == [{"key": "meta/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        assert limits == [
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},  # one cycle per account
+            {"key": "meta/cycle", "limit": 10},  # accounts cycling at once
+        ]
         assert instance.run_monitoring_enabled
         assert 0 < instance.run_monitoring_max_runtime_seconds < 30 * 60  # shorter than the interval
         assert instance.run_retries_enabled and instance.run_retries_max_retries >= 1
@@ -344,27 +361,56 @@ def test_job_schedule_and_assets_are_listed(deployment):
     assert ASSETS <= {"/".join(node["assetKey"]["path"]) for node in repo["assetNodes"]}
 
 
-def test_launched_cycle_is_dequeued_succeeds_and_is_recorded_in_postgres(deployment):
-    launched = deployment.launch(deployment.admin)
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    # The queued coordinator: the webserver only enqueues, the daemon launches.
-    assert launched["run"]["status"] in {"QUEUED", *IN_PROGRESS, *FINISHED}
+def test_the_schedule_asks_for_one_cycle_per_account(deployment):
+    """The deployed schedule, evaluated by the code server through GraphQL (a dry-run tick: a real
+    tick is up to 30 minutes away; tests/dagster/test_cycle_runs.py also runs the requested cycles)."""
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "scheduleName": SCHEDULE}
+    tick = deployment.gql(deployment.admin, SCHEDULE_DRY_RUN, {"selector": selector, "timestamp": time.time()})["scheduleDryRun"]
+    assert tick["__typename"] == "DryRunInstigationTick", tick
+    result = tick["evaluationResult"]
+    assert result["error"] is None and result["skipReason"] is None, result
+    requests = {r["runKey"]: {t["key"]: t["value"] for t in r["tags"]} for r in result["runRequests"]}
+    assert sorted(requests) == sorted(ACCOUNTS)
+    for account, tags in requests.items():
+        assert tags["dagster/partition"] == account and tags["meta/triggered_by"] == "schedule" and tags["meta/cycle"] == "true"
 
-    run = deployment.wait_finished([run_id])[run_id]
-    assert run["status"] == "SUCCESS", f"run {run_id} ended {run['status']}\n{deployment.logs()}"
-    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-    assert tags["meta/account"] == ACCOUNT and tags["meta/triggered_by"] == "manual"
 
-    # Dagster's own tables in PostgreSQL ...
-    (status,) = deployment.sql("SELECT status FROM runs WHERE run_id = :r", r=run_id)[0]
-    assert status == "SUCCESS"
-    events = {row[0] for row in deployment.sql("SELECT dagster_event_type FROM event_logs WHERE run_id = :r", r=run_id)}
-    assert {"ASSET_MATERIALIZATION", "STEP_SUCCESS"} <= events, events
-    assert events & {"RUN_SUCCESS", "PIPELINE_SUCCESS"}, events  # stored under its legacy name
-    # ... and the ledger in the same database (schema meta_ads), rows of this very cycle.
-    rows = deployment.sql(f"SELECT count(*) FROM {APP_SCHEMA}.meta_actions WHERE cycle_run_id = :r", r=run_id)
-    assert rows[0][0] > 0, f"no meta_actions rows for cycle {run_id}"
+def test_cycles_of_two_accounts_run_side_by_side_and_are_recorded_in_postgres(deployment):
+    run_ids = {}
+    for account in ACCOUNTS:
+        launched = deployment.launch(deployment.admin, account)
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        # The queued coordinator: the webserver only enqueues, the daemon launches.
+        assert launched["run"]["status"] in {"QUEUED", *IN_PROGRESS, *FINISHED}
+        run_ids[account] = launched["run"]["runId"]
+
+    runs = deployment.wait_finished(list(run_ids.values()))
+    for account, run_id in run_ids.items():
+        run = runs[run_id]
+        assert run["status"] == "SUCCESS", f"run {run_id} of {account} ended {run['status']}\n{deployment.logs()}"
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        assert tags["dagster/partition"] == account and tags["meta/triggered_by"] == "manual"
+    # Different accounts are not held back by each other: the queue let both run at once.
+    first, second = sorted((runs[r] for r in run_ids.values()), key=lambda run: run["startTime"])
+    assert second["startTime"] < first["endTime"], f"the two accounts' cycles ran one after the other: {first} {second}"
+
+    for account, run_id in run_ids.items():
+        # Dagster's own tables in PostgreSQL: the run with its account, its events ...
+        (status,) = deployment.sql("SELECT status FROM runs WHERE run_id = :r", r=run_id)[0]
+        assert status == "SUCCESS"
+        (partition,) = deployment.sql("SELECT value FROM run_tags WHERE run_id = :r AND key = 'dagster/partition'", r=run_id)[0]
+        assert partition == account
+        events = {row[0] for row in deployment.sql("SELECT dagster_event_type FROM event_logs WHERE run_id = :r", r=run_id)}
+        assert {"ASSET_MATERIALIZATION", "STEP_SUCCESS", "ASSET_CHECK_EVALUATION"} <= events, events
+        assert events & {"RUN_SUCCESS", "PIPELINE_SUCCESS"}, events  # stored under its legacy name
+        materialized = deployment.sql(
+            "SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION' AND partition = :p",
+            r=run_id, p=account,
+        )
+        assert materialized[0][0] >= len(ASSETS), f"{account}: materializations not recorded under its partition"
+        # ... and the ledger in the same database (schema meta_ads): this cycle's rows, of this account only.
+        accounts = deployment.sql(f"SELECT DISTINCT account_id FROM {APP_SCHEMA}.meta_actions WHERE cycle_run_id = :r", r=run_id)
+        assert [row[0] for row in accounts] == [account], f"ledger rows of cycle {run_id}: {accounts}"
 
 
 def test_two_cycles_for_one_account_never_run_at_once(deployment):
@@ -384,7 +430,7 @@ def test_two_cycles_for_one_account_never_run_at_once(deployment):
             waited.append(statuses)
 
     runs = deployment.wait_finished(run_ids, timeout=RUN_TIMEOUT, on_poll=observe)
-    assert not overlaps, f"both cycles of {ACCOUNT} were in progress at once: {overlaps[:3]}"
+    assert not overlaps, f"both cycles of {ACCOUNT} were in progress at once: {overlaps[:3]}"  # dagster/partition limit
     assert waited, "never saw one cycle queued while the other ran"
     assert {run["status"] for run in runs.values()} == {"SUCCESS"}, f"{runs}\n{deployment.logs()}"
     first, second = sorted(runs.values(), key=lambda run: run["startTime"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from meta_ads_dagster.settings import Settings, SettingsError, load_settings
@@ -42,12 +44,12 @@ def test_environment_overrides_defaults(monkeypatch):
     monkeypatch.setenv("META_AUTO_MODE", "auto")
     monkeypatch.setenv("MAX_AUTO_CHANGE_PCT", "0.05")
     monkeypatch.setenv("REQUIRE_HUMAN_APPROVAL_CREATIVES", "false")
-    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001, 2002 ,")
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001, 2002 ,act_2002")
     monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", "60")
     settings = load_settings()
     assert settings.is_auto and settings.budget_change_limit == 0.05
     assert settings.require_human_approval_creatives is False
-    assert settings.account_ids == ["act_1001", "2002"]
+    assert settings.account_ids == ["act_1001", "act_2002"]  # Graph form, each once
     assert settings.cycle_cron == "0 * * * *"
 
 
@@ -108,3 +110,55 @@ def test_settings_are_frozen():
     with pytest.raises(Exception):
         settings.max_daily_spend_usd = 1.0  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+# --- which accounts the cycle runs for (one partition each) ----------------------------------------
+def _snapshot_file(path, account_id):
+    path.write_text(json.dumps({"account": {"id": account_id}}))
+    return path
+
+
+def test_cycle_accounts_default_to_the_demo_account_in_stub_mode():
+    assert load_settings().cycle_accounts() == ["act_1001"]
+    assert load_settings(meta_ad_account_ids="5, act_7").cycle_accounts() == ["act_5", "act_7"]
+
+
+def test_live_mode_needs_account_ids():
+    with pytest.raises(SettingsError, match="META_AD_ACCOUNT_IDS"):
+        load_settings(meta_api_mode="live").cycle_accounts()
+    assert load_settings(meta_api_mode="live", meta_ad_account_ids="act_9").cycle_accounts() == ["act_9"]
+
+
+def test_a_snapshot_file_is_its_own_account(tmp_path):
+    path = str(_snapshot_file(tmp_path / "any_name.json", "act_42"))
+    assert load_settings(meta_stub_snapshot=path).cycle_accounts() == ["act_42"]
+    assert load_settings(meta_stub_snapshot=path, meta_ad_account_ids="42").cycle_accounts() == ["act_42"]
+    with pytest.raises(SettingsError, match="META_STUB_SNAPSHOT.*holds account act_42.*act_43"):
+        load_settings(meta_stub_snapshot=path, meta_ad_account_ids="act_42,act_43").cycle_accounts()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "cannot read"),
+    ("not json", "no account.id"),
+    ('{"campaigns": []}', "no account.id"),
+    ('{"account": {"id": "shop-1"}}', "is not an ad account id"),
+])
+def test_a_bad_snapshot_file_names_meta_stub_snapshot(tmp_path, content, problem):
+    path = tmp_path / "snapshot.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SettingsError, match=f"META_STUB_SNAPSHOT.*{problem}"):
+        load_settings(meta_stub_snapshot=str(path)).cycle_accounts()
+
+
+def test_a_snapshot_directory_serves_one_account_per_file(tmp_path):
+    for account in ("act_7", "act_12"):
+        _snapshot_file(tmp_path / f"{account}.json", account)
+    (tmp_path / "notes.json").write_text("{}")  # not an account file: ignored
+    assert load_settings(meta_stub_snapshot=str(tmp_path)).cycle_accounts() == ["act_12", "act_7"]
+    assert load_settings(meta_stub_snapshot=str(tmp_path), meta_ad_account_ids="7").cycle_accounts() == ["act_7"]
+    with pytest.raises(SettingsError, match="META_STUB_SNAPSHOT.*no snapshot for act_8"):
+        load_settings(meta_stub_snapshot=str(tmp_path), meta_ad_account_ids="7,8").cycle_accounts()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SettingsError, match="META_STUB_SNAPSHOT.*any account"):
+        load_settings(meta_stub_snapshot=str(tmp_path / "empty")).cycle_accounts()

@@ -29,57 +29,57 @@ def test_plan_has_the_expected_executable_actions(auto_actions):
     # The demo account in auto mode: hard stop, A/B winner and three small budget changes execute.
     executed = auto_actions[auto_actions["verdict"] == "executed"]
     assert sorted(zip(executed["type"], executed["entity_id"])) == [
-        ("pause", "200016"), ("publish_winner", "200020"),
-        ("scale_down", "200010"), ("scale_up", "200001"), ("scale_up", "200036"),
+        ("pause", "1001016"), ("publish_winner", "1001020"),
+        ("scale_down", "1001010"), ("scale_up", "1001001"), ("scale_up", "1001036"),
     ]
 
 
 def test_a_failing_write_fails_only_that_action(tmp_path, auto_actions):
-    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["200010"])
+    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["1001010"])
     calls: list[tuple[str, str | None]] = []
     result, records = execute_actions(auto_actions, client, lambda outcome: calls.append((outcome.action_id, outcome.error)))
 
     verdicts = _by_entity(result)["verdict"]
-    assert verdicts["200010"] == "failed"
-    assert verdicts[["200016", "200020", "200001", "200036"]].eq("executed").all()
+    assert verdicts["1001010"] == "failed"
+    assert verdicts[["1001016", "1001020", "1001001", "1001036"]].eq("executed").all()
     # Rows that were not executable keep their verdict.
     before = _by_entity(auto_actions)["verdict"]
-    for entity in ("200034", "200028", "200024"):
+    for entity in ("1001034", "1001028", "1001024"):
         assert verdicts[entity] == before[entity]
-    assert "write failed: StubWriteError" in _by_entity(result).loc["200010", "reasons"][-1]
-    assert auto_actions.set_index("entity_id").loc["200010", "verdict"] == "executed"  # input not mutated
+    assert "write failed: StubWriteError" in _by_entity(result).loc["1001010", "reasons"][-1]
+    assert auto_actions.set_index("entity_id").loc["1001010", "verdict"] == "executed"  # input not mutated
 
     # mark_outcome: once per executed action, with the error only for the failed one.
     executed_ids = list(auto_actions.loc[auto_actions["verdict"] == "executed", "id"])
     assert [action_id for action_id, _ in calls] == executed_ids
     errors = dict(calls)
-    failed_id = _by_entity(auto_actions).loc["200010", "id"]
-    assert errors[failed_id].startswith("StubWriteError: ") and "200010" in errors[failed_id]
+    failed_id = _by_entity(auto_actions).loc["1001010", "id"]
+    assert errors[failed_id].startswith("StubWriteError: ") and "1001010" in errors[failed_id]
     assert all(error is None for action_id, error in calls if action_id != failed_id)
 
     # One log record per action, executed or not, with the seed's fields.
     assert len(records) == len(auto_actions)
     assert all(LOG_KEYS <= set(record) for record in records)
     record = {r["entity_id"]: r for r in records}
-    assert record["200010"]["success"] is False and record["200010"]["step"] == "execute"
-    assert record["200010"]["error_message"] == errors[failed_id] and record["200010"]["output_snapshot"] is None
-    assert record["200001"]["success"] is True and record["200001"]["output_snapshot"]["daily_budget"] == "55000"
-    assert record["200001"]["input_snapshot"] == {
+    assert record["1001010"]["success"] is False and record["1001010"]["step"] == "execute"
+    assert record["1001010"]["error_message"] == errors[failed_id] and record["1001010"]["output_snapshot"] is None
+    assert record["1001001"]["success"] is True and record["1001001"]["output_snapshot"]["daily_budget"] == "55000"
+    assert record["1001001"]["input_snapshot"] == {
         "rule": "roas_high", "current_budget_minor": 50000, "new_budget_minor": 55000,
-        "confidence": round(float(_by_entity(auto_actions).loc["200001", "confidence"]), 4),
+        "confidence": round(float(_by_entity(auto_actions).loc["1001001", "confidence"]), 4),
     }
-    assert record["200034"]["step"] == "route" and record["200034"]["success"] is None
+    assert record["1001034"]["step"] == "route" and record["1001034"]["success"] is None
 
     # The client saw exactly the successful writes.
     writes = [(w["method"], w.get("entity_id") or w.get("winner_ad_id")) for w in client.writes]
     assert sorted(writes) == sorted([
-        ("pause", "200016"), ("publish_winner_ad", "200020"),
-        ("update_budget", "200001"), ("update_budget", "200036"),
+        ("pause", "1001016"), ("publish_winner_ad", "1001020"),
+        ("update_budget", "1001001"), ("update_budget", "1001036"),
     ])
     budgets = {w["entity_id"]: w["daily_budget"] for w in client.writes if w["method"] == "update_budget"}
-    assert budgets == {"200001": "55000", "200036": "66000"}
+    assert budgets == {"1001001": "55000", "1001036": "66000"}
     publish = next(w for w in client.writes if w["method"] == "publish_winner_ad")
-    assert publish["loser_ad_ids"] == ["200022"]
+    assert publish["loser_ad_ids"] == ["1001022"]
 
 
 def test_nothing_is_written_in_suggest_mode_but_the_hard_stop(tmp_path):
@@ -87,13 +87,13 @@ def test_nothing_is_written_in_suggest_mode_but_the_hard_stop(tmp_path):
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001")
     calls = []
     result, records = execute_actions(actions, client, lambda outcome: calls.append((outcome.action_id, outcome.error)))
-    assert [(w["method"], w["entity_id"]) for w in client.writes] == [("pause", "200016")]
+    assert [(w["method"], w["entity_id"]) for w in client.writes] == [("pause", "1001016")]
     assert len(calls) == 1 and calls[0][1] is None
     assert result["verdict"].tolist() == actions["verdict"].tolist()
 
 
 def test_an_action_type_that_cannot_execute_fails_cleanly(tmp_path, auto_actions):
-    weird = auto_actions[auto_actions["entity_id"] == "200001"].copy()
+    weird = auto_actions[auto_actions["entity_id"] == "1001001"].copy()
     weird["type"] = "reallocate"
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001")
     calls = []
@@ -106,9 +106,9 @@ def test_an_action_type_that_cannot_execute_fails_cleanly(tmp_path, auto_actions
 def test_failed_writes_are_listed_in_the_stats_errors(tmp_path, auto_actions):
     from meta_ads_dagster.engine.cycle import summarize
 
-    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["200010"])
+    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["1001010"])
     result, _ = execute_actions(auto_actions, client, lambda outcome: None)
     stats = summarize(result, 8)
     assert stats["actions_failed"] == 1
     (error,) = stats["errors"]
-    assert error.startswith("scale_down adset 200010: write failed: StubWriteError")
+    assert error.startswith("scale_down adset 1001010: write failed: StubWriteError")

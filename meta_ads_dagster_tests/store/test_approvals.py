@@ -67,7 +67,7 @@ def _set(ledger: Ledger, action_id: str, **values) -> None:
         conn.execute(actions_table.update().where(c.action_id == action_id).values(**values))
 
 
-QUEUED = {"200020", "200010", "200034", "200036", "200001"}
+QUEUED = {"1001020", "1001010", "1001034", "1001036", "1001001"}
 
 
 def test_queued_rows_get_a_deadline_ttl_after_recording(ledger):
@@ -82,8 +82,8 @@ def test_queued_rows_get_a_deadline_ttl_after_recording(ledger):
 
 def test_approve_records_the_reviewer_and_gives_the_approval_its_own_deadline(ledger, ids):
     before = approvals.now_utc()
-    decided = approvals.decide(ledger, [ids["200001"], ids["200036"], ids["200001"]], "approve", "  alice ", None, ttl_hours=6)
-    assert sorted(decided["entity_id"]) == ["200001", "200036"]  # a repeated id counts once
+    decided = approvals.decide(ledger, [ids["1001001"], ids["1001036"], ids["1001001"]], "approve", "  alice ", None, ttl_hours=6)
+    assert sorted(decided["entity_id"]) == ["1001001", "1001036"]  # a repeated id counts once
     assert set(decided["status"]) == {"approved"} and set(decided["decided_by"]) == {"alice"}
     assert set(decided["step"]) == {"review"} and decided["decision_reason"].isna().all()
     for row in decided.itertuples():
@@ -91,35 +91,35 @@ def test_approve_records_the_reviewer_and_gives_the_approval_its_own_deadline(le
         assert _utc(row.expires_at) - _utc(row.decided_at) == timedelta(hours=6)
         assert row.actor == "autonomous"  # who proposed it; the reviewer is decided_by
     assert {k: v for k, v in _status(ledger).items() if k in QUEUED} == {
-        "200001": "approved", "200036": "approved", "200020": "pending", "200010": "pending", "200034": "pending",
+        "1001001": "approved", "1001036": "approved", "1001020": "pending", "1001010": "pending", "1001034": "pending",
     }
-    assert list(approvals.queue(ledger, "approved", ACCOUNT)["entity_id"]) == ["200036", "200001"]
-    assert set(approvals.queue(ledger, "pending")["entity_id"]) == {"200020", "200010", "200034"}
+    assert list(approvals.queue(ledger, "approved", ACCOUNT)["entity_id"]) == ["1001036", "1001001"]
+    assert set(approvals.queue(ledger, "pending")["entity_id"]) == {"1001020", "1001010", "1001034"}
     assert approvals.queue(ledger, "approved", "act_0000").empty
 
 
 def test_reject_needs_a_reason_and_keeps_it(ledger, ids):
     with pytest.raises(approvals.ReviewError, match="reason"):
-        approvals.decide(ledger, [ids["200034"]], "reject", "bob", "   ", ttl_hours=24)
-    assert _status(ledger)["200034"] == "pending"
+        approvals.decide(ledger, [ids["1001034"]], "reject", "bob", "   ", ttl_hours=24)
+    assert _status(ledger)["1001034"] == "pending"
 
-    decided = approvals.decide(ledger, [ids["200034"]], "reject", "bob", " creative not ready ", ttl_hours=24)
+    decided = approvals.decide(ledger, [ids["1001034"]], "reject", "bob", " creative not ready ", ttl_hours=24)
     assert decided[["status", "decided_by", "decision_reason"]].values.tolist() == [["rejected", "bob", "creative not ready"]]
     # Decided is final: neither approving nor rejecting it again is possible.
-    with pytest.raises(approvals.ReviewError, match=rf"{ids['200034']} \(rejected\)"):
-        approvals.decide(ledger, [ids["200034"]], "approve", "carol", None, ttl_hours=24)
-    assert _status(ledger)["200034"] == "rejected"
+    with pytest.raises(approvals.ReviewError, match=rf"{ids['1001034']} \(rejected\)"):
+        approvals.decide(ledger, [ids["1001034"]], "approve", "carol", None, ttl_hours=24)
+    assert _status(ledger)["1001034"] == "rejected"
     assert approvals.queue(ledger, "rejected")["decided_by"].tolist() == ["bob"]
 
 
 @pytest.mark.parametrize(
     "action_ids, decision, reviewer, message",
     [
-        (["200001", "no-such-id"], "approve", "alice", r"no-such-id \(no such queued action\)"),
-        (["200001", "200024"], "approve", "alice", r"\(no such queued action\)"),  # policy-blocked: never queued
-        (["200001", "200016"], "approve", "alice", r"\(no such queued action\)"),  # executed hard stop
-        (["200001"], "approve", "  ", "reviewer"),
-        (["200001"], "maybe", "alice", "decision"),
+        (["1001001", "no-such-id"], "approve", "alice", r"no-such-id \(no such queued action\)"),
+        (["1001001", "1001024"], "approve", "alice", r"\(no such queued action\)"),  # policy-blocked: never queued
+        (["1001001", "1001016"], "approve", "alice", r"\(no such queued action\)"),  # executed hard stop
+        (["1001001"], "approve", "  ", "reviewer"),
+        (["1001001"], "maybe", "alice", "decision"),
         ([], "approve", "alice", "at least one"),
     ],
 )
@@ -133,24 +133,24 @@ def test_a_bad_review_changes_nothing(ledger, ids, action_ids, decision, reviewe
 
 
 def test_pending_and_approved_rows_expire_after_their_deadline(ledger, ids):
-    approvals.decide(ledger, [ids["200001"]], "approve", "alice", None, ttl_hours=24)
+    approvals.decide(ledger, [ids["1001001"]], "approve", "alice", None, ttl_hours=24)
     now = approvals.now_utc()
     assert approvals.expire(ledger, now=now + timedelta(hours=23)) == 0
-    assert set(approvals.queue(ledger, "pending")["entity_id"]) == QUEUED - {"200001"}
+    assert set(approvals.queue(ledger, "pending")["entity_id"]) == QUEUED - {"1001001"}
 
     # A pending row recorded 25 h ago and the approval whose deadline passed expire; nothing else does.
-    _set(ledger, ids["200020"], expires_at=now - timedelta(hours=1), recorded_at=now - timedelta(hours=25))
-    _set(ledger, ids["200001"], expires_at=now - timedelta(seconds=1))
+    _set(ledger, ids["1001020"], expires_at=now - timedelta(hours=1), recorded_at=now - timedelta(hours=25))
+    _set(ledger, ids["1001001"], expires_at=now - timedelta(seconds=1))
     assert approvals.queue(ledger, "approved").empty  # queue() expires what is due first
     status = _status(ledger)
-    assert (status["200020"], status["200001"]) == ("expired", "expired")
-    assert {status[e] for e in QUEUED - {"200020", "200001"}} == {"pending"}
-    assert status["200016"] == "executing"  # rows without a deadline never expire
+    assert (status["1001020"], status["1001001"]) == ("expired", "expired")
+    assert {status[e] for e in QUEUED - {"1001020", "1001001"}} == {"pending"}
+    assert status["1001016"] == "executing"  # rows without a deadline never expire
 
     # An expired row cannot be approved any more, and a review naming it changes nothing.
-    with pytest.raises(approvals.ReviewError, match=rf"{ids['200020']} \(expired\)"):
-        approvals.decide(ledger, [ids["200010"], ids["200020"]], "approve", "alice", None, ttl_hours=24)
-    assert _status(ledger)["200010"] == "pending"
+    with pytest.raises(approvals.ReviewError, match=rf"{ids['1001020']} \(expired\)"):
+        approvals.decide(ledger, [ids["1001010"], ids["1001020"]], "approve", "alice", None, ttl_hours=24)
+    assert _status(ledger)["1001010"] == "pending"
 
     # The default TTL is 24 h: a day and a bit later every open row has expired.
     assert load_settings().approval_ttl_hours == 24
@@ -159,12 +159,12 @@ def test_pending_and_approved_rows_expire_after_their_deadline(ledger, ids):
 
 
 def test_a_newer_proposal_supersedes_a_pending_row_but_never_an_approval(ledger, ids, planned, snapshot):
-    approvals.decide(ledger, [ids["200001"]], "approve", "alice", None, ttl_hours=24)
+    approvals.decide(ledger, [ids["1001001"]], "approve", "alice", None, ttl_hours=24)
     later = snapshot.as_of + pd.Timedelta(minutes=30)
     ledger.record_cycle(planned.assign(id=planned["id"] + "-2"), "run-2", ACCOUNT, later, approval_ttl_hours=24)
     status = _status(ledger)
-    assert status["200001"] == "approved"
-    assert {status[e] for e in QUEUED - {"200001"}} == {"superseded"}
+    assert status["1001001"] == "approved"
+    assert {status[e] for e in QUEUED - {"1001001"}} == {"superseded"}
     assert set(approvals.queue(ledger, "pending")["cycle_run_id"]) == {"run-2"}
 
 
@@ -178,52 +178,52 @@ def _revalidated(ledger, snapshot, planned, settings) -> pd.DataFrame:
 
 
 def test_an_approval_meets_the_spend_cap_again(ledger, ids, planned, snapshot):
-    approvals.decide(ledger, [ids["200001"], ids["200036"]], "approve", "alice", None, ttl_hours=24)
+    approvals.decide(ledger, [ids["1001001"], ids["1001036"]], "approve", "alice", None, ttl_hours=24)
     spend = engine.account_spend(snapshot, engine.analyze(snapshot)["roas_metrics"])
     assert spend.total_active_daily_budget == pytest.approx(4250.0)
 
     roomy = _revalidated(ledger, snapshot, planned, load_settings()).set_index("entity_id")
-    assert roomy["verdict"].to_dict() == {"200036": "executed", "200001": "executed"}
-    assert roomy.loc["200001", "new_budget_minor"] == 60000  # the human limit (20 %) applies again
-    assert roomy.loc["200001", "reasons"][0] == "approved by alice (proposed in run run-1)"
+    assert roomy["verdict"].to_dict() == {"1001036": "executed", "1001001": "executed"}
+    assert roomy.loc["1001001", "new_budget_minor"] == 60000  # the human limit (20 %) applies again
+    assert roomy.loc["1001001", "reasons"][0] == "approved by alice (proposed in run run-1)"
 
     # The cap was lowered since (or the account spent its room): $10 left, less than a 5 % raise.
     tight = _revalidated(ledger, snapshot, planned, load_settings(max_daily_spend_usd=4260)).set_index("entity_id")
-    assert tight["verdict"].to_dict() == {"200036": "safety_blocked", "200001": "safety_blocked"}
+    assert tight["verdict"].to_dict() == {"1001036": "safety_blocked", "1001001": "safety_blocked"}
     assert all("spend cap" in reasons[-1] for reasons in tight["reasons"])
 
     # The cycle closes the approvals with what became of them.
-    approvals.close_approvals(ledger, {ids["200001"]: ("refused", "cycle run-2: spend cap"), ids["200036"]: ("carried_out", "cycle run-2: done")})
+    approvals.close_approvals(ledger, {ids["1001001"]: ("refused", "cycle run-2: spend cap"), ids["1001036"]: ("carried_out", "cycle run-2: done")})
     rows = ledger.cycle_actions("run-1").set_index("entity_id")
-    assert rows.loc["200001", "status"] == "refused" and rows.loc["200001", "reasons"][-1] == "cycle run-2: spend cap"
-    assert rows.loc["200036", "status"] == "carried_out"
+    assert rows.loc["1001001", "status"] == "refused" and rows.loc["1001001", "reasons"][-1] == "cycle run-2: spend cap"
+    assert rows.loc["1001036", "status"] == "carried_out"
     assert approvals.queue(ledger, "approved").empty
     # Closing again is a no-op: only approved rows are closed.
-    approvals.close_approvals(ledger, {ids["200001"]: ("carried_out", "again")})
-    assert _status(ledger)["200001"] == "refused"
+    approvals.close_approvals(ledger, {ids["1001001"]: ("carried_out", "again")})
+    assert _status(ledger)["1001001"] == "refused"
 
 
 def test_an_approval_meets_the_cooldown_and_a_newer_hard_stop_again(ledger, ids, planned, snapshot):
-    approvals.decide(ledger, [ids["200001"], ids["200036"], ids["200010"]], "approve", "alice", None, ttl_hours=24)
-    # Another run changed 200036 two hours ago.
-    other = planned[planned["entity_id"] == "200036"].assign(verdict="executed", id="other-change")
+    approvals.decide(ledger, [ids["1001001"], ids["1001036"], ids["1001010"]], "approve", "alice", None, ttl_hours=24)
+    # Another run changed 1001036 two hours ago.
+    other = planned[planned["entity_id"] == "1001036"].assign(verdict="executed", id="other-change")
     ledger.record_cycle(other, "run-other", ACCOUNT, snapshot.as_of - pd.Timedelta(hours=2))
     ledger.mark_outcome("run-other", "other-change", snapshot.as_of - pd.Timedelta(hours=2), None)
-    # This cycle has a (newer) hard stop on 200010's campaign, Retargeting Q4.
-    stop = planned[planned["entity_id"] == "200016"].assign(entity_type="campaign", entity_id="200009", adset_id=None)
-    cycle_actions = pd.concat([planned[planned["entity_id"] != "200016"], stop], ignore_index=True)
+    # This cycle has a (newer) hard stop on 1001010's campaign, Retargeting Q4.
+    stop = planned[planned["entity_id"] == "1001016"].assign(entity_type="campaign", entity_id="1001009", adset_id=None)
+    cycle_actions = pd.concat([planned[planned["entity_id"] != "1001016"], stop], ignore_index=True)
 
     checked = _revalidated(ledger, snapshot, cycle_actions, load_settings()).set_index("entity_id")
-    assert checked.loc["200001", "verdict"] == "executed"
-    assert checked.loc["200036", "verdict"] == "safety_blocked" and "cooldown" in checked.loc["200036", "reasons"][-1]
-    assert checked.loc["200010", "verdict"] == "safety_blocked" and "hard stop" in checked.loc["200010", "reasons"][-1]
+    assert checked.loc["1001001", "verdict"] == "executed"
+    assert checked.loc["1001036", "verdict"] == "safety_blocked" and "cooldown" in checked.loc["1001036", "reasons"][-1]
+    assert checked.loc["1001010", "verdict"] == "safety_blocked" and "hard stop" in checked.loc["1001010", "reasons"][-1]
 
 
 def test_purge_drops_old_closed_rows_and_keeps_open_ones(ledger, ids, planned, snapshot):
     ledger.record_cycle(planned, "run-new", ACCOUNT, snapshot.as_of)  # recent: kept whatever its status
     statuses = {
-        "200016": "done", "200020": "pending", "200010": "approved", "200034": "executing",
-        "200028": "unknown", "200024": "rejected", "200036": "blocked", "200001": "carried_out",
+        "1001016": "done", "1001020": "pending", "1001010": "approved", "1001034": "executing",
+        "1001028": "unknown", "1001024": "rejected", "1001036": "blocked", "1001001": "carried_out",
     }
     old = approvals.now_utc() - timedelta(days=91)
     with ledger.engine.begin() as conn:

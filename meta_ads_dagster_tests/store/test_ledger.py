@@ -62,10 +62,10 @@ def test_record_cycle_writes_every_row(ledger, suggest_actions, snapshot):
     assert _utc(rows["as_of"].iloc[0]) == AS_OF
 
     by_entity = rows.set_index("entity_id")
-    assert by_entity.loc["200001", "current_budget_minor"] == 50000 and by_entity.loc["200001", "new_budget_minor"] == 60000
-    assert pd.isna(by_entity.loc["200016", "new_budget_minor"])
-    assert by_entity.loc["200020", "details"] == '{"loser_ad_ids": ["200022"]}'
-    assert pd.isna(by_entity.loc["200001", "details"])
+    assert by_entity.loc["1001001", "current_budget_minor"] == 50000 and by_entity.loc["1001001", "new_budget_minor"] == 60000
+    assert pd.isna(by_entity.loc["1001016", "new_budget_minor"])
+    assert by_entity.loc["1001020", "details"] == '{"loser_ad_ids": ["1001022"]}'
+    assert pd.isna(by_entity.loc["1001001", "details"])
     assert (rows["actor"] == "autonomous").all()
 
 
@@ -99,41 +99,41 @@ def test_mark_outcome(ledger, auto_actions, snapshot):
     ledger.record_cycle(auto_actions, "run-1", ACCOUNT, snapshot.as_of)
     ids = auto_actions.set_index("entity_id")["id"]
     done_at = AS_OF + pd.Timedelta(minutes=5)
-    ledger.mark_outcome("run-1", ids["200001"], done_at, None)
-    ledger.mark_outcome("run-1", ids["200010"], done_at, "StubWriteError: refused")
+    ledger.mark_outcome("run-1", ids["1001001"], done_at, None)
+    ledger.mark_outcome("run-1", ids["1001010"], done_at, "StubWriteError: refused")
 
     rows = ledger.cycle_actions("run-1").set_index("entity_id")
-    assert rows.loc["200001", ["verdict", "status"]].tolist() == ["executed", "done"]
-    assert _utc(rows.loc["200001", "executed_at"]) == done_at
-    assert rows.loc["200010", ["verdict", "status", "error_message"]].tolist() == ["failed", "failed", "StubWriteError: refused"]
-    assert pd.isna(rows.loc["200010", "executed_at"])
-    assert rows.loc["200036", ["verdict", "status"]].tolist() == ["executed", "executing"]  # not marked yet
+    assert rows.loc["1001001", ["verdict", "status"]].tolist() == ["executed", "done"]
+    assert _utc(rows.loc["1001001", "executed_at"]) == done_at
+    assert rows.loc["1001010", ["verdict", "status", "error_message"]].tolist() == ["failed", "failed", "StubWriteError: refused"]
+    assert pd.isna(rows.loc["1001010", "executed_at"])
+    assert rows.loc["1001036", ["verdict", "status"]].tolist() == ["executed", "executing"]  # not marked yet
     # Only the named cycle's row changes.
     ledger.record_cycle(auto_actions, "run-2", ACCOUNT, snapshot.as_of)
-    ledger.mark_outcome("run-1", ids["200036"], done_at, None)
-    assert ledger.cycle_actions("run-2").set_index("entity_id").loc["200036", "status"] == "executing"
+    ledger.mark_outcome("run-1", ids["1001036"], done_at, None)
+    assert ledger.cycle_actions("run-2").set_index("entity_id").loc["1001036", "status"] == "executing"
 
 
 def test_last_actions_latest_per_entity_and_executing_counts(ledger, auto_actions, snapshot):
     ids = auto_actions.set_index("entity_id")["id"]
     ledger.record_cycle(auto_actions, "run-1", ACCOUNT, AS_OF)
-    ledger.mark_outcome("run-1", ids["200001"], AS_OF + pd.Timedelta(minutes=1), None)
-    ledger.mark_outcome("run-1", ids["200010"], AS_OF, "StubWriteError: refused")  # failed: never counts
+    ledger.mark_outcome("run-1", ids["1001001"], AS_OF + pd.Timedelta(minutes=1), None)
+    ledger.mark_outcome("run-1", ids["1001010"], AS_OF, "StubWriteError: refused")  # failed: never counts
     later = AS_OF + pd.Timedelta(hours=3)
-    ledger.record_cycle(auto_actions[auto_actions["entity_id"] == "200036"], "run-2", ACCOUNT, later)
-    ledger.mark_outcome("run-2", ids["200036"], later + pd.Timedelta(minutes=2), None)
+    ledger.record_cycle(auto_actions[auto_actions["entity_id"] == "1001036"], "run-2", ACCOUNT, later)
+    ledger.mark_outcome("run-2", ids["1001036"], later + pd.Timedelta(minutes=2), None)
     ledger.record_cycle(auto_actions, "run-other", "act_9999", later)  # another account
 
     last = ledger.last_actions(ACCOUNT)
     when = {(row.entity_type, row.entity_id): row.executed_at for row in last.itertuples()}
     executed = auto_actions[auto_actions["verdict"] == "executed"]
-    assert set(when) == {(t, e) for t, e in zip(executed["entity_type"], executed["entity_id"]) if e != "200010"}
-    assert when[("campaign", "200001")] == AS_OF + pd.Timedelta(minutes=1)  # done: executed_at
-    assert when[("campaign", "200036")] == later + pd.Timedelta(minutes=2)  # the latest of two cycles
-    assert when[("ad", "200016")] == AS_OF  # still executing: counts from the cycle's as_of
+    assert set(when) == {(t, e) for t, e in zip(executed["entity_type"], executed["entity_id"]) if e != "1001010"}
+    assert when[("campaign", "1001001")] == AS_OF + pd.Timedelta(minutes=1)  # done: executed_at
+    assert when[("campaign", "1001036")] == later + pd.Timedelta(minutes=2)  # the latest of two cycles
+    assert when[("ad", "1001016")] == AS_OF  # still executing: counts from the cycle's as_of
     assert str(last["executed_at"].dt.tz) == "UTC"
     # queued / blocked rows never count
-    assert ("ad", "200034") not in when and ("campaign", "200024") not in when
+    assert ("ad", "1001034") not in when and ("campaign", "1001024") not in when
 
     merged = entity_history([last, snapshot.recent_actions])
     assert len(merged) == len(last)
