@@ -160,3 +160,39 @@ def test_live_cycle_without_a_token_fails_naming_the_variable(capsys, monkeypatc
     assert main(["cycle"]) == 1
     out, err = capsys.readouterr()
     assert "cycle could not start" in err and "META_ACCESS_TOKEN" in err
+
+
+# --- several ad accounts ---------------------------------------------------------------------------
+def _cycle_runs(out: str) -> dict[str, str]:
+    """account → run id of every 'cycle run … of … : SUCCESS' line."""
+    return {account: run_id for run_id, account in re.findall(r"cycle run ([0-9a-f-]{36}) of (act_\d+): SUCCESS", out)}
+
+
+def test_cycle_history_and_rollback_per_account(capsys, monkeypatch):
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001,act_2002")
+    monkeypatch.setenv("META_AUTO_MODE", "auto")  # so the cycles write, and there is something to roll back
+
+    assert main(["cycle"]) == 0  # one cycle per configured account
+    first = _cycle_runs(capsys.readouterr().out)
+    assert sorted(first) == ["act_1001", "act_2002"]
+    assert main(["cycle", "--account", "act_2002"]) == 0
+    second = _cycle_runs(capsys.readouterr().out)
+    assert list(second) == ["act_2002"]
+
+    assert main(["cycle", "--account", "act_9"]) == 2
+    out, err = capsys.readouterr()
+    assert "--account: act_9 is not one of the configured accounts (act_1001, act_2002)" in err and "cycle run" not in out
+
+    # Each account's own cycle history (newest first).
+    assert main(["history", "--account", "act_2002", "--format", "json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert [row["run_id"] for row in history] == [second["act_2002"], first["act_2002"]]
+    assert {row["account"] for row in history} == {"act_2002"}
+    assert main(["history", "--format", "json"]) == 0
+    assert {row["account"] for row in json.loads(capsys.readouterr().out)} == {"act_1001", "act_2002"}
+
+    # Rolling back act_2002's first cycle restores act_2002's entities (the ledger knows the run's
+    # account), whatever account the CLI's settings name first.
+    assert main(["rollback", first["act_2002"], "--by", "alice"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["restored"] and all(label.split()[-1].startswith("2002") for label in report["restored"])

@@ -15,7 +15,7 @@ from meta_ads_dagster.engine.cycle import plan_cycle, plan_document
 from meta_ads_dagster.engine.snapshot import parse_snapshot
 from meta_ads_dagster.meta.client import Write
 from meta_ads_dagster.meta.execution import execute_actions
-from meta_ads_dagster.meta.live import LiveMetaAdsClient, MetaAuthError, MetaTransientError, parse_usage
+from meta_ads_dagster.meta.live import LiveMetaAdsClient, MetaApiError, MetaAuthError, MetaTransientError, parse_usage
 from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
 
@@ -234,3 +234,18 @@ def test_a_creative_variant_is_a_paused_copy_in_the_same_ad_set(server, clock):
     ads = {ad["id"]: ad for ad in server.document["ads"]}
     assert ads[new_id]["status"] == "PAUSED" and ads[new_id]["adset_id"] == ads["100013"]["adset_id"]
     assert [r["params"]["status_option"] for r in server.find("POST", "/100013/copies")] == ["PAUSED"]
+
+
+def test_a_client_bound_to_another_account_reads_that_account_with_nothing_cached(server, clock):
+    """The location-wide client serves every account's runs: binding keeps the connection settings
+    and starts with nothing the first account's run read (its insights, its account info)."""
+    client = make_client(server, clock)
+    client.sync_insights()
+    other = client.for_account("act_3003")
+    assert other is not client and other.account_id == "act_3003"
+    assert (other.access_token, other.app_id, other.graph_url, other.request_timeout_seconds) == (TOKEN, "1234", server.url, 1.0)
+    assert other._insights is None and other._account is None
+    with pytest.raises(MetaApiError):  # the fake server holds one account: act_3003 is unknown to it
+        other.fetch_snapshot()
+    assert server.find("GET", "/act_3003"), "the bound client asked Graph for its own account"
+    assert client.for_account(ACCOUNT) is client

@@ -188,3 +188,28 @@ def test_insights_move_forward_when_the_clock_passes_midnight(tmp_path):
     yesterday = later.insights[later.insights["date"] == later.today - pd.Timedelta(days=1)]
     assert yesterday["spend"].sum() > 0
     assert (detect_spikes(later, entity_table(later))["direction"] != "down").all()
+
+
+def test_a_snapshot_directory_serves_each_account_its_own_file(tmp_path, state_dir):
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    for account in ("act_1001", "act_2002"):
+        (accounts / f"{account}.json").write_text(json.dumps(demo_snapshot(account)))
+    shared = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(accounts))
+    first, second = shared.for_account("act_1001"), shared.for_account("act_2002")
+    assert first.fetch_snapshot()["account"]["id"] == "act_1001"
+    assert second.fetch_snapshot()["account"]["id"] == "act_2002"
+    # Writes land in the written account's state only.
+    second.update_budget("campaign", "2002001", 61000)
+    assert _row(second.fetch_snapshot(), "campaigns", "2002001")["daily_budget"] == "61000"
+    assert [w["method"] for w in first.writes] == [] and [w["method"] for w in second.writes] == ["update_budget"]
+    with pytest.raises(KeyError, match="2002001"):  # another account's entity is not in this account
+        first.update_budget("campaign", "2002001", 1)
+
+
+def test_for_account_makes_a_new_client_and_keeps_the_configuration(state_dir):
+    shared = StubMetaAdsClient(state_dir=state_dir, clock_step_minutes=15, fail_writes_for=["1"])
+    bound = shared.for_account("act_2002")
+    assert bound is not shared and shared.account_id == ""
+    assert (bound.account_id, bound.state_dir, bound.clock_step_minutes, bound.fail_writes_for) == ("act_2002", state_dir, 15, ["1"])
+    assert bound.for_account("act_2002") is bound
