@@ -1,6 +1,6 @@
 """The cycle job: one run = one cycle of one ad account (collection assets + the cycle graph asset)."""
 
-from dagster import AssetSelection, AssetsDefinition, StaticPartitionsDefinition, define_asset_job, map_asset_specs
+from dagster import AssetSelection, AssetsDefinition, StaticPartitionsDefinition, define_asset_job, in_process_executor, map_asset_specs
 
 from .settings import Settings
 
@@ -47,6 +47,10 @@ def cycle_job(settings: Settings, accounts: StaticPartitionsDefinition):
         CYCLE_JOB_NAME,
         selection=AssetSelection.groups("collection", "cycle"),
         partitions_def=accounts,
+        # The whole cycle in its run worker: its steps run one after the other anyway, and a
+        # process per step cost ~60 s per cycle against ~3 s on the 2-core box (docs/deploy.md).
+        # Scale comes from running accounts side by side, one run (process / pod) per account.
+        executor_def=in_process_executor,
         description="One optimization cycle over one ad account (the run's partition): collect, decide, guard, execute, finalize.",
         # A run launched by hand (UI "Materialize", `dagster job execute`) is a manual cycle;
         # the schedule overrides this tag with "schedule".

@@ -271,10 +271,9 @@ def test_reexecuting_the_execute_step_sends_nothing_twice(monkeypatch, database_
         assert first.success
         before = Cycle().stub_writes()
         options = ReexecutionOptions(parent_run_id=first.run_id, step_selection=["optimization_cycle.execute", "optimization_cycle.finalize"])
-        in_process = {"execution": {"config": {"in_process": {}}}}
         # Re-executions keep the parent run's tags (its partition = account), as the UI's do.
         tags = instance.get_run_by_id(first.run_id).tags
-        with execute_job(reconstructable(reconstructable_cycle_job), instance, run_config=in_process, tags=tags, reexecution_options=options) as again:
+        with execute_job(reconstructable(reconstructable_cycle_job), instance, tags=tags, reexecution_options=options) as again:
             assert again.success
             run_id = again.run_id
 

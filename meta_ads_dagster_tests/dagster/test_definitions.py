@@ -35,6 +35,7 @@ def test_job_schedule_and_tags_by_default():
     assert job.run_tags == {"meta/cycle": "true", "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual"}
     # One partition per account: the stub's demo account when META_AD_ACCOUNT_IDS is unset.
     assert job.partitions_def.get_partition_keys() == ["act_1001"]
+    assert job.executor_def.name == "in_process"  # one process (pod) per cycle, not per step
 
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     assert schedule.cron_schedule == "*/30 * * * *"

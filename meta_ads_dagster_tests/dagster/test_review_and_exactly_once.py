@@ -30,7 +30,6 @@ ACCOUNT = "act_1001"
 JSON_KEYS = {"id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "reasons", "actor", "cycle_run_id"}
 # The demo account in auto mode: what its first cycle writes, in this order.
 DEMO_WRITES = [("pause", "1001016"), ("publish_winner_ad", "1001020"), ("update_budget", "1001010"), ("update_budget", "1001036"), ("update_budget", "1001001")]
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
 @pytest.fixture
@@ -270,7 +269,7 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_reexecution_from_failur
         options = ReexecutionOptions.from_failure(crashed.run_id, instance)
         job = build_reconstructable_job(__name__, "cycle_job_for", reconstructable_kwargs={"run_id": crashed.run_id})
         tags = instance.get_run_by_id(crashed.run_id).tags  # a re-execution keeps its parent's account
-        with execute_job(job, instance, run_config=IN_PROCESS, tags=tags, reexecution_options=options) as again:
+        with execute_job(job, instance, tags=tags, reexecution_options=options) as again:
             assert again.success
             steps = {e.step_key for e in again.all_events if e.is_step_success}
             rerun = again.run_id
