@@ -33,8 +33,11 @@ def per_account(assets: list[AssetsDefinition], accounts: StaticPartitionsDefini
 
 
 def cycle_tags(settings: Settings, triggered_by: str) -> dict[str, str]:
-    """Run tags that make run history the cycle log (filterable in the UI's run list)."""
+    """Run tags that make run history the cycle log (filterable in the UI's run list), and the
+    cycle's max runtime: five sixths of the interval (25 of 30 minutes), so run monitoring fails a
+    stuck cycle before the account's next one is due, whatever META_CYCLE_INTERVAL_MINUTES says."""
     return {
+        "dagster/max_runtime": str(settings.meta_cycle_interval_minutes * 50),
         CYCLE_TAG: "true",
         "meta/mode": settings.meta_api_mode,
         "meta/auto_mode": settings.meta_auto_mode,

@@ -32,7 +32,9 @@ def test_job_schedule_and_tags_by_default():
     defs = _defs()
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
-    assert job.run_tags == {"meta/cycle": "true", "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual"}
+    assert job.run_tags == {
+        "dagster/max_runtime": "1500", "meta/cycle": "true", "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual",
+    }
     # One partition per account: the stub's demo account when META_AD_ACCOUNT_IDS is unset.
     assert job.partitions_def.get_partition_keys() == ["act_1001"]
     assert job.executor_def.name == "in_process"  # one process (pod) per cycle, not per step
@@ -56,6 +58,7 @@ def test_interval_and_mode_reach_schedule_and_tags(monkeypatch):
     monkeypatch.setenv("META_AUTO_MODE", "auto")
     defs = _defs()
     assert defs.resolve_schedule_def(SCHEDULE_NAME).cron_schedule == "*/15 * * * *"
+    assert defs.resolve_job_def(CYCLE_JOB_NAME).run_tags["dagster/max_runtime"] == "750"  # before the next cycle is due
     assert defs.resolve_job_def(CYCLE_JOB_NAME).run_tags["meta/auto_mode"] == "auto"
 
 

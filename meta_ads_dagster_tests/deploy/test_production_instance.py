@@ -183,6 +183,7 @@ def test_a_schedule_tick_launches_one_cycle_per_account(deployment):
     assert sorted(t["dagster/partition"] for t in tick_runs.values()) == sorted(ACCOUNTS)
     for t in tick_runs.values():
         assert t["dagster/run_key"] == t["dagster/partition"] and t["meta/triggered_by"] == "schedule" and t["meta/cycle"] == "true"
+        assert t["dagster/max_runtime"] == "50"  # five sixths of the 1-minute interval: monitoring's limit for this run
     runs = deployment.wait_finished(list(tick_runs))
     assert {run["status"] for run in runs.values()} == {"SUCCESS"}, f"{runs}\n{deployment.logs()}"
 
