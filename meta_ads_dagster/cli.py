@@ -30,6 +30,14 @@ from .store.ledger import Ledger
 INSTANCE_YAML = Path(__file__).with_name("instance.yaml")
 
 
+def ad_account(value: str) -> str:
+    """An ``--account`` value in the Graph API's form: ``2002`` and ``act_2002`` are one account."""
+    value = value.strip()
+    if not value.removeprefix("act_").isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ad account id (act_<digits>)")
+    return value if value.startswith("act_") else f"act_{value}"
+
+
 def _fail(message: str) -> int:
     print(f"meta-ads: {message}", file=sys.stderr)
     return 2
@@ -259,13 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     plan.set_defaults(handler=cmd_plan)
 
     cycle = commands.add_parser("cycle", help="run one cycle per ad account now (stub mode by default) and record them")
-    cycle.add_argument("--account", help="only this ad account (act_...)")
+    cycle.add_argument("--account", type=ad_account, help="only this ad account (act_...)")
     cycle.set_defaults(handler=cmd_cycle)
 
     formats = argparse.ArgumentParser(add_help=False)
     formats.add_argument("--format", choices=("table", "json"), default="table")
     pending = commands.add_parser("pending", parents=[formats], help="list queued actions waiting for a person")
-    pending.add_argument("--account", help="only this ad account (act_...)")
+    pending.add_argument("--account", type=ad_account, help="only this ad account (act_...)")
     pending.set_defaults(handler=cmd_pending)
     approve = commands.add_parser("approve", parents=[formats], help="approve queued actions (the next cycle carries them out)")
     approve.add_argument("ids", nargs="+", metavar="ID")
@@ -278,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     reject.set_defaults(handler=cmd_review)
     history = commands.add_parser("history", parents=[formats], help="the cycle list (Dagster runs + ledger counts)")
     history.add_argument("--limit", type=int, default=20)
-    history.add_argument("--account", help="only this ad account's cycles (act_...)")
+    history.add_argument("--account", type=ad_account, help="only this ad account's cycles (act_...)")
     history.set_defaults(handler=cmd_history)
     log = commands.add_parser("log", parents=[formats], help="one cycle's actions")
     log.add_argument("run_id")

@@ -175,13 +175,16 @@ def test_cycle_history_and_rollback_per_account(capsys, monkeypatch):
     assert main(["cycle"]) == 0  # one cycle per configured account
     first = _cycle_runs(capsys.readouterr().out)
     assert sorted(first) == ["act_1001", "act_2002"]
-    assert main(["cycle", "--account", "act_2002"]) == 0
+    assert main(["cycle", "--account", "2002"]) == 0  # the act_ prefix is optional, as in META_AD_ACCOUNT_IDS
     second = _cycle_runs(capsys.readouterr().out)
     assert list(second) == ["act_2002"]
 
     assert main(["cycle", "--account", "act_9"]) == 2
     out, err = capsys.readouterr()
     assert "--account: act_9 is not one of the configured accounts (act_1001, act_2002)" in err and "cycle run" not in out
+    with pytest.raises(SystemExit) as refused:  # argparse: usage error, exit 2
+        main(["cycle", "--account", "shop-9"])
+    assert refused.value.code == 2 and "'shop-9' is not an ad account id" in capsys.readouterr().err
 
     # Each account's own cycle history (newest first).
     assert main(["history", "--account", "act_2002", "--format", "json"]) == 0
