@@ -110,11 +110,11 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         # Accounts are independent: one account's failed cycle does not stop the others'.
         for account in [args.account] if args.account else accounts:
-            run_id = run_account_cycle(job, instance, account, settings)
-            if run_id is None:
+            result = run_account_cycle(job, instance, account, settings)
+            if result is None:  # the run could not start: no account's would
                 return 1
-            run_ids.append(run_id)
-            failed += instance.get_run_by_id(run_id).status.value != "SUCCESS"
+            run_ids.append(result.run_id)
+            failed += not result.success
     print(
         "\nWhere to look:\n"
         f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster.definitions"
@@ -126,8 +126,8 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def run_account_cycle(job, instance, account: str, settings) -> str | None:
-    """One cycle of ``account`` in this process; prints its outcome and returns the run id
+def run_account_cycle(job, instance, account: str, settings):
+    """One cycle of ``account`` in this process; prints its outcome and returns the run's result
     (None when the run could not start)."""
     from dagster import DagsterInvalidConfigError
 
@@ -149,7 +149,7 @@ def run_account_cycle(job, instance, account: str, settings) -> str | None:
 
         actions = result.output_for_node("optimization_cycle")
         print(format_table(contract_actions(actions), SUMMARY_COLUMNS) if len(actions) else "(no actions)")
-    return result.run_id
+    return result
 
 
 LEDGER_COLUMNS = ("id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "actor", "age_hours", "cycle_run_id")
@@ -248,7 +248,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         report = rollback_cycle_run(
-            _ledger(settings), meta_client(settings), args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force
+            _ledger(settings), meta_client(settings), args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force,
+            settings.cycle_max_runtime,
         )
     except (LookupError, AccountLocked, SnapshotError) as exc:
         return _fail(str(exc))

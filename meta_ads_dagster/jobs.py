@@ -34,10 +34,9 @@ def per_account(assets: list[AssetsDefinition], accounts: StaticPartitionsDefini
 
 def cycle_tags(settings: Settings, triggered_by: str) -> dict[str, str]:
     """Run tags that make run history the cycle log (filterable in the UI's run list), and the
-    cycle's max runtime: five sixths of the interval (25 of 30 minutes), so run monitoring fails a
-    stuck cycle before the account's next one is due, whatever META_CYCLE_INTERVAL_MINUTES says."""
+    cycle's max runtime for run monitoring (``Settings.cycle_max_runtime``)."""
     return {
-        "dagster/max_runtime": str(settings.meta_cycle_interval_minutes * 50),
+        "dagster/max_runtime": str(int(settings.cycle_max_runtime.total_seconds())),
         CYCLE_TAG: "true",
         "meta/mode": settings.meta_api_mode,
         "meta/auto_mode": settings.meta_auto_mode,

@@ -46,10 +46,14 @@ class RollbackConfig(Config):
 
 
 @op
-def rollback(context: OpExecutionContext, config: RollbackConfig, meta_client: MetaAdsClient, ledger: LedgerResource) -> None:
+def rollback(
+    context: OpExecutionContext, config: RollbackConfig, settings: ResourceParam[Settings], meta_client: MetaAdsClient, ledger: LedgerResource
+) -> None:
     """Restore the budgets and statuses a cycle run changed, skipping entities changed since."""
     try:
-        report = rollback_cycle_run(ledger.open(), meta_client, config.run_id, context.run_id, config.requested_by, config.force)
+        report = rollback_cycle_run(
+            ledger.open(), meta_client, config.run_id, context.run_id, config.requested_by, config.force, settings.cycle_max_runtime
+        )
     except (LookupError, AccountLocked, SnapshotError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
     context.add_output_metadata({"restored": len(report.restored), "skipped": len(report.skipped), "failed": len(report.failed)})

@@ -1,11 +1,15 @@
 """The cycle schedule: every META_CYCLE_INTERVAL_MINUTES (default */30), one run per ad account."""
 
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, StaticPartitionsDefinition, schedule
+from dagster import (
+    DagsterRunStatus, DefaultScheduleStatus, RunRequest, RunsFilter, ScheduleEvaluationContext, SkipReason,
+    StaticPartitionsDefinition, schedule,
+)
 
-from .jobs import cycle_tags
+from .jobs import ACCOUNT_TAG, CYCLE_JOB_NAME, cycle_tags
 from .settings import Settings
 
 SCHEDULE_NAME = "meta_ads_cycle_schedule"
+IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
 def cycle_schedule(job, accounts: StaticPartitionsDefinition, settings: Settings):
@@ -18,13 +22,23 @@ def cycle_schedule(job, accounts: StaticPartitionsDefinition, settings: Settings
         cron_schedule=settings.cycle_cron,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
-        description="One cycle run per ad account every interval; the queue runs them in parallel up to "
-        "dagster.yaml's limits. On by default when META_CYCLE_ENABLED and META_CYCLE_AUTO_START are true.",
+        description="One cycle run per ad account every interval, except accounts whose previous cycle is still "
+        "queued or running; the queue runs them in parallel up to dagster.yaml's limits. On by default when "
+        "META_CYCLE_ENABLED and META_CYCLE_AUTO_START are true.",
     )
     def meta_ads_cycle_schedule(context: ScheduleEvaluationContext):
+        # An account whose last cycle has not even started yet (more accounts than the machines
+        # can cycle in one interval) gets no second one: the queue would only grow, tick by tick.
+        in_flight = context.instance.get_runs(RunsFilter(job_name=CYCLE_JOB_NAME, statuses=IN_FLIGHT))
+        busy = {run.tags.get(ACCOUNT_TAG) for run in in_flight}
+        due = [account for account in accounts.get_partition_keys() if account not in busy]
+        skipped = sorted(set(accounts.get_partition_keys()) - set(due))
+        if skipped:
+            context.log.info(f"skipped, previous cycle still queued or running: {', '.join(skipped)}")
+        if not due:
+            return SkipReason("every account's previous cycle is still queued or running")
         # The scheduler dedupes a tick's requests by (scheduled time, run key): with the account as
         # run key, a tick evaluated again (e.g. after a daemon restart) launches no account twice.
-        for account in accounts.get_partition_keys():
-            yield RunRequest(run_key=account, partition_key=account, tags=tags)
+        return [RunRequest(run_key=account, partition_key=account, tags=tags) for account in due]
 
     return meta_ads_cycle_schedule

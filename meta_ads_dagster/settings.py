@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,17 @@ class Settings(BaseSettings):
         account. Live mode needs META_AD_ACCOUNT_IDS. Reads the stub's files, so it is called once,
         when the definitions are built, not on every ``load_settings``.
         """
+        accounts = self._configured_accounts()
+        unknown = sorted(set(self._overrides) - set(accounts))
+        if unknown:
+            # Most likely a typo: the account it was meant for would run under the defaults.
+            raise SettingsError(
+                f"META_ACCOUNTS_FILE {self.meta_accounts_file}: {', '.join(unknown)} is not a configured account "
+                f"({', '.join(accounts)})"
+            )
+        return accounts
+
+    def _configured_accounts(self) -> list[str]:
         ids = self.account_ids
         if self.meta_api_mode == "live":
             if not ids:
@@ -146,6 +158,13 @@ class Settings(BaseSettings):
                 "for several accounts point it at a directory with one act_<digits>.json per account"
             )
         return [held]
+
+    @property
+    def cycle_max_runtime(self) -> timedelta:
+        """How long one cycle may run: five sixths of the interval (25 of 30 minutes), so run
+        monitoring fails a stuck cycle, and its account lock counts as abandoned, before the
+        account's next cycle is due."""
+        return timedelta(minutes=self.meta_cycle_interval_minutes * 5 / 6)
 
     @property
     def cycle_cron(self) -> str:
@@ -209,7 +228,8 @@ def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
             problem = exc.errors()[0]
             variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
             raise ValueError(f"{where}.{variable}: {problem['msg']} (got {problem.get('input')!r})") from None
-        overrides[str(account_id)] = fields
+        key = str(account_id)
+        overrides[key if key.startswith("act_") else f"act_{key}"] = fields
     return overrides
 
 
@@ -224,9 +244,10 @@ def _snapshot_account_id(path: Path) -> str:
         raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: {path} has no account.id ({type(exc).__name__}: {exc})") from None
-    if not isinstance(account_id, str) or not account_id.removeprefix("act_").isdigit():
+    if not isinstance(account_id, str) or not account_id.startswith("act_") or not account_id[4:].isdigit():
+        # The run compares it with its partition (act_<digits>): any other form would fail every cycle.
         raise SettingsError(f"META_STUB_SNAPSHOT: {path}: account.id {account_id!r} is not an ad account id (act_<digits>)")
-    return account_id if account_id.startswith("act_") else f"act_{account_id}"
+    return account_id
 
 
 def dagster_home() -> Path:

@@ -34,6 +34,20 @@ def test_an_override_applies_to_its_account_only(tmp_path):
     assert settings.max_daily_change_pct == 0.20
 
 
+def test_an_override_may_name_the_account_without_act(tmp_path):
+    settings = load_settings(meta_accounts_file=write(tmp_path, "2002: {MAX_DAILY_SPEND_USD: 50}\n"))
+    assert settings.for_account("act_2002").max_daily_spend_usd == 50
+
+
+def test_an_override_for_an_account_that_is_not_configured_stops_the_program(tmp_path):
+    """A typo (act_2020 for act_2002) would leave the intended account on the defaults."""
+    settings = load_settings(meta_ad_account_ids="act_1001,act_2002", meta_accounts_file=write(tmp_path, "act_2020: {MAX_DAILY_SPEND_USD: 50}\n"))
+    with pytest.raises(SettingsError, match=r"META_ACCOUNTS_FILE .*: act_2020 is not a configured account \(act_1001, act_2002\)"):
+        settings.cycle_accounts()
+    with pytest.raises(SettingsError, match="act_2020"):
+        build_definitions(settings)
+
+
 def test_plan_uses_the_accounts_limits(tmp_path):
     settings = load_settings(meta_accounts_file=write(tmp_path, "act_1001: {MAX_DAILY_CHANGE_PCT: 0.10, MAX_AUTO_CHANGE_PCT: 0.05}\n"))
     assert raise_of_black_friday("act_1001", settings) == 550.0

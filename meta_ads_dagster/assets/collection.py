@@ -33,6 +33,10 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     and field; nothing downstream runs, so nothing is executed or written.
     """
     account = context.partition_key
+    accounts = context.assets_def.partitions_def
+    if accounts is not None and not accounts.has_partition_key(account):
+        # A run tagged by hand with an account that is not (or no longer) configured: read nothing.
+        raise Failure(description=f"dagster/partition: {account} is not a configured ad account", allow_retries=False)
     client = meta_client.for_account(account)
     try:
         client.sync_insights()

@@ -145,7 +145,7 @@ def execute(
     account = account_snapshot.account_id
     meta_client = meta_client.for_account(account)
     try:
-        with account_lock(store, account, run_id):
+        with account_lock(store, account, run_id, stale_after=settings.cycle_max_runtime):
             executable = actions.loc[actions["verdict"] == "executed", "id"]
             settle_open_writes(context, store, meta_client, account, executable)
             actions = hold_back_already_sent(actions, store.already_sent(account, executable))

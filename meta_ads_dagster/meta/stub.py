@@ -70,6 +70,8 @@ class StubMetaAdsClient(MetaAdsClient):
             return demo_snapshot(self.account_id or DEMO_ACCOUNT_ID)
         path = Path(self.snapshot_path)
         if path.is_dir():
+            if not self.account_id:
+                raise ValueError(f"stub: {path} holds one snapshot per account; this client has no account (for_account)")
             path = path / f"{self.account_id}.json"
         return json.loads(path.read_text())
 

@@ -19,8 +19,11 @@ class AccountLocked(RuntimeError):
     """Another run is writing to this account; this one must not."""
 
 
+STALE_LOCK = timedelta(minutes=25)  # Settings.cycle_max_runtime at the default 30-minute interval
+
+
 @contextmanager
-def account_lock(ledger: Ledger, account_id: str, run_id: str, stale_after: timedelta = timedelta(minutes=25)):
+def account_lock(ledger: Ledger, account_id: str, run_id: str, stale_after: timedelta = STALE_LOCK):
     now = datetime.now(timezone.utc)
     with ledger.engine.begin() as conn:
         for _ in range(3):

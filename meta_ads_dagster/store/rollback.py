@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions
 from .ledger import Ledger
-from .locks import account_lock
+from .locks import STALE_LOCK, account_lock
 
 
 @dataclass
@@ -115,22 +116,22 @@ def _run_rows(ledger: Ledger, run_id: str) -> pd.DataFrame:
 
 
 def rollback_cycle_run(ledger: Ledger, client: MetaAdsClient, run_id: str, rollback_run_id: str, actor: str,
-                       force: bool = False) -> RollbackReport:
+                       force: bool = False, stale_after: timedelta = STALE_LOCK) -> RollbackReport:
     """Undo run ``run_id`` in the account it ran for (the ledger knows which), read as it is now."""
     account = _run_rows(ledger, run_id)["account_id"].iloc[0]
     client = client.for_account(account)
-    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), run_id, rollback_run_id, actor, force)
+    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), run_id, rollback_run_id, actor, force, stale_after)
 
 
 def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, run_id: str, rollback_run_id: str,
-                 actor: str, force: bool = False) -> RollbackReport:
+                 actor: str, force: bool = False, stale_after: timedelta = STALE_LOCK) -> RollbackReport:
     """Restore what run ``run_id`` changed in ``snapshot``'s account (see the module docstring)."""
     report = RollbackReport(run_id, rollback_run_id)
     rows = _run_rows(ledger, run_id)
     if set(rows["account_id"]) != {snapshot.account_id}:
         raise LookupError(f"run_id: run {run_id} changed account {', '.join(sorted(set(rows['account_id'])))}, not {snapshot.account_id}")
     done = rows[(rows["status"] == "done") & rows["rollback_of_run"].isna()]
-    with account_lock(ledger, snapshot.account_id, rollback_run_id):
+    with account_lock(ledger, snapshot.account_id, rollback_run_id, stale_after):
         # What an earlier rollback already restored is reported as such (not as "changed since"),
         # and never sent again: decided under the lock, so two rollbacks at once send it once.
         candidates, _ = plan_restores(done, snapshot, force=True)

@@ -12,6 +12,8 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     MarkdownMetadataValue,
     RunsFilter,
     build_schedule_context,
@@ -229,6 +231,47 @@ def test_schedule_requests_one_cycle_per_account(database_file, monkeypatch):
             assert len(rows) and set(rows["account_id"]) == {account}
             assert all(entity_id.startswith(account.removeprefix("act_")) for entity_id in rows["entity_id"])
             assert cycle.stub_writes(account)[0]["method"] == "sync_insights"
+
+
+def test_schedule_skips_an_account_whose_previous_cycle_is_still_queued(database_file, monkeypatch):
+    """More accounts than one interval can cycle: a tick adds no second run behind a queued one."""
+    monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_1001,act_2002")
+    cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    tick = pd.Timestamp("2026-11-20T11:00:00Z").to_pydatetime()
+    with instance_for_test() as instance:
+        # Created, not yet started (a queued run looks the same here; storing one needs a code location).
+        instance.add_run(DagsterRun(job_name=CYCLE_JOB_NAME, run_id="waiting-1001", status=DagsterRunStatus.NOT_STARTED,
+                                    tags={"dagster/partition": "act_1001"}))
+        schedule = cycle.defs.resolve_schedule_def(SCHEDULE_NAME)
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=cycle.defs.get_repository_def()) as context:
+            result = schedule.evaluate_tick(context)
+        assert [r.partition_key for r in result.run_requests] == ["act_2002"]
+
+        instance.add_run(DagsterRun(job_name=CYCLE_JOB_NAME, run_id="running-2002", status=DagsterRunStatus.STARTED,
+                                    tags={"dagster/partition": "act_2002"}))
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=cycle.defs.get_repository_def()) as context:
+            result = schedule.evaluate_tick(context)
+        assert not result.run_requests and "still queued or running" in result.skip_message
+
+        for run_id in ("waiting-1001", "running-2002"):
+            instance.report_run_canceled(instance.get_run_by_id(run_id))
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=cycle.defs.get_repository_def()) as context:
+            result = schedule.evaluate_tick(context)
+        assert [r.partition_key for r in result.run_requests] == ["act_1001", "act_2002"]
+
+
+def test_a_run_of_an_account_that_is_not_configured_reads_nothing(database_file, monkeypatch):
+    """A run tagged by hand (``dagster job execute --tags``) with an unknown account fails first."""
+    cycle = Cycle()
+    with instance_for_test() as instance:
+        result = cycle.job.execute_in_process(
+            instance=instance, resources=cycle.resources, tags={"dagster/partition": "act_9999"}, raise_on_error=False
+        )
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "account_snapshot"
+    assert "dagster/partition: act_9999 is not a configured ad account" in failure.step_failure_data.error.message
+    assert not list((Path(cycle.resources["meta_client"].state_dir)).glob("stub_act_9999*"))  # nothing read or created
 
 
 def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatch, database_file):

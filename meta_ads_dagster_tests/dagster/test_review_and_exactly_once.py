@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from dagster import DagsterInstance, ReexecutionOptions, build_reconstructable_j
 from meta_ads_dagster.cli import main
 from meta_ads_dagster.cycle import graph
 from meta_ads_dagster.store import approvals
-from meta_ads_dagster.store.ledger import Ledger, actions_table
+from meta_ads_dagster.store.ledger import Ledger, actions_table, cycle_locks_table
 from meta_ads_dagster.store.locks import account_lock
 
 from ..engine.factories import campaign, campaign_id, make_snapshot
@@ -300,6 +300,21 @@ def test_a_cycle_is_refused_while_another_run_holds_the_account(ledger, monkeypa
     assert f"run {refused.run_id} refused so two cycles never write at once" in message
     assert writes_of(cycle) == [] and ledger.cycle_actions(refused.run_id).empty
     assert not [e for e in refused.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # refused, not retried
+
+
+@pytest.mark.parametrize(("interval", "taken_over"), [("30", True), ("60", False)])
+def test_a_lock_counts_as_abandoned_after_the_cycles_max_runtime(ledger, monkeypatch, interval, taken_over):
+    """A lock row 30 minutes old: past a 30-minute interval's max runtime (25 min) the run that took
+    it is dead, so the cycle takes it over; under a 60-minute interval (50 min) it may be alive."""
+    monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", interval)
+    acquired = datetime.now(timezone.utc) - timedelta(minutes=30)
+    with ledger.engine.begin() as conn:
+        conn.execute(cycle_locks_table.insert().values(account_id=ACCOUNT, run_id="long-run", acquired_at=acquired))
+    with DagsterInstance.ephemeral() as instance:
+        result = Cycle().run(instance, raise_on_error=False)
+    assert result.success is taken_over
+    if not taken_over:
+        assert "account act_1001: run long-run has been writing since" in failure_message(result)
 
 
 def test_two_cycles_at_once_never_execute_an_action_twice(ledger, monkeypatch):

@@ -142,6 +142,7 @@ def test_a_snapshot_file_is_its_own_account(tmp_path):
     ("not json", "no account.id"),
     ('{"campaigns": []}', "no account.id"),
     ('{"account": {"id": "shop-1"}}', "is not an ad account id"),
+    ('{"account": {"id": "42"}}', "is not an ad account id"),  # SNAPSHOT.md's form is act_<digits>
 ])
 def test_a_bad_snapshot_file_names_meta_stub_snapshot(tmp_path, content, problem):
     path = tmp_path / "snapshot.json"
@@ -162,3 +163,8 @@ def test_a_snapshot_directory_serves_one_account_per_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SettingsError, match="META_STUB_SNAPSHOT.*any account"):
         load_settings(meta_stub_snapshot=str(tmp_path / "empty")).cycle_accounts()
+
+
+@pytest.mark.parametrize(("minutes", "seconds"), [(30, 1500), (15, 750), (60, 3000), (1, 50)])
+def test_a_cycle_may_run_five_sixths_of_its_interval(minutes, seconds):
+    assert load_settings(meta_cycle_interval_minutes=minutes).cycle_max_runtime.total_seconds() == seconds
