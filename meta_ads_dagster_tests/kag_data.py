@@ -1,4 +1,4 @@
-"""Turn the public KAG conversion data (../shared/data) into an account snapshot.
+"""Turn the public KAG conversion data (meta_ads_dagster_tests/data/) into an account snapshot.
 
 Mapping: xyz_campaign_id → campaign (campaign budget), fb_campaign_id → ad set, ad_id → ad; each
 CSV row is one ad-day in Spain. The data has no revenue, so an approved conversion is valued at
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .shared_files import KAG_CSV
+from .repo_files import KAG_CSV
 
 
 

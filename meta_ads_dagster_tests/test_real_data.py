@@ -1,4 +1,4 @@
-"""The engine on real public ad data (KAG conversion data, ../shared/data).
+"""The engine on real public ad data (KAG conversion data, meta_ads_dagster_tests/data/).
 
 Assumption stated once: an approved conversion is worth $60 (the data has no revenue column).
 """

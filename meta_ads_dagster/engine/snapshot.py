@@ -1,4 +1,4 @@
-"""Parse and validate an account snapshot (shared/contracts/SNAPSHOT.md) into pandas frames.
+"""Parse and validate an account snapshot (docs/snapshot-format.md) into pandas frames.
 
 This is the one parser for every source: the stub's snapshot files and generated demo account,
 the live client's Graph API reads, and ``meta-ads plan``. A document that breaks a rule is rejected

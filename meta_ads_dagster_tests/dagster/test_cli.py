@@ -1,4 +1,4 @@
-"""cli.py: ``meta-ads plan`` prints the SNAPSHOT.md contract; ``meta-ads cycle`` runs and records one cycle."""
+"""cli.py: ``meta-ads plan`` prints the plan document of docs/snapshot-format.md; ``meta-ads cycle`` runs and records one cycle."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 
 from meta_ads_dagster.cli import main
 
-from ..shared_files import ACTION_KEYS, ACTION_TYPES, PLAN_KEYS, SEED_SNAPSHOT_PATH, STATS_KEYS
+from ..repo_files import ACTION_KEYS, ACTION_TYPES, PLAN_KEYS, SEED_SNAPSHOT_PATH, STATS_KEYS
 
 VERDICTS = {"executed", "queued", "policy_blocked", "safety_blocked", "failed"}
 

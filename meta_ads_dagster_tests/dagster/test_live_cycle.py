@@ -47,7 +47,7 @@ from meta_ads_dagster.settings import load_settings
 from meta_ads_dagster.store.ledger import actions_table
 
 from ..meta.fake_graph import FakeGraphServer
-from ..shared_files import SEED_SNAPSHOT_PATH
+from ..repo_files import SEED_SNAPSHOT_PATH
 
 SEED = json.loads(SEED_SNAPSHOT_PATH.read_text())
 ACCOUNT = SEED["account"]["id"]  # act_2001

@@ -1,4 +1,4 @@
-"""Build valid account snapshots (shared/contracts/SNAPSHOT.md) for tests, from a few numbers.
+"""Build valid account snapshots (docs/snapshot-format.md) for tests, from a few numbers.
 
 Every test layer can use this (engine, stub client, fake Graph server, ``meta-ads plan``): the result
 is a plain ``dict`` in the snapshot format, ready for ``parse_snapshot`` or ``json.dumps``.
@@ -50,7 +50,7 @@ import numpy as np
 
 from meta_ads_dagster.engine.actions import ACTION_COLUMNS
 
-from ..shared_files import SEED_SNAPSHOT_PATH
+from ..repo_files import SEED_SNAPSHOT_PATH
 
 AS_OF = "2026-11-25T10:30:00+00:00"
 DEFAULT_AGE_HOURS = 240.0  # 10 days: outside every embargo

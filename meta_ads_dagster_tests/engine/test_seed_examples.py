@@ -1,22 +1,25 @@
-"""The seed's worked examples (shared/examples/seed_worked_examples.json) through engine.cycle.plan_document,
-and the ``plan`` output contract of shared/contracts/SNAPSHOT.md."""
+"""The seed's worked examples (examples/seed_worked_examples.json) through engine.cycle.plan_document,
+and the ``plan`` output as docs/snapshot-format.md documents it."""
 
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from meta_ads_dagster.engine.cycle import plan_document
+from meta_ads_dagster.engine import actions as engine_actions, snapshot as engine_snapshot
+from meta_ads_dagster.engine.cycle import SUMMARY_COLUMNS, plan_document, summarize
+from meta_ads_dagster.engine.decisions import RULE_ORDER
 from meta_ads_dagster.engine.policy import PolicyEngine
 from meta_ads_dagster.engine.routing import route_actions
 from meta_ads_dagster.engine.snapshot import load_snapshot_text, parse_snapshot
 from meta_ads_dagster.settings import load_settings
 
-from ..shared_files import ACTION_KEYS, CONTRACT_PATH as CONTRACT, PLAN_KEYS, STATS_KEYS
+from ..repo_files import (
+    ACTION_KEYS, ACTION_TYPES, ENTITY_TYPES, PLAN_KEYS, RULES, SNAPSHOT_FORMAT_DOC, STATS_KEYS, VERDICTS, documented_tables,
+)
 from .factories import (
     SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, make_action, make_snapshot, plan_actions, steady_days,
 )
@@ -145,24 +148,29 @@ def test_plan_output_matches_the_contract(seed_plans, mode):
     assert document["actions"]
     for action in document["actions"]:
         assert set(action) == ACTION_KEYS
-        assert action["type"] in {"scale_up", "scale_down", "pause", "resume", "reallocate", "publish_winner", "create_variant"}
-        assert action["entity_type"] in {"campaign", "adset", "ad", "creative"}
-        assert action["verdict"] in {"executed", "queued", "policy_blocked", "safety_blocked", "failed"}
+        assert action["type"] in ACTION_TYPES
+        assert action["entity_type"] in ENTITY_TYPES
+        assert action["verdict"] in VERDICTS
+        assert action["rule"] in RULES
         assert isinstance(action["reasons"], list) and all(isinstance(r, str) for r in action["reasons"])
         assert isinstance(action["id"], str) and action["id"]
 
 
-@pytest.mark.skipif(not CONTRACT.exists(), reason="shared/contracts/SNAPSHOT.md not beside the repository")
-def test_contract_keys_are_those_of_snapshot_md():
-    text = CONTRACT.read_text()
-    block = text[text.index("# `meta-ads plan` output"):]
-    block = block[block.index("```jsonc") + len("```jsonc"):]
-    block = block[: block.index("```")]
-    block = re.sub(r"//[^\n]*", "", block).replace('"…"', '"x"')
-    example = json.loads(block)
-    assert set(example) == PLAN_KEYS
-    assert set(example["actions"][0]) == ACTION_KEYS
-    assert set(example["stats"]) == STATS_KEYS
+def test_the_format_document_lists_what_the_code_produces():
+    # docs/snapshot-format.md is the one source of truth: its tables, not a copy of them here.
+    tables = documented_tables()
+    for name in ("plan", "action", "stats", "action_type", "entity_type", "verdict", "rule"):
+        names = [row["name"] for row in tables[name]]
+        assert names and len(names) == len(set(names)), f"{SNAPSHOT_FORMAT_DOC.name}: fields: {name}"
+    assert ACTION_TYPES == set(engine_snapshot.ACTION_TYPES)
+    assert ENTITY_TYPES == set(engine_snapshot.ENTITY_TYPES)
+    # "proposed" is the engine's working state; every action leaves the cycle with another verdict.
+    assert VERDICTS == set(engine_actions.VERDICTS) - {"proposed"}
+    assert RULES == set(RULE_ORDER)
+    assert [row["name"] for row in tables["rule"]] == RULE_ORDER  # documented in the order they win
+    no_actions = pd.DataFrame(columns=["type", "entity_type", "entity_id", "verdict", "reasons"])
+    assert set(summarize(no_actions, 0)) == STATS_KEYS
+    assert set(SUMMARY_COLUMNS) <= ACTION_KEYS
 
 
 def test_plan_document_on_a_parsed_dict_equals_the_text_route():

@@ -27,7 +27,7 @@ from facebook_business.session import FacebookSession
 
 from meta_ads_dagster.engine.snapshot import parse_snapshot
 
-from ..shared_files import SEED_SNAPSHOT_PATH
+from ..repo_files import SEED_SNAPSHOT_PATH
 from .fake_graph import DEFAULT_HTML_502, FakeGraphServer
 
 ACCOUNT = "act_2001"

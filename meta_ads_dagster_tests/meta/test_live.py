@@ -19,7 +19,7 @@ from meta_ads_dagster.meta.live import LiveMetaAdsClient, MetaApiError, MetaAuth
 from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
 
-from ..shared_files import SEED_SNAPSHOT_PATH
+from ..repo_files import SEED_SNAPSHOT_PATH
 from .fake_graph import FakeGraphServer
 
 TOKEN = "EAAB-live-token-0123456789"

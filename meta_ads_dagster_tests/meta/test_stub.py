@@ -13,7 +13,7 @@ from meta_ads_dagster.engine.snapshot import parse_snapshot
 from meta_ads_dagster.meta.demo import DEMO_AS_OF, demo_snapshot
 from meta_ads_dagster.meta.stub import StubMetaAdsClient, StubWriteError
 
-from ..shared_files import SEED_SNAPSHOT_PATH
+from ..repo_files import SEED_SNAPSHOT_PATH
 
 
 @pytest.fixture
