@@ -6,9 +6,11 @@ check of their own. Their bodies are plain functions, testable alone.
 """
 
 
+import numpy as np
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
+from .engine.actions import is_approval, written_entities
 from .engine.policy import EPS
 from .engine.snapshot import AccountSnapshot
 from .settings import Settings
@@ -28,21 +30,43 @@ def roas_metrics_are_sane(roas_metrics: pd.DataFrame) -> AssetCheckResult:
 def executed_actions_within_guard_rails(
     settings: Settings, optimization_cycle: pd.DataFrame, account_snapshot: AccountSnapshot
 ) -> AssetCheckResult:
-    """Every executed budget change is within the mode's limit and MAX_CAMPAIGN_BUDGET_USD, and no
-    more than MAX_ACTIONS_PER_TICK non-hard-stop actions were executed (the account's own limits)."""
+    """What this cycle executed kept the account's guard rails: every budget change within the
+    limit it was allowed under (MAX_DAILY_CHANGE_PCT for a person's approval, the mode's limit
+    otherwise), no raised campaign's total daily budget above MAX_CAMPAIGN_BUDGET_USD, no entity
+    written twice, and at most MAX_ACTIONS_PER_TICK executed actions besides hard stops.
+
+    Recomputed from the snapshot's own budgets, not from the engine's arithmetic."""
     settings = settings.for_account(account_snapshot.account_id)
-    executed = optimization_cycle[optimization_cycle["verdict"] == "executed"]
+    executed = optimization_cycle[optimization_cycle["verdict"] == "executed"].reset_index(drop=True)
     budget = executed[executed["type"].isin(["scale_up", "scale_down"])]
-    over_limit = int((budget["amount_pct"].astype(float) > settings.budget_change_limit + EPS).sum())
-    max_minor = settings.max_campaign_budget_usd * budget["minor_per_unit"].astype(float)
-    over_max = int((budget["type"].eq("scale_up") & (budget["new_budget_minor"].astype(float) > max_minor + EPS)).sum())
+    limit = np.where(is_approval(budget), settings.max_daily_change_pct, settings.budget_change_limit)
+    change = (budget["new_budget_minor"].astype(float) - budget["current_budget_minor"].astype(float)).abs() / budget["current_budget_minor"].astype(float)
+    over_limit = int((change.to_numpy() > limit + EPS).sum())
+
+    raised = budget[budget["type"].eq("scale_up")]
+    over_max = 0
+    if not raised.empty:
+        snap = account_snapshot
+        new_budget = dict(zip(zip(raised["entity_type"], raised["entity_id"]), raised["new_budget_minor"].astype(float)))
+        cbo = {("campaign", c.id): float(c.daily_budget) for c in snap.campaigns.itertuples() if pd.notna(c.daily_budget)}
+        live_campaigns = set(snap.campaigns.loc[snap.campaigns["status"].eq("ACTIVE"), "id"])
+        totals = {key[1]: new_budget.get(key, value) for key, value in cbo.items()}
+        for adset in snap.adsets.itertuples():
+            if pd.notna(adset.daily_budget) and adset.status == "ACTIVE" and adset.campaign_id in live_campaigns:
+                totals[adset.campaign_id] = totals.get(adset.campaign_id, 0.0) + new_budget.get(("adset", adset.id), float(adset.daily_budget))
+        cap = settings.max_campaign_budget_usd * snap.minor_per_unit
+        over_max = sum(totals.get(campaign, 0.0) > cap + EPS for campaign in set(raised["campaign_id"]))
+
+    written = written_entities(executed)
+    written_twice = int(written.duplicated(["entity_type", "entity_id"]).sum())
     live = int((executed["rule"] != "hard_stop").sum())
     over_tick = max(0, live - settings.max_actions_per_tick)
     return AssetCheckResult(
         check_name="executed_actions_within_guard_rails",
-        passed=over_limit == 0 and over_max == 0 and over_tick == 0,
+        passed=over_limit == 0 and over_max == 0 and over_tick == 0 and written_twice == 0,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"over_change_limit": over_limit, "over_campaign_max": over_max, "over_tick_limit": over_tick, "live_actions": live},
+        metadata={"over_change_limit": over_limit, "over_campaign_max": over_max, "over_tick_limit": over_tick,
+                  "entities_written_twice": written_twice, "live_actions": live},
     )
 
 

@@ -248,8 +248,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         report = rollback_cycle_run(
-            _ledger(settings), meta_client(settings), args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force,
-            settings.cycle_max_runtime,
+            _ledger(settings), meta_client(settings), settings, args.run_id, f"cli-rollback-{uuid.uuid4().hex[:12]}", args.by, args.force
         )
     except (LookupError, AccountLocked, SnapshotError) as exc:
         return _fail(str(exc))
@@ -294,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     log.set_defaults(handler=cmd_log)
     rollback = commands.add_parser("rollback", help="restore the budgets and statuses a cycle changed")
     rollback.add_argument("run_id")
-    rollback.add_argument("--force", action="store_true", help="restore entities changed since the cycle too")
+    rollback.add_argument("--force", action="store_true", help="restore entities changed since the cycle, and past the guard rails, too (logged as forced)")
     rollback.add_argument("--by", default="cli", metavar="NAME", help="who asks (recorded as the actor)")
     rollback.set_defaults(handler=cmd_rollback)
 

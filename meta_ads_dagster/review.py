@@ -41,7 +41,7 @@ def review_actions():
 
 class RollbackConfig(Config):
     run_id: str
-    force: bool = False
+    force: bool = False  # restore entities changed since, and past the guard rails, too (logged as forced)
     requested_by: str = "dagster"
 
 
@@ -49,16 +49,22 @@ class RollbackConfig(Config):
 def rollback(
     context: OpExecutionContext, config: RollbackConfig, settings: ResourceParam[Settings], meta_client: MetaAdsClient, ledger: LedgerResource
 ) -> None:
-    """Restore the budgets and statuses a cycle run changed, skipping entities changed since."""
+    """Restore the budgets and statuses a cycle run changed, through the guard rails as they stand
+    now; entities changed since, and restores a guard rail refuses, are skipped unless forced."""
     try:
-        report = rollback_cycle_run(
-            ledger.open(), meta_client, config.run_id, context.run_id, config.requested_by, config.force, settings.cycle_max_runtime
-        )
+        report = rollback_cycle_run(ledger.open(), meta_client, settings, config.run_id, context.run_id, config.requested_by, config.force)
     except (LookupError, AccountLocked, SnapshotError) as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
-    context.add_output_metadata({"restored": len(report.restored), "skipped": len(report.skipped), "failed": len(report.failed)})
+    context.add_output_metadata({
+        "restored": len(report.restored), "skipped": len(report.skipped), "refused": len(report.refused),
+        "forced": len(report.forced), "failed": len(report.failed),
+    })
     for line in report.skipped:
         context.log.warning(f"skipped: {line}")
+    for line in report.refused:
+        context.log.warning(f"refused: {line}")
+    for line in report.forced:
+        context.log.warning(f"forced: {line}")
     context.log.info(f"restored: {report.restored}")
     if report.failed:
         raise Failure(description="some restores failed: " + "; ".join(report.failed), allow_retries=False)

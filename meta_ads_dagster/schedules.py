@@ -24,9 +24,12 @@ def cycle_schedule(job, accounts: StaticPartitionsDefinition, settings: Settings
         default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
         description="One cycle run per ad account every interval, except accounts whose previous cycle is still "
         "queued or running; the queue runs them in parallel up to dagster.yaml's limits. On by default when "
-        "META_CYCLE_ENABLED and META_CYCLE_AUTO_START are true.",
+        "META_CYCLE_ENABLED and META_CYCLE_AUTO_START are true; every tick skips while META_AUTO_ENABLED is false.",
     )
     def meta_ads_cycle_schedule(context: ScheduleEvaluationContext):
+        if not settings.meta_auto_enabled:
+            # The seed's kill switch: the autonomous system is stopped, no cycle launches.
+            return SkipReason("META_AUTO_ENABLED is false: the autonomous system is stopped, no cycle launched")
         # An account whose last cycle has not even started yet (more accounts than the machines
         # can cycle in one interval) gets no second one: the queue would only grow, tick by tick.
         in_flight = context.instance.get_runs(RunsFilter(job_name=CYCLE_JOB_NAME, statuses=IN_FLIGHT))

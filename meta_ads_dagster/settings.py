@@ -11,6 +11,7 @@ through ``dagster.EnvVar`` so the Dagster UI masks them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -19,21 +20,38 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+logger = logging.getLogger(__name__)
+
 
 class SettingsError(ValueError):
     """A setting (environment variable) has an invalid value; the message names the variable."""
 
 
+# Upper bounds that keep every number a real limit: a value past them is a typo or an attempt to
+# switch a guard rail off (``inf``, 1e999 and NaN are refused everywhere by ``allow_inf_nan``).
+MONEY_MAX = 1e9  # account currency, major units
+HOURS_MAX = 24 * 365
+COUNT_MAX = 1_000_000
+# HARD_STOP_ROAS must stay below the hold band (decisions.ROAS_LOW, where budget cuts start):
+# a hard stop at or above it would pause campaigns the rules consider worth keeping.
+HOLD_BAND_LOW = 1.5
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False)
     _overrides: dict[str, dict] = PrivateAttr(default_factory=dict)
 
     # --- where the account comes from and how the cycle runs -----------------------------------
     meta_api_mode: Literal["stub", "live"] = "stub"
     meta_auto_mode: Literal["suggest", "auto"] = "suggest"
+    # The seed's kill switch: false stops the autonomous system (schedule ticks skip, a manual
+    # cycle evaluates and records but writes nothing).
+    meta_auto_enabled: bool = True
     meta_cycle_enabled: bool = True
     meta_cycle_auto_start: bool = True
     meta_cycle_interval_minutes: int = Field(30, gt=0, le=60)
+    # The seed's name for the interval, in seconds; when set it must agree with the minutes.
+    meta_auto_interval_seconds: int | None = Field(None, gt=0, le=3600)
     meta_ad_account_ids: str = ""
     meta_stub_snapshot: str | None = None
     meta_ads_database_url: str | None = None
@@ -46,27 +64,28 @@ class Settings(BaseSettings):
     # --- policy: how far one cycle may move a budget --------------------------------------------
     max_daily_change_pct: float = Field(0.20, gt=0, le=1)
     max_auto_change_pct: float = Field(0.10, gt=0, le=1)
-    hard_stop_roas: float = Field(0.9, ge=0)
+    hard_stop_roas: float = Field(0.9, ge=0, lt=HOLD_BAND_LOW)
     hard_stop_confidence: float = Field(0.70, ge=0, le=1)
     min_spain_percentage: float = Field(0.35, ge=0, le=1)
     max_single_country_pct: float = Field(0.70, gt=0, le=1)
-    creative_embargo_hours: float = Field(72, ge=0)
+    # The seed's "48h cooldown between creative changes": hours since the ad's last creative variant.
+    creative_embargo_hours: float = Field(48, ge=0, le=HOURS_MAX)
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
-    min_impressions: int = Field(1000, ge=0)
-    min_spend_usd: float = Field(100, ge=0)
-    min_age_hours: float = Field(48, ge=0)
-    max_daily_spend_usd: float = Field(10_000, gt=0)
-    max_campaign_budget_usd: float = Field(5_000, gt=0)
-    max_actions_per_tick: int = Field(10, ge=0)
-    max_campaigns_per_tick: int = Field(50, gt=0)
+    min_impressions: int = Field(1000, ge=0, le=1_000_000_000)
+    min_spend_usd: float = Field(100, ge=0, le=MONEY_MAX)
+    min_age_hours: float = Field(48, ge=0, le=HOURS_MAX)
+    max_daily_spend_usd: float = Field(10_000, gt=0, le=MONEY_MAX)
+    max_campaign_budget_usd: float = Field(5_000, gt=0, le=MONEY_MAX)
+    max_actions_per_tick: int = Field(50, ge=0, le=COUNT_MAX)
+    max_campaigns_per_tick: int = Field(100, gt=0, le=COUNT_MAX)
     require_human_approval_creatives: bool = True
 
     # --- approvals and the audit ledger --------------------------------------------------------------
-    approval_ttl_hours: float = Field(24, gt=0)  # a queued action not decided by then expires
-    approval_min_budget_change_usd: float = Field(500, gt=0)  # larger changes always need a person
-    mass_pause_limit: int = Field(10, ge=0)  # more pauses than this in one cycle need a person
-    audit_retention_days: int = Field(90, gt=0)  # the daily purge drops older ledger rows
+    approval_ttl_hours: float = Field(24, gt=0, le=HOURS_MAX)  # a queued action not decided by then expires
+    approval_min_budget_change_usd: float = Field(500, gt=0, le=MONEY_MAX)  # larger changes always need a person
+    mass_pause_limit: int = Field(10, ge=0, le=COUNT_MAX)  # more pauses than this in one cycle need a person
+    audit_retention_days: int = Field(90, gt=0, le=3650)  # the daily purge drops older ledger rows
 
     @field_validator("meta_cycle_interval_minutes")
     @classmethod
@@ -75,6 +94,27 @@ class Settings(BaseSettings):
         if 60 % minutes:
             raise ValueError("must divide 60 (e.g. 5, 10, 15, 20, 30, 60) so cycles are evenly spaced")
         return minutes
+
+    @field_validator("meta_auto_interval_seconds")
+    @classmethod
+    def _whole_minutes_dividing_an_hour(cls, seconds: int | None) -> int | None:
+        if seconds is not None and (seconds % 60 or 3600 % seconds):
+            raise ValueError("must be a whole number of minutes that divides an hour (e.g. 300, 900, 1800, 3600)")
+        return seconds
+
+    @model_validator(mode="after")
+    def _one_interval(self) -> "Settings":
+        """META_AUTO_INTERVAL_SECONDS (the seed's) and META_CYCLE_INTERVAL_MINUTES name one interval."""
+        seconds = self.meta_auto_interval_seconds
+        if seconds is None:
+            return self
+        if "meta_cycle_interval_minutes" in self.model_fields_set and self.meta_cycle_interval_minutes * 60 != seconds:
+            raise ValueError(
+                f"META_AUTO_INTERVAL_SECONDS ({seconds}) and META_CYCLE_INTERVAL_MINUTES "
+                f"({self.meta_cycle_interval_minutes}) disagree: set one of them"
+            )
+        object.__setattr__(self, "meta_cycle_interval_minutes", seconds // 60)
+        return self
 
     @field_validator("meta_ad_account_ids")
     @classmethod
@@ -274,6 +314,28 @@ def _validated(values: dict | None = None) -> Settings:
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
 
 
+# Variables of ours that are not settings fields: the live client's secrets (read through
+# dagster.EnvVar only) and the test suite's PostgreSQL switches.
+OTHER_VARIABLES = frozenset({"META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET", "META_ADS_TEST_POSTGRES_URL", "META_ADS_REQUIRE_POSTGRES"})
+OUR_PREFIXES = ("META_", "MAX_", "MIN_", "HARD_STOP_")
+_warned: set[str] = set()
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Environment variables that look like ours (META_*, MAX_*, MIN_*, HARD_STOP_*) but are not:
+    most likely a typo that would silently leave a guard rail at its default."""
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    names = (environ if environ is not None else os.environ).keys()
+    return sorted(name for name in names if name.upper().startswith(OUR_PREFIXES) and name.upper() not in known)
+
+
 def load_settings(**overrides) -> Settings:
-    """Read the settings from the environment; keyword overrides win (tests, CLI flags)."""
+    """Read the settings from the environment; keyword overrides win (tests, CLI flags).
+
+    An unknown variable that looks like one of ours is reported once per process as a warning
+    (logger ``meta_ads_dagster.settings``; printed to stderr when nothing configured logging)."""
+    for name in unknown_variables():
+        if name not in _warned:
+            _warned.add(name)
+            logger.warning(f"warning: unknown setting {name} ignored (not one of meta_ads_dagster's variables; a typo?)")
     return _validated(overrides)

@@ -3,53 +3,41 @@
 A plain ``@job`` of ops cannot take asset values as inputs, so the decision, guard-rail,
 execution and finalize ops form a ``@graph_asset`` downstream of the collection assets; one asset
 job runs collection and this graph, so one Dagster run is one cycle and the UI shows every op.
-Each op is a thin shell around the engine (``engine/cycle.py``).
+Each op is a thin shell around one step of ``steps.py`` (plain Python over the engine, the ledger
+and the client), which ``steps.run_cycle`` also runs without Dagster.
 """
 
 
 import json
+from datetime import datetime, timezone
 
 import pandas as pd
-from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, ResourceParam, graph_asset, op
+from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Out, Output, ResourceParam, graph_asset, op
 
 from ..checks import GUARD_RAIL_CHECK, executed_actions_within_guard_rails
 from ..engine import cycle as engine
-from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
+from ..engine.decisions import spikes_not_acted_on
 from ..engine.metrics import account_roas
 from ..engine.policy import PolicyEngine
-from ..engine.reconcile import reconcile_writes, with_prior_state
 from ..engine.routing import route_actions
 from ..engine.safety import SafetyEngine
-from ..engine.snapshot import AccountSnapshot, parse_snapshot
+from ..engine.snapshot import AccountSnapshot
 from ..meta.client import MetaAdsClient
-from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_changed_since
 from ..resources import LedgerResource
 from ..settings import Settings
-from ..store import approvals
-from ..store.ledger import entity_history
-from ..store.locks import AccountLocked, account_lock
-
+from ..store.locks import AccountLocked
+from . import steps
 
 
 @op
 def reconcile(context: OpExecutionContext, ledger: LedgerResource, account_snapshot: AccountSnapshot) -> pd.DataFrame:
     """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
-    mid-write) from what the account shows now. Nothing is ever re-sent blindly."""
-    store = ledger.open()
-    return settle(context, store, store.open_writes(account_snapshot.account_id, context.run_id), account_snapshot)
+    mid-write) from what the account shows now, and take stale proposals out of the queue.
+    Nothing is ever re-sent blindly."""
+    return steps.reconcile(ledger.open(), account_snapshot, context.run_id, context.log)
 
 
-def settle(context: OpExecutionContext, store, open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
-    """Close open writes in the ledger from what ``snapshot`` shows (engine/reconcile.py) and log each."""
-    settled = reconcile_writes(open_writes, snapshot)
-    for row in settled.itertuples(index=False):
-        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
-        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
-        context.log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
-    return settled
-
-
-@op(ins={"reconciled": In(Nothing)})
+@op(ins={"reconciled": In(Nothing)}, out={"actions": Out(pd.DataFrame), "scope": Out(list)})
 def decide(
     context: OpExecutionContext,
     settings: ResourceParam[Settings],
@@ -59,13 +47,12 @@ def decide(
     ab_tests: pd.DataFrame,
     spikes: pd.DataFrame,
     creative_fatigue: pd.DataFrame,
-) -> pd.DataFrame:
-    """STEP 2a: the decision rules propose at most one action per entity (after reconcile, so the
-    cooldown history is settled)."""
-    history = entity_history([ledger.open().last_actions(account_snapshot.account_id), account_snapshot.recent_actions])
-    actions = engine.decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, settings.for_account(account_snapshot.account_id), history)
-    context.log.info(f"{len(actions)} action(s) proposed")
-    return actions
+):
+    """STEP 2a: the decision rules propose at most one action per entity for the campaigns in this
+    tick's scope (after reconcile, so the cooldown history is settled)."""
+    frames = {"roas_metrics": roas_metrics, "ab_tests": ab_tests, "spikes": spikes, "creative_fatigue": creative_fatigue}
+    actions, scope = steps.decide(ledger.open(), account_snapshot, frames, settings, context.log)
+    return actions, scope
 
 
 @op
@@ -78,13 +65,13 @@ def apply_policy(settings: ResourceParam[Settings], account_snapshot: AccountSna
 def apply_safety(
     settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, roas_metrics: pd.DataFrame, actions: pd.DataFrame
 ) -> pd.DataFrame:
-    """STEP 2c: SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend cap."""
+    """STEP 2c: SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend caps."""
     return SafetyEngine(settings.for_account(account_snapshot.account_id)).evaluate(actions, engine.account_spend(account_snapshot, roas_metrics))
 
 
 @op
 def route(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
-    """STEP 2d: execute now (hard stops; auto mode's safety matrix) or queue for a human."""
+    """STEP 2d: execute now (hard stops; auto mode's safety matrix; mass pauses up to the limit) or queue for a human."""
     return route_actions(actions, settings.for_account(account_snapshot.account_id))
 
 
@@ -98,35 +85,14 @@ def add_approved(
     actions: pd.DataFrame,
 ) -> pd.DataFrame:
     """STEP 2e: actions a person approved since, re-validated against the account as it is now."""
-    store = ledger.open()
-    account = account_snapshot.account_id
-    approved = approvals.queue(store, "approved", account)
-    # An approval whose write a run already sent (e.g. one that crashed right after it) is done.
-    sent = store.already_sent(account, approved["action_id"])
-    approvals.close_approvals(store, {i: ("carried_out", f"already sent by run {run}") for i, run in sent.items()})
-    approved = approved[~approved["action_id"].isin(list(sent))].reset_index(drop=True)
-    if approved.empty:
-        return actions
-    history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
-    candidates = approved_candidates(approved, roas_metrics, account_snapshot.minor_per_unit, account_snapshot.as_of, history)
-    checked = revalidate(candidates, actions, engine.account_spend(account_snapshot, roas_metrics), settings.for_account(account))
-    checked["actor"] = approved["decided_by"].to_numpy()
-    checked["approved_in_run"] = approved["cycle_run_id"].to_numpy()
-    context.log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
-    actions = supersede_by_approvals(actions, checked)
-    return pd.concat([actions, checked], ignore_index=True)
+    return steps.add_approved(ledger.open(), account_snapshot, roas_metrics, actions, settings, context.log)
 
 
-def settle_open_writes(context: OpExecutionContext, store, meta_client: MetaAdsClient, account: str, action_ids: pd.Series) -> None:
-    """This step is sending writes a dead run already started (a re-execution from failure, a
-    retry): read the account *now* and settle them first. What landed is then held back as already
-    sent; what did not is sent by this run, so each write lands exactly once. Under the account
-    lock, so the run that left them open cannot still be writing."""
-    open_writes = store.open_writes(account, context.run_id)
-    open_writes = open_writes[open_writes["action_id"].isin(set(action_ids))]
-    if open_writes.empty:
-        return
-    settle(context, store, open_writes, parse_snapshot(meta_client.fetch_snapshot()))
+@op
+def limit_writes(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
+    """STEP 2f: one write per entity, at most MAX_ACTIONS_PER_TICK executed actions besides hard
+    stops (approvals included), and nothing written while META_AUTO_ENABLED is false."""
+    return steps.limit(account_snapshot, actions, settings)
 
 
 @op
@@ -137,41 +103,26 @@ def execute(
     ledger: LedgerResource,
     account_snapshot: AccountSnapshot,
     actions: pd.DataFrame,
+    scope: list,
 ) -> pd.DataFrame:
     """STEP 3: record the cycle in the ledger, then apply the executable actions through the client,
     holding the account's write lock (two cycles never write at once)."""
-    store = ledger.open()
-    run_id = context.run_id
-    account = account_snapshot.account_id
-    meta_client = meta_client.for_account(account)
     try:
-        with account_lock(store, account, run_id, stale_after=settings.cycle_max_runtime):
-            executable = actions.loc[actions["verdict"] == "executed", "id"]
-            settle_open_writes(context, store, meta_client, account, executable)
-            actions = hold_back_already_sent(actions, store.already_sent(account, executable))
-            history = entity_history([store.last_actions(account), account_snapshot.recent_actions])
-            actions = hold_back_changed_since(actions, history, account_snapshot.as_of)
-            actions = with_prior_state(actions, account_snapshot)
-            ttl = settings.for_account(account).approval_ttl_hours
-            store.record_cycle(actions, run_id, account, account_snapshot.as_of, approval_ttl_hours=ttl)
-            executed, records = execute_actions(
-                actions,
-                meta_client,
-                lambda outcome: store.mark_outcome(
-                    run_id, outcome.action_id, account_snapshot.as_of, outcome.error, outcome.status, outcome.result
-                ),
-            )
+        executed, records = steps.execute(
+            ledger.open(), meta_client, account_snapshot, actions, scope, settings, context.run_id, context.log
+        )
     except AccountLocked as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
-    if "approved_in_run" in executed:
-        done = executed[executed["approved_in_run"].notna()]
-        approvals.close_approvals(
-            store,
-            {a.id: ("carried_out" if a.verdict == "executed" else "refused", f"cycle {run_id}: {a.reasons[-1]}") for a in done.itertuples()},
-        )
     for record in records:
         context.log.info("action " + json.dumps(record, default=str, sort_keys=True))
     return executed
+
+
+def _run_started_at(context: OpExecutionContext) -> str:
+    """When this run (the tick) started, from Dagster's run record."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    started = record.start_time if record is not None and record.start_time else None
+    return (datetime.fromtimestamp(started, timezone.utc) if started else datetime.now(timezone.utc)).isoformat()
 
 
 @op
@@ -180,15 +131,20 @@ def finalize(
     settings: ResourceParam[Settings],
     account_snapshot: AccountSnapshot,
     roas_metrics: pd.DataFrame,
+    spikes: pd.DataFrame,
     actions: pd.DataFrame,
+    scope: list,
 ) -> Output[pd.DataFrame]:
     """STEP 4: the cycle's stats snapshot, as numeric metadata the UI plots, and the action table."""
-    evaluated = len(engine.campaigns_in_scope(roas_metrics, settings.for_account(account_snapshot.account_id).max_campaigns_per_tick))
-    stats = engine.summarize(actions, evaluated)
+    stats = engine.summarize(actions, len(scope), _run_started_at(context), datetime.now(timezone.utc).isoformat())
     snapshot_stats = cycle_snapshot_stats(account_snapshot, roas_metrics, actions)
+    unacted = spikes_not_acted_on(roas_metrics, spikes)
+    for reason in unacted["reason"]:
+        context.log.info(reason)
     metadata = {
         **snapshot_stats,
         **{key: value for key, value in stats.items() if key != "errors"},
+        "spikes_down_not_acted_on": len(unacted),
         "mode": settings.meta_auto_mode,
         "actions": MetadataValue.md(action_table(actions)),
     }
@@ -235,16 +191,16 @@ def optimization_cycle(
     creative_fatigue: pd.DataFrame,
 ) -> pd.DataFrame:
     """One optimization cycle: reconcile → decide → policy → safety → route → add approved →
-    execute → finalize.
+    limit writes → execute → finalize.
 
     Its value is the cycle's action frame (every action with verdict and reasons); the guard-rail
     check runs on the same frame.
     """
-    proposed = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
+    proposed, scope = decide(account_snapshot, roas_metrics, ab_tests, spikes, creative_fatigue, reconciled=reconcile(account_snapshot))
     checked = apply_safety(account_snapshot, roas_metrics, apply_policy(account_snapshot, proposed))
     with_approvals = add_approved(account_snapshot, roas_metrics, route(account_snapshot, checked))
-    done = execute(account_snapshot, with_approvals)
+    done = execute(account_snapshot, limit_writes(account_snapshot, with_approvals), scope)
     return {
-        "result": finalize(account_snapshot, roas_metrics, done),
+        "result": finalize(account_snapshot, roas_metrics, spikes, done, scope),
         GUARD_RAIL_CHECK.get_python_identifier(): check_guard_rails(account_snapshot, done),
     }

@@ -4,7 +4,9 @@ Each arm's conversion rate gets a Beta(1 + purchases, 1 + impressions − purcha
 (uniform prior, binomial likelihood). The probability that an arm is the best is the share of
 joint posterior draws in which it has the highest rate; a winner is declared when that probability
 is ≥ 0.95, the industry default, and only for tests older than 48 h in which every arm has more than
-1,000 impressions (the seed's rule). Draws come from a fixed-seed generator so the same snapshot
+1,000 impressions (the seed's rule). Every arm is counted over the same days, from the moment the
+last arm joined (``compared_since``: the later of the test's start and its youngest ad's creation),
+and the test's age runs from then too, so an arm added late is never judged on fewer days. Draws come from a fixed-seed generator so the same snapshot
 always gives the same answer, and all tests are drawn in one array operation.
 """
 
@@ -38,7 +40,7 @@ def probability_to_be_best(purchases: np.ndarray, impressions: np.ndarray, draws
 def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
     """One row per test: age, per-arm totals since it started, P(best), winner and status."""
     columns = [
-        "test_id", "ad_ids", "age_hours", "min_arm_impressions", "winner_ad_id", "loser_ad_ids",
+        "test_id", "ad_ids", "compared_since", "age_hours", "min_arm_impressions", "winner_ad_id", "loser_ad_ids",
         "prob_best", "status",
     ]
     tests = snapshot.ab_tests
@@ -47,8 +49,13 @@ def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.D
 
     arms = tests.explode("ad_ids").rename(columns={"id": "test_id", "ad_ids": "ad_id"})
     arms["arm"] = arms.groupby("test_id").cumcount()
+    # The arms are compared over the same days: from when the last of them started running (an ad
+    # added to a test after it began starts the test's clock again).
+    created = entities[entities["entity_type"] == "ad"].set_index("entity_id")["created_time"]
+    arm_start = np.maximum(arms["started_at"], arms["ad_id"].map(created).fillna(arms["started_at"]))
+    arms["compared_since"] = arm_start.groupby(arms["test_id"]).transform("max")
     ins = snapshot.insights
-    started = arms["started_at"].dt.tz_convert(None).dt.normalize()
+    started = arms["compared_since"].dt.tz_convert(None).dt.normalize()
     rows = arms[["test_id", "ad_id", "arm"]].assign(started=started.to_numpy()).merge(ins, on="ad_id", how="left")
     rows = rows[rows["date"] >= rows["started"]]
     totals = rows.groupby(["test_id", "ad_id"])[["impressions", "purchases"]].sum()
@@ -64,7 +71,8 @@ def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.D
     ad_matrix = arms.pivot(index="test_id", columns="arm", values="ad_id").reindex_like(impressions)
 
     result = tests.rename(columns={"id": "test_id"}).set_index("test_id").loc[impressions.index].reset_index()
-    result["age_hours"] = (snapshot.as_of - result["started_at"]).dt.total_seconds().to_numpy() / 3600
+    result["compared_since"] = result["test_id"].map(arms.groupby("test_id")["compared_since"].first())
+    result["age_hours"] = (snapshot.as_of - result["compared_since"]).dt.total_seconds().to_numpy() / 3600
     result["min_arm_impressions"] = impressions.min(axis=1).to_numpy()
     best_arm = np.nanargmax(p_best, axis=1)
     result["prob_best"] = p_best[np.arange(len(best_arm)), best_arm]

@@ -2,7 +2,10 @@
 
 Verdicts move one way: ``proposed`` → ``policy_blocked`` | ``safety_blocked`` | ``queued`` |
 ``executed`` (→ ``failed`` when the write itself fails). Each step only touches rows that are still
-``proposed`` (routing: still undecided), so a block can never be undone by a later step.
+``proposed`` (routing: still undecided), so a block can never be undone by a later step. Two more
+verdicts say an action was not written *this* cycle without judging it: ``deferred`` (it waits:
+the per-tick limit, the kill switch, another run wrote the entity meanwhile) and ``superseded``
+(another action on the same entity replaced it).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import pandas as pd
 
 BUDGET_TYPES = ("scale_up", "scale_down")
 PROTECTIVE_TYPES = ("pause", "publish_winner", "scale_down")  # cut or hold spend; never raise it
-VERDICTS = ("proposed", "policy_blocked", "safety_blocked", "queued", "executed", "failed")
+VERDICTS = ("proposed", "policy_blocked", "safety_blocked", "deferred", "superseded", "queued", "executed", "failed")
 
 ACTION_COLUMNS = [
     "id", "type", "entity_type", "entity_id", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
     "current_budget_minor", "new_budget_minor", "confidence", "roas_7d", "spend_7d", "impressions_7d",
     "age_hours", "creative_id", "creative_approved", "countries", "spain_share", "top_country_share",
-    "loser_ad_ids", "hours_since_last_action", "minor_per_unit", "verdict", "reasons",
+    "loser_ad_ids", "hours_since_last_action", "hours_since_creative_change", "changed_24h_pct", "minor_per_unit",
+    "verdict", "reasons",
 ]
 
 
@@ -32,6 +36,30 @@ def action_id(as_of: str, entity_type: str, entity_id: str, action_type: str) ->
 
 def empty_actions() -> pd.DataFrame:
     return pd.DataFrame(columns=ACTION_COLUMNS)
+
+
+def written_entities(actions: pd.DataFrame) -> pd.DataFrame:
+    """Every entity each action writes, one row each: (position, entity_type, entity_id).
+
+    ``position`` is the row's position in ``actions``. An A/B decision writes its winner (kept
+    ACTIVE) and every loser (PAUSED); any other action writes its own entity.
+    """
+    own = pd.DataFrame({"position": np.arange(len(actions)), "entity_type": actions["entity_type"].to_numpy(),
+                        "entity_id": actions["entity_id"].to_numpy()})
+    losers = [
+        (position, "ad", ad)
+        for position, ads in enumerate(actions["loser_ad_ids"]) if isinstance(ads, (list, tuple))
+        for ad in ads
+    ]
+    frame = pd.concat([own, pd.DataFrame(losers, columns=["position", "entity_type", "entity_id"])], ignore_index=True)
+    return frame.astype({"position": int, "entity_type": object, "entity_id": object})
+
+
+def is_approval(actions: pd.DataFrame) -> np.ndarray:
+    """Rows that carry out a person's approval (``approved_in_run`` set), not this cycle's own proposals."""
+    if "approved_in_run" not in actions:
+        return np.zeros(len(actions), dtype=bool)
+    return actions["approved_in_run"].notna().to_numpy()
 
 
 def add_reason(actions: pd.DataFrame, mask: Iterable[bool], message: str | Iterable[str]) -> None:

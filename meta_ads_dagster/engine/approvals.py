@@ -3,9 +3,15 @@
 An approval is a person saying "yes" to what a cycle proposed hours ago; it never bypasses the
 guard rails. Each approved action is rebuilt from the *current* metrics (today's budget, today's
 confidence, the cooldown history) and passes the PolicyEngine (with the human limit,
-MAX_DAILY_CHANGE_PCT) and the SafetyEngine (spend cap, cooldown, embargo, minimum data) again.
-It is also refused when the entity is no longer active or a newer hard stop holds on it or on
-its campaign or ad set. What survives is executed with the reviewer as the actor.
+MAX_DAILY_CHANGE_PCT) and the SafetyEngine (spend caps, cooldown, embargo, minimum data) again.
+
+It is not carried out when the entity is no longer active, when its budget is no longer the one
+the person saw (``superseded``: a person approved numbers that are no longer true), or, for
+anything but a pause, when a newer hard stop holds on it or on its campaign or ad set. An approved
+pause agrees with a hard stop on the same entity: it is carried out, and this cycle's own queued
+hard stop for that entity is superseded by it. What survives is executed with the reviewer as the
+actor; one write per entity and the per-tick limit then apply to approvals like to any action
+(``routing.limit_writes``).
 """
 
 from __future__ import annotations
@@ -14,16 +20,26 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import ACTION_COLUMNS, add_reason, set_verdict
+from .actions import ACTION_COLUMNS, add_reason, set_verdict, written_entities
+from .history import describe, over_written_entities
 from .policy import PolicyEngine
-from .safety import AccountSpend, SafetyEngine, hours_since_last_action
+from .safety import AccountSpend, SafetyEngine
 
-APPROVAL_COLUMNS = ["action_id", "cycle_run_id", "type", "entity_type", "entity_id", "rule", "amount_pct", "loser_ad_ids", "decided_by"]
+APPROVAL_COLUMNS = [
+    "action_id", "cycle_run_id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_minor",
+    "loser_ad_ids", "decided_by", "decided_at",
+]
 
 
 def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per_unit: int, as_of: pd.Timestamp, history: pd.DataFrame) -> pd.DataFrame:
-    """Approved ledger rows as action rows built from the current metrics (verdict ``proposed``)."""
-    current = approved[APPROVAL_COLUMNS].merge(metrics, on=["entity_type", "entity_id"], how="left")
+    """Approved ledger rows as action rows built from the current metrics (verdict ``proposed``).
+
+    Extra columns: ``active`` (the entity is live now), ``approved_budget_minor`` (the budget the
+    person saw), ``actor``, ``approved_in_run`` and ``decided_at``.
+    """
+    current = approved[APPROVAL_COLUMNS].rename(columns={"current_budget_minor": "approved_budget_minor"}).merge(
+        metrics, on=["entity_type", "entity_id"], how="left"
+    )
     is_budget = current["type"].isin(["scale_up", "scale_down"])
     actions = pd.DataFrame(
         {
@@ -42,47 +58,62 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "roas_7d": current["roas_7d"],
             "spend_7d": current["spend_7d"],
             "impressions_7d": current["impressions_7d"],
-            "age_hours": (as_of - current["created_time"]).dt.total_seconds() / 3600,
+            "age_hours": np.nan,
             "creative_id": current["creative_id"],
             "creative_approved": current["creative_approved"],
             "countries": current["countries"],
             "spain_share": current["spain_share"],
             "top_country_share": current["top_country_share"],
             "loser_ad_ids": current["loser_ad_ids"],
-            "hours_since_last_action": np.nan,
             "minor_per_unit": minor_per_unit,
             "verdict": "proposed",
             "reasons": [[f"approved by {who} (proposed in run {run})"] for who, run in zip(current["decided_by"], current["cycle_run_id"])],
         },
         columns=ACTION_COLUMNS,
     )
-    actions["hours_since_last_action"] = hours_since_last_action(actions, history, as_of)
+    ages = metrics.set_index(["entity_type", "entity_id"])["created_time"]
+    actions["age_hours"] = over_written_entities(actions, (as_of - ages).dt.total_seconds() / 3600)
+    actions = describe(actions, history, as_of)
     actions["active"] = current["effective_active"].fillna(False).astype(bool).to_numpy()
+    actions["approved_budget_minor"] = current["approved_budget_minor"].astype(float).to_numpy()
+    actions["actor"] = current["decided_by"].to_numpy()
+    actions["approved_in_run"] = current["cycle_run_id"].to_numpy()
+    actions["decided_at"] = pd.to_datetime(current["decided_at"], utc=True).to_numpy()
     return actions
+
+
+def _held_by_hard_stop(actions: pd.DataFrame, cycle_actions: pd.DataFrame) -> np.ndarray:
+    """Rows whose entity, campaign or ad set this cycle hard-stops (executed or queued)."""
+    stops = cycle_actions[cycle_actions["rule"].eq("hard_stop") & cycle_actions["verdict"].isin(["executed", "queued"])]
+    return (
+        actions["entity_id"].isin(stops["entity_id"])
+        | actions["campaign_id"].isin(stops.loc[stops["entity_type"] == "campaign", "entity_id"])
+        | actions["adset_id"].isin(stops.loc[stops["entity_type"] == "adset", "entity_id"])
+    ).to_numpy()
 
 
 def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: AccountSpend, settings: Settings) -> pd.DataFrame:
     """Guard rails again, then ``executed`` for what still holds (see the module docstring)."""
     actions = candidates.copy()
     set_verdict(actions, ~actions.pop("active").to_numpy(), "safety_blocked", "no longer active: approval not carried out")
-    stops = cycle_actions[cycle_actions["rule"].eq("hard_stop") & cycle_actions["verdict"].isin(["executed", "queued"])]
-    stopped = (
-        actions["entity_id"].isin(stops["entity_id"])
-        | actions["campaign_id"].isin(stops.loc[stops["entity_type"] == "campaign", "entity_id"])
-        | actions["adset_id"].isin(stops.loc[stops["entity_type"] == "adset", "entity_id"])
-    )
-    set_verdict(actions, stopped.to_numpy(), "safety_blocked", "a newer hard stop holds on this entity: approval not carried out")
-    touched = cycle_actions.loc[cycle_actions["verdict"] == "executed", ["entity_type", "entity_id"]]
-    busy = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).isin(pd.MultiIndex.from_frame(touched)) if len(touched) else np.zeros(len(actions), bool)
-    set_verdict(actions, busy, "safety_blocked", "this cycle already changes this entity: approval not carried out")
 
-    # The cycle's own raises come first: an approval gets only the room they left under the cap.
-    raised = cycle_actions[cycle_actions["type"].eq("scale_up") & cycle_actions["verdict"].eq("executed")]
-    raised_by = float(((raised["new_budget_minor"] - raised["current_budget_minor"]) / raised["minor_per_unit"]).sum())
-    spend_now = AccountSpend(spend.total_active_daily_budget + raised_by, spend.spend_today + raised_by)
+    is_budget = actions["type"].isin(["scale_up", "scale_down"]).to_numpy()
+    seen, now = actions.pop("approved_budget_minor").to_numpy(dtype=float), actions["current_budget_minor"].to_numpy(dtype=float)
+    changed = is_budget & ~np.isnan(seen) & (seen != now)
+    per_unit = actions["minor_per_unit"].astype(float).to_numpy()
+    add_reason(actions, changed & actions["verdict"].eq("proposed").to_numpy(), [
+        f"the budget changed since it was proposed ({s / u:,.2f} → {n / u:,.2f}): the approved numbers are no longer true, not carried out"
+        for s, n, u in zip(seen, now, per_unit)
+    ])
+    actions.loc[changed & actions["verdict"].eq("proposed").to_numpy(), "verdict"] = "superseded"
 
+    pausing = actions["type"].eq("pause").to_numpy()
+    set_verdict(actions, _held_by_hard_stop(actions, cycle_actions) & ~pausing, "safety_blocked",
+                "a newer hard stop holds on this entity: approval not carried out")
+
+    # The cycle's own raises come first: an approval gets only the room they left under the caps.
     human = settings.with_mode("suggest")  # a person approved it: the human limit applies
-    actions = SafetyEngine(human).evaluate(PolicyEngine(human).evaluate(actions), spend_now)
+    actions = SafetyEngine(human).evaluate(PolicyEngine(human).evaluate(actions), spend.after_raises(cycle_actions))
     go = actions["verdict"].eq("proposed").to_numpy()
     add_reason(actions, go, "re-validated against the current account: executing")
     actions.loc[go, "verdict"] = "executed"
@@ -90,14 +121,15 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
 
 
 def supersede_by_approvals(actions: pd.DataFrame, approved: pd.DataFrame) -> pd.DataFrame:
-    """This cycle's own newly queued proposal for an entity whose approved twin (same entity and
-    type) executes in this cycle is moot: it is not queued again."""
-    going = approved.loc[approved["verdict"] == "executed", ["entity_type", "entity_id", "type"]]
+    """This cycle's own newly queued proposal for an entity an approval writes in this cycle is
+    moot (the entity changes under it): it is superseded, not queued again."""
+    going = approved[approved["verdict"] == "executed"].reset_index(drop=True)
     actions = actions.copy()
     if going.empty or actions.empty:
         return actions
-    keys = ["entity_type", "entity_id", "type"]
-    moot = pd.MultiIndex.from_frame(actions[keys]).isin(pd.MultiIndex.from_frame(going)) & actions["verdict"].eq("queued").to_numpy()
-    add_reason(actions, moot, "an approved action for this entity executes in this cycle: not queued again")
-    actions.loc[moot, "verdict"] = "safety_blocked"
+    touched = written_entities(going)
+    keys = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]])
+    moot = keys.isin(pd.MultiIndex.from_frame(touched[["entity_type", "entity_id"]])) & actions["verdict"].eq("queued").to_numpy()
+    add_reason(actions, moot, "an approved action writes this entity in this cycle: superseded, not queued again")
+    actions.loc[moot, "verdict"] = "superseded"
     return actions

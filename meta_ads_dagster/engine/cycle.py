@@ -1,6 +1,7 @@
 """One optimization cycle as plain functions: the Dagster ops and ``meta-ads plan`` both call these.
 
-collect (frames) → propose → policy → safety → route → (execute, outside the engine) → summarize
+collect (frames) → propose → policy → safety → route → (approvals join) → limit writes →
+(execute, outside the engine) → summarize
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import pandas as pd
 from ..settings import Settings
 from .ab_tests import evaluate_ab_tests
 from .actions import optional_float
+from .actions import is_approval
 from .decisions import campaigns_in_scope, propose_actions
 from .fatigue import detect_fatigue
+from .history import describe, history_frame
 from .metrics import entity_table, roas_metrics
 from .policy import PolicyEngine
-from .routing import route_actions
-from .safety import AccountSpend, SafetyEngine, hours_since_last_action
+from .routing import limit_writes, route_actions
+from .safety import AccountSpend, SafetyEngine
 from .snapshot import AccountSnapshot
 from .spikes import detect_spikes
 
@@ -41,24 +44,28 @@ def decide(
     spikes: pd.DataFrame,
     fatigue: pd.DataFrame,
     settings: Settings,
-    last_actions: pd.DataFrame,
-) -> pd.DataFrame:
-    """Propose actions and note how long ago each entity was last changed (for the cooldown).
+    history: pd.DataFrame,
+    last_evaluated: pd.Series | None = None,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Propose actions for the campaigns in scope and describe each one's history (cooldown,
+    creative embargo, the rolling 24 h change). Returns (actions, campaign ids in scope).
 
-    ``last_actions``: rows of (entity_type, entity_id, executed_at) from the ledger and/or the
-    snapshot's ``recent_actions``.
+    ``history``: the ledger's and/or the snapshot's ``recent_actions`` (engine/history.py);
+    ``last_evaluated``: campaign id → when a tick last evaluated it (the scope's rotation).
     """
-    actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings)
-    actions["hours_since_last_action"] = hours_since_last_action(actions, last_actions, snapshot.as_of)
-    return actions
+    scope = campaigns_in_scope(metrics, settings, snapshot.as_of, last_evaluated)
+    actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings, scope)
+    return describe(actions, history, snapshot.as_of), scope
 
 
 def account_spend(snapshot: AccountSnapshot, metrics: pd.DataFrame) -> AccountSpend:
     holders = metrics[metrics["is_budget_holder"] & metrics["effective_active"]]
     campaigns = metrics[metrics["entity_type"] == "campaign"]
+    budgets = holders["daily_budget"].astype(float) / snapshot.minor_per_unit
     return AccountSpend(
-        total_active_daily_budget=float(holders["daily_budget"].astype(float).sum()) / snapshot.minor_per_unit,
+        total_active_daily_budget=float(budgets.sum()),
         spend_today=float(campaigns["spend_today"].sum()),
+        campaign_budgets=budgets.groupby(holders["campaign_id"]).sum(),
     )
 
 
@@ -66,29 +73,54 @@ def apply_guard_rails(actions: pd.DataFrame, spend: AccountSpend, settings: Sett
     return SafetyEngine(settings).evaluate(PolicyEngine(settings).evaluate(actions), spend)
 
 
-def plan_cycle(snapshot: AccountSnapshot, settings: Settings, last_actions: pd.DataFrame | None = None):
+def plan_cycle(snapshot: AccountSnapshot, settings: Settings, history: pd.DataFrame | None = None):
     """Everything up to execution: returns (routed actions, campaigns evaluated)."""
     settings = settings.for_account(snapshot.account_id)
     frames = analyze(snapshot)
-    history = snapshot.recent_actions if last_actions is None else last_actions
-    actions = decide(snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings, history)
+    history = history_frame([snapshot.recent_actions]) if history is None else history
+    actions, scope = decide(snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings, history)
     guarded = apply_guard_rails(actions, account_spend(snapshot, frames["roas_metrics"]), settings)
-    evaluated = len(campaigns_in_scope(frames["roas_metrics"], settings.max_campaigns_per_tick))
-    return route_actions(guarded, settings), evaluated
+    return limit_writes(route_actions(guarded, settings), settings), len(scope)
 
 
-def summarize(actions: pd.DataFrame, campaigns_evaluated: int) -> dict:
-    """The tick counters of SNAPSHOT.md's ``stats``; ``errors`` names each failed action's error."""
-    counts = actions["verdict"].value_counts()
+def sanity_warnings(metrics: pd.DataFrame, settings: Settings) -> list[str]:
+    """The seed's sanity check "very low ROAS + high confidence → warning": active entities whose
+    7-day ROAS is below half the hard-stop threshold, held with at least the hard stop's
+    confidence (the hard stop pauses them; so low a ROAS that firmly also smells of broken
+    tracking, worth a person's look)."""
+    active = metrics[metrics["effective_active"]]
+    low = active[(active["roas_7d"] < settings.hard_stop_roas / 2) & (active["confidence"] >= settings.hard_stop_confidence)]
+    return [
+        f"sanity check: {row.entity_type} {row.entity_id} has a very low 7-day ROAS {row.roas_7d:.2f} with high confidence "
+        f"{row.confidence:.2f} (spend {row.spend_7d:,.2f}): check its conversion tracking"
+        for row in low.itertuples(index=False)
+    ]
+
+
+def summarize(actions: pd.DataFrame, campaigns_evaluated: int, started_at: str, completed_at: str) -> dict:
+    """The tick counters of the plan output's ``stats`` (docs/snapshot-format.md), the seed's
+    /run-once response. The ``actions_*`` counters count this cycle's own proposals; approvals a
+    person gave earlier are counted apart (``approvals_executed``, ``approvals_not_executed``).
+    ``errors`` names each failed write; ``success`` is true when no write failed."""
+    approval = is_approval(actions)
+    own = actions[~approval]["verdict"].value_counts()
     failed = actions[actions["verdict"] == "failed"]
+    approvals = actions[approval]
     return {
+        "success": failed.empty,
+        "tick_started_at": started_at,
+        "tick_completed_at": completed_at,
         "campaigns_evaluated": int(campaigns_evaluated),
-        "actions_generated": int(len(actions)),
-        "actions_policy_blocked": int(counts.get("policy_blocked", 0)),
-        "actions_safety_blocked": int(counts.get("safety_blocked", 0)),
-        "actions_queued": int(counts.get("queued", 0)),
-        "actions_executed": int(counts.get("executed", 0)),
-        "actions_failed": int(counts.get("failed", 0)),
+        "actions_generated": int((~approval).sum()),
+        "actions_policy_blocked": int(own.get("policy_blocked", 0)),
+        "actions_safety_blocked": int(own.get("safety_blocked", 0)),
+        "actions_deferred": int(own.get("deferred", 0)),
+        "actions_superseded": int(own.get("superseded", 0)),
+        "actions_queued": int(own.get("queued", 0)),
+        "actions_executed": int(own.get("executed", 0)),
+        "actions_failed": int(own.get("failed", 0)),
+        "approvals_executed": int(approvals["verdict"].eq("executed").sum()),
+        "approvals_not_executed": int((~approvals["verdict"].eq("executed")).sum()),
         "errors": [f"{a.type} {a.entity_type} {a.entity_id}: {a.reasons[-1]}" for a in failed.itertuples(index=False)],
     }
 
@@ -115,11 +147,14 @@ def contract_actions(actions: pd.DataFrame) -> list[dict]:
 
 
 def plan_document(snapshot: AccountSnapshot, settings: Settings) -> dict:
-    """``meta-ads plan``: a pure dry run of one cycle (cooldowns from ``recent_actions`` only)."""
+    """``meta-ads plan``: a pure dry run of one cycle (cooldowns from ``recent_actions`` only).
+    Its tick is the snapshot's moment: started and completed at ``as_of`` (the same document
+    always gives the same output)."""
     actions, evaluated = plan_cycle(snapshot, settings)
+    as_of = snapshot.as_of.isoformat()
     return {
-        "as_of": snapshot.as_of.isoformat(),
+        "as_of": as_of,
         "mode": settings.meta_auto_mode,
         "actions": contract_actions(actions),
-        "stats": summarize(actions, evaluated),
+        "stats": summarize(actions, evaluated, as_of, as_of),
     }

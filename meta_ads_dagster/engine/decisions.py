@@ -5,7 +5,7 @@
 | hard_stop        | ROAS < HARD_STOP_ROAS and confidence ≥ HARD_STOP_CONFIDENCE | pause (any level)      |
 | ab_winner        | A/B test has a winner (see ab_tests.py)          | publish winner, pause losers      |
 | roas_low         | 7-day ROAS < 1.5                                 | scale down 20–40 %                |
-| spike_down       | purchases spiked down                            | scale down 10 %                   |
+| spike_down       | purchases spiked down and ROAS ≤ 1.5             | scale down 10 %                   |
 | creative_fatigue | last-day CTR ≥ 30 % below 7-day CTR              | create a creative variant         |
 | roas_high        | 7-day ROAS > 3.0                                 | scale up 20–40 %                  |
 | spike_up         | purchases spiked up and ROAS > 2                 | scale up 15 %                     |
@@ -13,9 +13,17 @@
 Budget rules apply to budget holders only (the campaign under CBO, else its ad sets). The 20–40 %
 range grows with how far ROAS is past the threshold (full at ROAS 6 / ROAS 0) times the confidence.
 
+Budget rules need a ROAS confidence of at least MIN_CONFIDENCE (0.65, the seed's
+``evaluate_campaign(min_confidence=0.65)``); hard stops keep their own HARD_STOP_CONFIDENCE. A
+negative spike on a profitable entity (ROAS above 1.5) is reported, not acted on: the seed's safety
+matrix cuts only at ROAS ≤ 1.5 (see :func:`spikes_not_acted_on`).
+
 One entity gets one action, the first in the table's order (a pause beats everything; a cut beats
 a raise; the larger of two cuts or two raises wins); the rules it overruled are named in its
 reasons. Nothing is proposed under an entity that is itself being paused.
+
+Scope: the campaigns a tick evaluates are those that can act (active, past the MIN_AGE_HOURS
+embargo), at most MAX_CAMPAIGNS_PER_TICK of them; see :func:`campaigns_in_scope` for the rotation.
 """
 
 from __future__ import annotations
@@ -23,14 +31,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..settings import Settings
+from ..settings import HOLD_BAND_LOW, Settings
 from .actions import ACTION_COLUMNS, action_id, empty_actions, pct
-from .policy import PolicyEngine
+from .history import over_written_entities
+from .policy import MIN_CONFIDENCE, SCALE_UP_MIN_ROAS, PolicyEngine
 from .snapshot import AccountSnapshot
 
 ROAS_HIGH = 3.0
-ROAS_LOW = 1.5
-SPIKE_UP_MIN_ROAS = 2.0
+ROAS_LOW = HOLD_BAND_LOW
+SPIKE_UP_MIN_ROAS = SCALE_UP_MIN_ROAS
 SCALE_MIN, SCALE_MAX = 0.20, 0.40
 SPIKE_BOOST, SPIKE_CUT = 0.15, 0.10
 FULL_STRENGTH_ROAS_HIGH = 6.0
@@ -38,10 +47,42 @@ FULL_STRENGTH_ROAS_HIGH = 6.0
 RULE_ORDER = ["hard_stop", "ab_winner", "roas_low", "spike_down", "creative_fatigue", "roas_high", "spike_up"]
 
 
-def campaigns_in_scope(metrics: pd.DataFrame, max_campaigns: int) -> pd.Series:
-    """Ids of the active campaigns this tick evaluates: the highest 7-day spend first."""
+def campaigns_in_scope(
+    metrics: pd.DataFrame, settings: Settings, as_of: pd.Timestamp, last_evaluated: pd.Series | None = None
+) -> pd.Series:
+    """Ids of the campaigns this tick evaluates: active and past the MIN_AGE_HOURS embargo (a
+    campaign that cannot act must not take a slot), at most MAX_CAMPAIGNS_PER_TICK.
+
+    ``last_evaluated`` (campaign id → when a tick last evaluated it) makes the slots rotate: a
+    campaign that would otherwise go a day without being looked at comes first (the one evaluated
+    longest ago, or never, first), then the highest 7-day spend, then again the longest ago.
+    """
     campaigns = metrics[(metrics["entity_type"] == "campaign") & metrics["effective_active"]]
-    return campaigns.sort_values(["spend_7d", "entity_id"], ascending=[False, True])["entity_id"].head(max_campaigns)
+    age_hours = (as_of - campaigns["created_time"]).dt.total_seconds() / 3600
+    campaigns = campaigns[(age_hours >= settings.min_age_hours).to_numpy()]
+    seen = pd.Series(dtype="datetime64[ns, UTC]") if last_evaluated is None else pd.to_datetime(last_evaluated, utc=True)
+    last = pd.Series(seen.reindex(campaigns["entity_id"]).to_numpy(), index=campaigns.index, dtype="datetime64[ns, UTC]")
+    hours_ago = ((as_of - last).dt.total_seconds() / 3600).fillna(np.inf).to_numpy()
+    # Picked now or next tick at the latest, a campaign this overdue is still evaluated within 24 h.
+    overdue = hours_ago >= 24 - settings.meta_cycle_interval_minutes / 60
+    ranked = campaigns.assign(urgency=np.where(overdue, hours_ago, -np.inf), hours_ago=hours_ago).sort_values(
+        ["urgency", "spend_7d", "hours_ago", "entity_id"], ascending=[False, False, False, True]
+    )
+    return ranked["entity_id"].head(settings.max_campaigns_per_tick).reset_index(drop=True)
+
+
+def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataFrame:
+    """Negative spikes on budget holders whose 7-day ROAS is above ROAS_LOW: the safety matrix
+    cuts only at ROAS ≤ 1.5, so they are reported (entity, ROAS, reason), never cut."""
+    down = spikes[spikes["direction"].eq("down")][["entity_type", "entity_id", "z"]]
+    rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d"]], on=["entity_type", "entity_id"])
+    rows = rows[rows["roas_7d"] > ROAS_LOW].reset_index(drop=True)
+    rows["reason"] = [
+        f"purchases spiked down (z {z:.1f}), but 7-day ROAS {r:.2f} > {ROAS_LOW}: reported, not cut "
+        f"(safety matrix: scale_down only when ROAS ≤ {ROAS_LOW})"
+        for z, r in zip(rows["z"], rows["roas_7d"])
+    ]
+    return rows
 
 
 def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
@@ -57,15 +98,19 @@ def propose_actions(
     spikes: pd.DataFrame,
     fatigue: pd.DataFrame,
     settings: Settings,
+    scope: pd.Series,
 ) -> pd.DataFrame:
-    """Candidate actions (verdict ``proposed``) for the campaigns in scope this tick.
+    """Candidate actions (verdict ``proposed``) for the campaigns in ``scope`` (campaign ids,
+    :func:`campaigns_in_scope`).
 
     Hard stops are looked for in every active campaign, in scope or not: they only cut spend, and
     a low-spend money pit outside the top MAX_CAMPAIGNS_PER_TICK must not run on forever.
     """
     active = metrics[metrics["effective_active"]]
-    live = active[active["campaign_id"].isin(campaigns_in_scope(metrics, settings.max_campaigns_per_tick))]
+    live = active[active["campaign_id"].isin(scope)]
     holders = live[live["is_budget_holder"]]
+    # The seed's min_confidence: no budget action on a ROAS held with less confidence than this.
+    holders = holders[(holders["confidence"] >= MIN_CONFIDENCE).to_numpy()]
     roas = holders["roas_7d"]
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
 
@@ -90,7 +135,7 @@ def propose_actions(
         _rule(holders[(roas < ROAS_LOW).to_numpy()], "scale_down", "roas_low",
               lambda m: scale_pct((ROAS_LOW - m["roas_7d"]) / ROAS_LOW, m["confidence"]),
               lambda m: [f"7-day ROAS {r:.2f} < {ROAS_LOW}" for r in m["roas_7d"]]),
-        _rule(holders[spike == "down"], "scale_down", "spike_down", lambda m: SPIKE_CUT,
+        _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy()], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
         _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
               "create_variant", "creative_fatigue", None,
@@ -108,17 +153,24 @@ def propose_actions(
     found = [c for c in candidates if not c.empty]
     if not found:
         return empty_actions()
-    actions = _drop_under_paused(_one_per_entity(pd.concat(found, ignore_index=True)))
+    actions = _drop_under_paused(_one_per_entity(pd.concat(found, ignore_index=True))).reset_index(drop=True)
     losers = winners.set_index("winner_ad_id")["loser_ad_ids"]
     actions["loser_ad_ids"] = actions["entity_id"].map(losers).where(actions["type"].eq("publish_winner"), None)
+    unacted = spikes_not_acted_on(metrics, spikes).set_index(["entity_type", "entity_id"])["reason"]
+    noted = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).map(unacted.get)
+    actions["reasons"] = [reasons + [n] if isinstance(n, str) else reasons for reasons, n in zip(actions["reasons"], noted)]
 
     as_of = snapshot.as_of.isoformat()
     actions["id"] = [action_id(as_of, t, e, a) for t, e, a in zip(actions["entity_type"], actions["entity_id"], actions["type"])]
     actions["current_budget_minor"] = actions["daily_budget"].where(actions["type"].isin(["scale_up", "scale_down"]))
     actions["amount_pct"] = actions["proposed_pct"]
     actions["new_budget_minor"] = np.nan
-    actions["age_hours"] = (snapshot.as_of - actions["created_time"]).dt.total_seconds() / 3600
+    # The youngest entity the action writes (an A/B decision writes every arm) sets its age.
+    ages = metrics.set_index(["entity_type", "entity_id"])["created_time"]
+    actions["age_hours"] = over_written_entities(actions, (snapshot.as_of - ages).dt.total_seconds() / 3600)
     actions["hours_since_last_action"] = np.nan
+    actions["hours_since_creative_change"] = np.nan
+    actions["changed_24h_pct"] = 0.0
     actions["minor_per_unit"] = snapshot.minor_per_unit
     actions["verdict"] = "proposed"
     return actions[ACTION_COLUMNS].reset_index(drop=True)

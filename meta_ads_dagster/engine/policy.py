@@ -5,14 +5,21 @@ per-action API (``can_scale_budget(current, new, is_auto)``), arrays for the vec
 (``evaluate(actions)``), from one implementation.
 
 Product decisions implemented here:
-- a budget change above the mode's limit (MAX_DAILY_CHANGE_PCT in suggest mode,
-  MAX_AUTO_CHANGE_PCT in auto mode) is clamped to the limit and re-validated, not dropped; new
+- the limits are per day, as the seed says: a budget change above what is left of the mode's
+  limit (MAX_DAILY_CHANGE_PCT in suggest mode and for anything a person approved,
+  MAX_AUTO_CHANGE_PCT in auto mode) over the rolling 24 h (``changed_24h_pct``: the entity's
+  executed changes in the last 24 h, rollbacks excluded) is clamped to it and re-validated, not
+  dropped; blocked when less than MIN_MEANINGFUL_CHANGE is left of a limit already partly used. New
   budgets are whole minor units rounded toward the current budget, so a clamped change stays
   within the limit;
 - a raise that would take a budget above MAX_CAMPAIGN_BUDGET_USD is clamped to it, and blocked when
-  less than MIN_MEANINGFUL_CHANGE would be left; a cut is never blocked for that cap;
+  less than MIN_MEANINGFUL_CHANGE would be left; a cut is never blocked for that cap (the campaign
+  *total* under ad-set budgets is the SafetyEngine's, served like the spend cap);
+- the seed's safety matrix: scale_down only when ROAS ≤ 1.5, scale_up only when ROAS ≥ 2.0, and no
+  budget change on a ROAS held with less than MIN_CONFIDENCE (0.65);
 - a raise for an entity whose 7-day country spend mix breaks the geo rules is blocked;
-- a creative variant is blocked while the ad is younger than CREATIVE_EMBARGO_HOURS.
+- a creative variant is blocked within CREATIVE_EMBARGO_HOURS of the ad's last creative change
+  (the seed's "48h cooldown between creative changes").
 """
 
 from __future__ import annotations
@@ -22,10 +29,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..settings import Settings
+from ..settings import HOLD_BAND_LOW, Settings
 from .actions import BUDGET_TYPES, as_array, checked, note, pct, pct_text, set_verdict
 
 MIN_MEANINGFUL_CHANGE = 0.05  # a raise clamped below 5 % is not worth an action
+MIN_CONFIDENCE = 0.65  # the seed's evaluate_campaign(min_confidence=0.65): budget changes only above it
+SCALE_DOWN_MAX_ROAS = HOLD_BAND_LOW  # the seed's safety matrix: scale_down only when ROAS ≤ 1.5
+SCALE_UP_MIN_ROAS = 2.0  # ... and scale_up only when ROAS ≥ 2.0
+GEO_SUM_TOLERANCE = 1e-6
 EPS = 1e-9
 
 
@@ -66,18 +77,25 @@ class PolicyEngine:
                        f"hard stop: ROAS below {s.hard_stop_roas} with confidence ≥ {s.hard_stop_confidence}")
 
     def validate_geo_distribution(self, distribution: Mapping[str, float], countries: Sequence[str]):
-        """Spend mix rules: ES ≥ MIN_SPAIN_PERCENTAGE when ES is targeted; no country above
-        MAX_SINGLE_COUNTRY_PCT unless ES is the only target. ``distribution``: country → spend."""
-        total = sum(distribution.values())
-        shares = {c: v / total for c, v in distribution.items()} if total > 0 else {}
+        """Geo rules on a budget split: ``distribution`` maps country → share of the budget (0.35 =
+        35 %). The shares must be non-negative and sum to 100 %; ES ≥ MIN_SPAIN_PERCENTAGE when ES
+        is targeted; no country above MAX_SINGLE_COUNTRY_PCT unless ES is the only target."""
+        shares = {country: float(share) for country, share in distribution.items()}
+        if any(not np.isfinite(share) or share < 0 for share in shares.values()):
+            return False, "geo: every share must be a finite number ≥ 0"
+        total = sum(shares.values())
+        if abs(total - 1.0) > GEO_SUM_TOLERANCE:
+            return False, f"geo: shares sum to {pct(total)}, they must sum to 100%"
         allowed, reason = self.geo_rules(shares.get("ES", 0.0), max(shares.values(), default=0.0), [tuple(countries)])
         return bool(allowed[0]), str(reason[0])
 
-    def can_change_creative(self, hours_live):
-        """A creative may change only after CREATIVE_EMBARGO_HOURS live."""
-        allowed = as_array(hours_live) >= self.settings.creative_embargo_hours
-        blocked = f"creative embargo: live for less than {self.settings.creative_embargo_hours:g} h"
-        return checked(hours_live, allowed, np.full(allowed.shape, blocked, dtype=object), "creative outside its embargo")
+    def can_change_creative(self, hours_since_last_change):
+        """The seed's 48 h cooldown between creative changes: a creative may change again only
+        CREATIVE_EMBARGO_HOURS after the ad's last creative change (NaN: never changed)."""
+        hours = np.nan_to_num(as_array(hours_since_last_change), nan=np.inf)
+        allowed = hours >= self.settings.creative_embargo_hours
+        blocked = f"creative embargo: the creative changed less than {self.settings.creative_embargo_hours:g} h ago"
+        return checked(hours_since_last_change, allowed, np.full(allowed.shape, blocked, dtype=object), "creative outside its embargo")
 
     def validate_action(self, action: Mapping) -> tuple[bool, str]:
         """One action (a mapping with the action frame's columns) through every policy check."""
@@ -111,10 +129,27 @@ class PolicyEngine:
         limit = s.budget_change_limit
         mode = "auto" if s.is_auto else "daily"
 
+        roas = actions["roas_7d"].astype(float).to_numpy()
+        confidence = actions["confidence"].astype(float).to_numpy()
+        set_verdict(actions, is_budget & ~(np.nan_to_num(confidence) >= MIN_CONFIDENCE), "policy_blocked",
+                    "ROAS confidence " + np.char.mod("%.2f", np.nan_to_num(confidence)).astype(object) + f" below {MIN_CONFIDENCE}: no budget change")
+        set_verdict(actions, kind.eq("scale_down").to_numpy() & ~(roas <= SCALE_DOWN_MAX_ROAS), "policy_blocked",
+                    f"safety matrix: scale_down only when ROAS ≤ {SCALE_DOWN_MAX_ROAS}")
+        set_verdict(actions, kind.eq("scale_up").to_numpy() & ~(roas >= SCALE_UP_MIN_ROAS), "policy_blocked",
+                    f"safety matrix: scale_up only when ROAS ≥ {SCALE_UP_MIN_ROAS}")
+
+        # The limit is per day: what the entity's executed changes of the last 24 h used is gone.
+        used = np.nan_to_num(actions["changed_24h_pct"].astype(float).to_numpy(), nan=0.0)
+        room = np.maximum(limit - used, 0.0)
+        used_up = is_budget & (used > EPS) & (room < MIN_MEANINGFUL_CHANGE - EPS)
+        set_verdict(actions, used_up, "policy_blocked",
+                    "rolling 24 h change limit reached: " + pct_text(used) + f" already changed of the {pct(limit)} {mode} limit")
         proposed = actions["proposed_pct"].astype(float).to_numpy()
-        over_limit = is_budget & (proposed > limit + EPS)
-        note(actions, over_limit, "budget change clamped from " + pct_text(proposed) + f" to the {pct(limit)} {mode} limit")
-        amount = np.where(over_limit, limit, proposed)
+        over_limit = is_budget & (proposed > room + EPS)
+        note(actions, over_limit & (used <= EPS), "budget change clamped from " + pct_text(proposed) + f" to the {pct(limit)} {mode} limit")
+        note(actions, over_limit & (used > EPS), "budget change clamped from " + pct_text(proposed) + " to the " + pct_text(room)
+             + f" left of the {pct(limit)} {mode} limit (" + pct_text(used) + " changed in the last 24 h)")
+        amount = np.where(over_limit, room, proposed)
 
         minor = actions["minor_per_unit"].astype(float).to_numpy()
         current = actions["current_budget_minor"].astype(float).to_numpy()
@@ -141,6 +176,6 @@ class PolicyEngine:
         )
         set_verdict(actions, kind.eq("scale_up").to_numpy() & ~geo_ok, "policy_blocked", geo_reason)
 
-        creative_ok, creative_reason = self.can_change_creative(actions["age_hours"].astype(float).to_numpy())
+        creative_ok, creative_reason = self.can_change_creative(actions["hours_since_creative_change"].astype(float).to_numpy())
         set_verdict(actions, kind.eq("create_variant").to_numpy() & ~creative_ok, "policy_blocked", creative_reason)
         return actions

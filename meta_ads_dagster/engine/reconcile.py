@@ -71,3 +71,28 @@ def with_prior_state(actions: pd.DataFrame, snapshot: AccountSnapshot) -> pd.Dat
         lambda ads: {ad: ad_status.get(ad) for ad in ads} if isinstance(ads, (list, tuple)) else None
     )
     return actions
+
+
+def stale_queued(queued: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
+    """Queued rows (pending or approved) whose numbers the account no longer bears out, with
+    ``why``: a person must never approve (or have carried out) "100 → 80" for a budget that is 90
+    now. Stale: the entity is gone; a budget action's entity has another budget than the one it was
+    proposed against; any other action's entity is no longer ACTIVE."""
+    rows = queued.merge(_current_state(snapshot), on=["entity_type", "entity_id"], how="left")
+    budget_now = pd.to_numeric(rows["budget_now"], errors="coerce")
+    proposed_from = pd.to_numeric(rows["current_budget_minor"], errors="coerce")
+    per_unit = pd.to_numeric(rows["minor_per_unit"], errors="coerce").fillna(100)
+    gone = rows["status_now"].isna()
+    is_budget = rows["type"].isin(["scale_up", "scale_down"])
+    budget_moved = is_budget & ~gone & proposed_from.notna() & budget_now.ne(proposed_from)
+    not_active = ~is_budget & ~gone & rows["status_now"].ne("ACTIVE")
+    rows["why"] = [
+        "superseded: the entity is no longer in the account" if g
+        else f"superseded: the budget changed since it was proposed ({p / u:,.2f} → {b / u:,.2f})" if moved
+        else f"superseded: the entity is {status} now" if inactive
+        else ""
+        for g, moved, inactive, p, b, u, status in zip(
+            gone, budget_moved, not_active, proposed_from, budget_now, per_unit, rows["status_now"]
+        )
+    ]
+    return rows[rows["why"] != ""][[*queued.columns, "why"]]

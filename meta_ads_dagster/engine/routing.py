@@ -6,11 +6,22 @@
   unit that only pauses losers), budget changes ≤ MAX_AUTO_CHANGE_PCT with confidence ≥ 0.75, and
   creative variants only when REQUIRE_HUMAN_APPROVAL_CREATIVES is off. Resume and reallocate are
   always queued. Everything else that passed is queued.
-- Always a person, even in auto mode: a budget change above APPROVAL_MIN_BUDGET_CHANGE_USD ($500)
-  and a mass pause (more than MASS_PAUSE_LIMIT pauses in one cycle, hard stops included).
-- Per tick at most MAX_ACTIONS_PER_TICK live actions besides hard stops; protective actions
-  (pauses, cuts) are served first, then by 7-day spend. The rest are deferred (safety_blocked) and
-  proposed again next cycle.
+- Always a person, even in auto mode: a budget change above APPROVAL_MIN_BUDGET_CHANGE_USD ($500).
+- Mass pause: more pauses in one cycle than MASS_PAUSE_LIMIT (hard stops and A/B losers alike)
+  smells of bad data, but the worst day is the day the brake must work. So up to MASS_PAUSE_LIMIT
+  pauses execute, those losing the most money per day first (7-day spend per day × (1 − ROAS));
+  the rest are queued for a person with that reason.
+
+Then, once a person's approvals have joined the cycle (:func:`limit_writes`):
+
+- at most one write per entity per cycle: an entity written by two executable actions keeps the
+  first (hard stops, then protective actions, then approvals, newest first) and the others are
+  ``superseded``; an A/B decision writes every arm, so one ad is never paused twice;
+- at most MAX_ACTIONS_PER_TICK executed actions besides hard stops, approvals included; protective
+  actions (pauses, cuts) are served first, then approvals, then by 7-day spend. The rest are
+  ``deferred``: proposed again next cycle (an approval stays approved);
+- META_AUTO_ENABLED=false (the seed's kill switch) defers every write: the cycle evaluates and
+  records, and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +30,11 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, add_reason, note
+from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, add_reason, is_approval, note, written_entities
 from .policy import EPS
 from .safety import AUTO_MIN_CONFIDENCE, SafetyEngine
+
+PAUSING_TYPES = ("pause", "publish_winner")
 
 
 def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -35,7 +48,7 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         small = np.nan_to_num(actions["amount_pct"].astype(float).to_numpy(), nan=np.inf) <= settings.max_auto_change_pct + EPS
         budget = kind.isin(BUDGET_TYPES).to_numpy()
         auto_ok = (
-            kind.isin(["pause", "publish_winner"]).to_numpy()
+            kind.isin(PAUSING_TYPES).to_numpy()
             | (budget & small & confident)
             | (kind.eq("create_variant").to_numpy() & (not settings.require_human_approval_creatives))
         )
@@ -57,15 +70,25 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     queue = proposed & ~execute
     note(actions, queue, why_queued)
     actions.loc[queue, "verdict"] = "queued"
-    _limit_per_tick(actions, settings.max_actions_per_tick)
     return actions
 
 
+def money_lost_per_day(actions: pd.DataFrame) -> np.ndarray:
+    """7-day spend per day × (1 − ROAS): what an entity loses a day (negative: it earns)."""
+    spend = actions["spend_7d"].astype(float).fillna(0.0).to_numpy() / 7
+    return spend * (1 - actions["roas_7d"].astype(float).fillna(0.0).to_numpy())
+
+
+def _pauses_of(actions: pd.DataFrame) -> np.ndarray:
+    """How many ads, ad sets or campaigns each action pauses (an A/B decision: its losers)."""
+    losers = actions["loser_ad_ids"].map(lambda ads: len(ads) if isinstance(ads, (list, tuple)) else 0).to_numpy()
+    return np.where(actions["type"].eq("publish_winner").to_numpy(), losers, actions["type"].eq("pause").to_numpy().astype(int))
+
+
 def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarray, settings: Settings) -> np.ndarray:
-    """What needs a person even in auto mode (the seed's security rules): a budget change larger
-    than APPROVAL_MIN_BUDGET_CHANGE_USD, and a mass pause (more than MASS_PAUSE_LIMIT pauses in one
-    cycle, hard stops and A/B losers included: so many at once smells of bad data). Fills in
-    ``why_queued`` for them."""
+    """What needs a person even in auto mode: a budget change larger than
+    APPROVAL_MIN_BUDGET_CHANGE_USD, and the pauses past MASS_PAUSE_LIMIT (see the module
+    docstring). Fills in ``why_queued`` for them."""
     change = (actions["new_budget_minor"].astype(float) - actions["current_budget_minor"].astype(float)).abs()
     change = (change / actions["minor_per_unit"].astype(float)).fillna(0.0).to_numpy()
     big = execute & (change > settings.approval_min_budget_change_usd + EPS)
@@ -73,20 +96,83 @@ def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarr
         f"budget change of {c:,.2f} exceeds APPROVAL_MIN_BUDGET_CHANGE_USD {settings.approval_min_budget_change_usd:g}: needs approval"
         for c in change[big]
     ]
-    pausing = execute & actions["type"].isin(["pause", "publish_winner"]).to_numpy()
-    losers = actions.loc[pausing, "loser_ad_ids"].map(lambda ads: len(ads) if isinstance(ads, (list, tuple)) else 1)
-    paused = int(losers.sum())
-    mass = pausing if paused > settings.mass_pause_limit else np.zeros_like(execute)
-    why_queued[mass] = f"mass pause: {paused} pauses in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}: needs approval"
+
+    pausing = execute & actions["type"].isin(PAUSING_TYPES).to_numpy()
+    pauses = _pauses_of(actions)
+    found = int(pauses[pausing].sum())
+    mass = np.zeros(len(actions), dtype=bool)
+    if found > settings.mass_pause_limit:
+        # Hard stops first, most money lost per day first; a unit that does not fit in what is
+        # left of the limit waits for a person, a smaller one after it may still fit.
+        order = pd.DataFrame({"hard_stop": actions["rule"].eq("hard_stop").to_numpy(), "lost": money_lost_per_day(actions)})
+        order = order[pausing].sort_values(["hard_stop", "lost"], ascending=[False, False], kind="stable").index
+        left = settings.mass_pause_limit
+        for position in order:
+            if pauses[position] <= left:
+                left -= pauses[position]
+            else:
+                mass[position] = True
+        why_queued[mass] = (
+            f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
+            "those losing the most money per day are paused now, this one needs approval"
+        )
     return execute & ~big & ~mass
 
 
-def _limit_per_tick(actions: pd.DataFrame, limit: int) -> None:
-    live = actions[actions["verdict"].eq("executed") & actions["rule"].ne("hard_stop")]
-    # Protective actions (pauses, cuts) first, then by 7-day spend.
-    ranked = live.assign(raises_spend=~live["type"].isin(PROTECTIVE_TYPES)).sort_values(
-        ["raises_spend", "spend_7d", "entity_id"], ascending=[True, False, True]
+def _write_priority(actions: pd.DataFrame) -> pd.Index:
+    """Executed actions in the order they are served: hard stops, protective actions, approvals
+    (newest approval first), then by 7-day spend."""
+    executed = actions[actions["verdict"].eq("executed")]
+    approved = is_approval(actions)[actions["verdict"].eq("executed").to_numpy()]
+    decided = pd.to_datetime(executed["decided_at"], utc=True) if "decided_at" in executed else pd.Series(pd.NaT, index=executed.index, dtype="datetime64[ns, UTC]")
+    ranked = pd.DataFrame(
+        {
+            "not_hard_stop": executed["rule"].ne("hard_stop"),
+            "raises_spend": ~executed["type"].isin(PROTECTIVE_TYPES),
+            "not_approved": ~approved,
+            "decided": (decided - pd.Timestamp(0, tz="UTC")).dt.total_seconds().fillna(0.0),
+            "spend": executed["spend_7d"].astype(float).fillna(0.0),
+            "entity_id": executed["entity_id"],
+        },
+        index=executed.index,
     )
-    deferred = actions.index.isin(ranked.index[limit:])
-    add_reason(actions, deferred, f"per-tick limit of {limit} live actions reached; proposed again next cycle")
-    actions.loc[deferred, "verdict"] = "safety_blocked"
+    return ranked.sort_values(
+        ["not_hard_stop", "raises_spend", "not_approved", "decided", "spend", "entity_id"],
+        ascending=[True, True, True, False, False, True], kind="stable",
+    ).index
+
+
+def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The last word before execution (see the module docstring): one write per entity, the
+    per-tick limit, the kill switch."""
+    actions = actions.reset_index(drop=True)
+    order = _write_priority(actions)
+
+    # One write per entity: walk the executable actions in priority order, claiming entities.
+    written = written_entities(actions)
+    by_position = written.groupby("position")[["entity_type", "entity_id"]].apply(lambda f: list(zip(f["entity_type"], f["entity_id"])))
+    claimed: dict[tuple[str, str], str] = {}
+    superseded = np.zeros(len(actions), dtype=bool)
+    why = np.full(len(actions), "", dtype=object)
+    for position in order:
+        clash = [entity for entity in by_position[position] if entity in claimed]
+        if clash:
+            superseded[position] = True
+            entity_type, entity_id = clash[0]
+            why[position] = f"{entity_type} {entity_id} is already written this cycle by action {claimed[clash[0]]}: superseded"
+        else:
+            claimed.update({entity: actions.at[position, "id"] for entity in by_position[position]})
+    add_reason(actions, superseded, why)
+    actions.loc[superseded, "verdict"] = "superseded"
+
+    if not settings.meta_auto_enabled:
+        stopped = actions["verdict"].eq("executed").to_numpy()
+        add_reason(actions, stopped, "META_AUTO_ENABLED is false: the autonomous system is stopped, nothing is written")
+        actions.loc[stopped, "verdict"] = "deferred"
+        return actions
+
+    live = [position for position in order if not superseded[position] and actions.at[position, "rule"] != "hard_stop"]
+    deferred = actions.index.isin(live[settings.max_actions_per_tick:])
+    add_reason(actions, deferred, f"per-tick limit of {settings.max_actions_per_tick} executed actions reached; deferred to the next cycle")
+    actions.loc[deferred, "verdict"] = "deferred"
+    return actions

@@ -3,52 +3,60 @@
 Like the PolicyEngine, every check takes scalars (the seed's per-action API) or arrays (the
 vectorized cycle) and returns ``(allowed, reason)``.
 
-- Embargo: nothing but a hard stop touches an entity younger than MIN_AGE_HOURS.
-- Minimum data: an action needs ≥ MIN_IMPRESSIONS and ≥ MIN_SPEND_USD over the 7-day window.
-- Cooldown: one executed action per entity per 24 h (hard stops excepted: they only cut spend).
+- Embargo: nothing but a hard stop touches an entity younger than MIN_AGE_HOURS (an A/B decision
+  touches every arm: its youngest arm counts).
+- Minimum data: an action needs ≥ MIN_IMPRESSIONS and ≥ MIN_SPEND_USD over the 7-day window;
+  hard stops excepted (the seed: "Pause has no safety concerns").
+- Cooldown: one executed action per entity per 24 h (hard stops excepted: they only cut spend);
+  an A/B decision waits while any of its arms is in its cooldown.
 - Unapproved creatives are never put live (publishing a winner, resuming an ad).
-- Spend cap: raises are allowed while the account's total active daily budget after them and
-  today's spend plus them both stay ≤ MAX_DAILY_SPEND_USD; raises are served highest confidence
-  first, each clamped to the room the ones before it left, or blocked when less than a meaningful
-  change would remain (its room then goes to the next).
+- Spend caps: a raise is allowed while the account's total active daily budget after it and
+  today's spend plus it stay ≤ MAX_DAILY_SPEND_USD, and its campaign's total daily budget (the
+  campaign's own under CBO, the sum of its active ad sets' otherwise) stays ≤
+  MAX_CAMPAIGN_BUDGET_USD. Raises are served highest confidence first, each clamped to the room
+  the ones before it left under both caps, or blocked when less than a meaningful change would
+  remain (its room then goes to the next).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..settings import Settings
 from .actions import as_array, checked, note, set_verdict
+from .history import COOLDOWN_HOURS
 from .policy import EPS, MIN_MEANINGFUL_CHANGE
 
-COOLDOWN_HOURS = 24
 AUTO_MIN_CONFIDENCE = 0.75  # the seed's safety matrix: auto-scale only with confidence ≥ 0.75
 PUTS_CREATIVE_LIVE = ("publish_winner", "resume")
 
 
-def hours_since_last_action(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Hours since each action's entity was last changed (NaN: never), from ``history`` rows of
-    (entity_type, entity_id, executed_at): what the 24 h cooldown measures."""
-    if history.empty or actions.empty:
-        return np.full(len(actions), np.nan)
-    latest = (
-        history.assign(executed_at=pd.to_datetime(history["executed_at"], utc=True))
-        .groupby(["entity_type", "entity_id"], as_index=False)["executed_at"].max()
-    )
-    last = actions[["entity_type", "entity_id"]].merge(latest, how="left")["executed_at"]
-    return ((as_of - last).dt.total_seconds() / 3600).to_numpy(dtype=float)
-
-
 @dataclass(frozen=True)
 class AccountSpend:
-    """What the spend cap is measured against (account currency, major units)."""
+    """What the spend caps are measured against (account currency, major units).
+
+    ``campaign_budgets``: campaign id → its total active daily budget (MAX_CAMPAIGN_BUDGET_USD).
+    """
 
     total_active_daily_budget: float
     spend_today: float
+    campaign_budgets: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+
+    def after_raises(self, actions: pd.DataFrame) -> "AccountSpend":
+        """The totals once ``actions``' executed raises have landed."""
+        raises = actions[actions["type"].eq("scale_up") & actions["verdict"].eq("executed")]
+        added = (raises["new_budget_minor"].astype(float) - raises["current_budget_minor"].astype(float)) / raises["minor_per_unit"].astype(float)
+        by_campaign = added.groupby(raises["campaign_id"]).sum()
+        total = float(added.sum())
+        return AccountSpend(
+            self.total_active_daily_budget + total,
+            self.spend_today + total,
+            self.campaign_budgets.add(by_campaign, fill_value=0.0),
+        )
 
 
 class SafetyEngine:
@@ -105,7 +113,7 @@ class SafetyEngine:
         hard_stop = actions["rule"].eq("hard_stop").to_numpy()
 
         ok, reason = self.check_minimum_data(actions["impressions_7d"].astype(float), actions["spend_7d"].astype(float))
-        set_verdict(actions, ~ok, "safety_blocked", reason)
+        set_verdict(actions, ~hard_stop & ~ok, "safety_blocked", reason)
         ok, reason = self.enforce_embargo_period(actions["age_hours"].astype(float))
         set_verdict(actions, ~hard_stop & ~ok, "safety_blocked", reason)
         ok, reason = self.check_action_rate_limit(actions["hours_since_last_action"].astype(float))
@@ -118,7 +126,8 @@ class SafetyEngine:
 
     def _apply_spend_cap(self, actions: pd.DataFrame, spend: AccountSpend) -> None:
         """Serve raises highest confidence first; each gets what fits in the room the ones before
-        it left (a sequential fold: a raise that is blocked leaves its room to the next)."""
+        it left under the account cap and its campaign's cap (a sequential fold: a raise that is
+        blocked leaves its room to the next)."""
         raises = actions[actions["type"].eq("scale_up") & actions["verdict"].eq("proposed")]
         if raises.empty:
             return
@@ -126,22 +135,36 @@ class SafetyEngine:
         minor = actions.loc[order, "minor_per_unit"].astype(float).to_numpy()
         current = actions.loc[order, "current_budget_minor"].astype(float).to_numpy() / minor
         increase = actions.loc[order, "new_budget_minor"].astype(float).to_numpy() / minor - current
-        cap = self.settings.max_daily_spend_usd
+        campaigns = actions.loc[order, "campaign_id"].to_numpy()
+        cap, campaign_cap = self.settings.max_daily_spend_usd, self.settings.max_campaign_budget_usd
+        campaign_total = {c: float(spend.campaign_budgets.get(c, 0.0)) for c in set(campaigns)}
 
         granted = np.zeros(len(order))
         reasons = np.full(len(order), "", dtype=object)
+        bound_by = np.full(len(order), "", dtype=object)
         spent = 0.0  # raised so far by the raises served before
         for i in range(len(order)):
             fits, reason = self.prevent_overspend(spend.total_active_daily_budget + spent, spend.spend_today + spent, increase[i])
-            room = max(0.0, cap - max(spend.total_active_daily_budget, spend.spend_today) - spent)
+            account_room = max(0.0, cap - max(spend.total_active_daily_budget, spend.spend_today) - spent)
+            campaign_room = max(0.0, campaign_cap - campaign_total[campaigns[i]])
+            if fits and increase[i] > campaign_room + EPS:
+                fits, reason = False, f"campaign cap: campaign {campaigns[i]}'s total daily budget would exceed MAX_CAMPAIGN_BUDGET_USD {campaign_cap:g}"
+            room = min(account_room, campaign_room)
             granted[i] = increase[i] if fits else min(increase[i], room)
+            bound_by[i] = "" if fits else ("campaign" if campaign_room < account_room else "account")
             if not fits and granted[i] < MIN_MEANINGFUL_CHANGE * current[i] - EPS:
                 granted[i], reasons[i] = 0.0, reason
             spent += granted[i]
+            campaign_total[campaigns[i]] += granted[i]
 
         clamp = (granted < increase - EPS) & (granted > 0)
         actions.loc[order[clamp], "new_budget_minor"] = np.floor((current[clamp] + granted[clamp]) * minor[clamp])
         actions.loc[order[clamp], "amount_pct"] = granted[clamp] / current[clamp]
-        note(actions, actions.index.isin(order[clamp]), f"raise clamped to the room left under MAX_DAILY_SPEND_USD {cap:g}")
+        clamp_reason = np.where(
+            bound_by == "campaign",
+            f"raise clamped to the room left under MAX_CAMPAIGN_BUDGET_USD {campaign_cap:g} (the campaign's total daily budget)",
+            f"raise clamped to the room left under MAX_DAILY_SPEND_USD {cap:g}",
+        )
+        note(actions, actions.index.isin(order[clamp]), pd.Series(clamp_reason, index=order).reindex(actions.index).fillna("").to_numpy())
         blocked = granted <= 0
         set_verdict(actions, actions.index.isin(order[blocked]), "safety_blocked", pd.Series(reasons, index=order).reindex(actions.index).fillna("").to_numpy())

@@ -10,7 +10,7 @@ first README command always shows the same cycle. What each campaign is there to
 | Retargeting Q4         | ad sets $100 + $150; one ad at ROAS ≈ 0.6       | scale_down one ad set; pause ad   |
 | Spring A/B test        | CBO $300, two ads, A converts ~2× B             | publish winner A, pause B         |
 | Prospecting FR         | CBO $800, ROAS ≈ 3.5, FR 80 % / ES 20 %         | scale_up blocked by the geo rules |
-| New launch             | CBO $200, 1 day old, ROAS ≈ 4                   | scale_up blocked by the embargo   |
+| New launch             | CBO $200, 1 day old, ROAS ≈ 4                   | not evaluated: inside its 48 h embargo it cannot act, so it takes no slot |
 | Video - fatigue        | CBO $400, last day CTR −45 %                    | create_variant (needs approval)   |
 | Flash sale             | CBO $600, last day purchases ×3 (7-day ROAS 3.3)| scale_up by roas_high; the smaller spike_up is overruled |
 """

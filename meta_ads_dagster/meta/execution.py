@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.actions import add_reason, optional_float, optional_int
-from ..engine.safety import hours_since_last_action
+from ..engine.history import hours_since_last_action
 from .client import MetaAdsClient, Write, WriteOutcome
 
 
@@ -40,12 +40,12 @@ def hold_back_already_sent(actions: pd.DataFrame, sent: dict[str, str]) -> pd.Da
     """Executable actions whose write an earlier run already sent are not sent again.
 
     Re-executing a run (or one step of it) replays its routed actions; their ids are the same, so
-    the ledger knows them. They become ``safety_blocked`` with the run that sent them.
+    the ledger knows them. They are ``superseded`` by the write of the run that sent them.
     """
     actions = actions.copy()
     repeat = (actions["verdict"].eq("executed") & actions["id"].isin(list(sent))).to_numpy()
     add_reason(actions, repeat, [f"already sent by run {sent.get(i, '')}; not sent again" for i in actions["id"]])
-    actions.loc[repeat, "verdict"] = "safety_blocked"
+    actions.loc[repeat, "verdict"] = "superseded"
     return actions
 
 
@@ -58,7 +58,7 @@ def hold_back_changed_since(actions: pd.DataFrame, history: pd.DataFrame, as_of:
     now = hours_since_last_action(actions, history, as_of)
     changed = np.where(np.isnan(seen), ~np.isnan(now), now < seen - 1e-6) & actions["verdict"].eq("executed").to_numpy()
     add_reason(actions, changed, "changed by another run after this cycle read the account: not sent, decided again next cycle")
-    actions.loc[changed, "verdict"] = "safety_blocked"
+    actions.loc[changed, "verdict"] = "deferred"
     return actions
 
 

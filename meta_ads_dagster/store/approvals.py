@@ -2,7 +2,13 @@
 
 Statuses of a queued row: ``pending`` → ``approved`` | ``rejected`` | ``expired`` |
 ``superseded``; an approved row becomes ``carried_out`` (executed by a later cycle, which logs the
-execution as a row of its own) or ``refused`` (re-validation said no) or ``expired``.
+execution as a row of its own), ``refused`` (re-validation said no), ``superseded`` or ``expired``.
+
+A queued row is superseded as soon as its numbers are no longer true: a newer proposal for the same
+entity and action, a write to its entity by any run or rollback, or an account that shows another
+budget or status than the one it was proposed against. So ``pending`` never offers "100 → 80" for
+a budget that is 90 now.
+
 Times here are wall-clock UTC: an approval's deadline is about people, not the account's clock.
 """
 
@@ -15,10 +21,13 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import sqlalchemy as sa
 
-from .ledger import Ledger, actions_table
+from ..engine.actions import written_entities
+from ..engine.reconcile import stale_queued
+from ..engine.snapshot import AccountSnapshot
+from .ledger import QUEUE_STATUSES, WRITTEN_STATUSES, Ledger, actions_table
 
 c = actions_table.c
-OPEN_STATUSES = ("pending", "approved")
+OPEN_STATUSES = QUEUE_STATUSES
 
 
 class ReviewError(ValueError):
@@ -94,7 +103,7 @@ _DECIDED = ("approved", "rejected", "expired", "superseded", "carried_out", "ref
 
 
 def close_approvals(ledger: Ledger, outcomes: dict[str, tuple[str, str]]) -> None:
-    """After a cycle dealt with approved actions: action id → (``carried_out``|``refused``, why)."""
+    """After a cycle dealt with approved actions: action id → (``carried_out``|``refused``|``superseded``, why)."""
     with ledger.engine.begin() as conn:
         for action_id, (status, why) in outcomes.items():
             row = conn.execute(sa.select(c.row_id, c.reasons).where(c.action_id == action_id, c.status == "approved")).first()
@@ -105,6 +114,30 @@ def close_approvals(ledger: Ledger, outcomes: dict[str, tuple[str, str]]) -> Non
                 .values(status=status, reasons=json.dumps([*json.loads(row.reasons), why]))
             )
 
+
+
+def supersede_stale(ledger: Ledger, snapshot: AccountSnapshot) -> list[str]:
+    """Supersede the account's queued rows that ``snapshot`` no longer bears out; returns a line each."""
+    queued = ledger.select((c.account_id == snapshot.account_id) & c.status.in_(QUEUE_STATUSES))
+    stale = stale_queued(queued, snapshot)
+    ledger.supersede((r.cycle_run_id, r.action_id, r.why) for r in stale.itertuples(index=False))
+    return [f"{r.status} {r.type} {r.entity_type} {r.entity_id} ({r.action_id}) {r.why}" for r in stale.itertuples(index=False)]
+
+
+def supersede_written_by(ledger: Ledger, account_id: str, run_id: str) -> list[str]:
+    """Supersede the account's queued rows (of other runs) on entities run ``run_id`` wrote (a
+    cycle or a rollback): they were proposed against numbers that are gone. A line each."""
+    written = ledger.select((c.cycle_run_id == run_id) & c.status.in_(WRITTEN_STATUSES))
+    queued = ledger.select((c.account_id == account_id) & (c.cycle_run_id != run_id) & c.status.in_(QUEUE_STATUSES))
+    if written.empty or queued.empty:
+        return []
+    entities = set(map(tuple, written_entities(written)[["entity_type", "entity_id"]].to_numpy()))
+    touched = written_entities(queued)
+    hit = sorted(set(touched.loc[[tuple(e) in entities for e in touched[["entity_type", "entity_id"]].to_numpy()], "position"]))
+    rows = queued.iloc[hit]
+    why = f"superseded: run {run_id} wrote this entity after it was proposed"
+    ledger.supersede((r.cycle_run_id, r.action_id, why) for r in rows.itertuples(index=False))
+    return [f"{r.status} {r.type} {r.entity_type} {r.entity_id} ({r.action_id}) {why}" for r in rows.itertuples(index=False)]
 
 
 def purge(ledger: Ledger, retention_days: int, now: datetime | None = None) -> int:

@@ -26,6 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ..engine.actions import optional_float, optional_int
+from ..engine.history import history_frame
 
 metadata = sa.MetaData()
 
@@ -81,15 +82,29 @@ cycle_locks_table = sa.Table(
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# When each campaign was last evaluated by a tick (revision 0003): the per-tick scope rotates on it.
+campaign_evaluations_table = sa.Table(
+    "meta_campaign_evaluations",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # status of a row: pending (queued for a human), executing (write under way), done, failed,
-# unknown (sent, no answer: may have landed), blocked, superseded (a newer proposal replaced it)
+# unknown (sent, no answer: may have landed), blocked, deferred (not written this cycle: waits),
+# superseded (another action replaced it, or the numbers it was proposed with are no longer true)
 STATUS_BY_VERDICT = {
     "queued": "pending",
     "executed": "executing",
     "policy_blocked": "blocked",
     "safety_blocked": "blocked",
+    "deferred": "deferred",
+    "superseded": "superseded",
     "failed": "failed",
 }
+WRITTEN_STATUSES = ("done", "executing", "unknown")  # sent, or may have been
+QUEUE_STATUSES = ("pending", "approved")
 
 
 def _text(value) -> str | None:
@@ -268,22 +283,54 @@ class Ledger:
                 .values(**values)
             )
 
-    def last_actions(self, account_id: str) -> pd.DataFrame:
-        """Latest execution per entity (what the 24 h cooldown measures from).
+    def history(self, account_id: str, since) -> pd.DataFrame:
+        """The account's writes since ``since`` (engine/history.py's rows): what the cooldown, the
+        creative embargo and the rolling 24 h change limit read.
 
         Rows still ``executing`` or ``unknown`` count too: a write whose outcome is unknown may have landed.
         """
         c = actions_table.c
         when = sa.func.coalesce(c.executed_at, c.as_of)
-        query = (
-            sa.select(c.entity_type, c.entity_id, sa.func.max(when).label("executed_at"))
-            .where(c.account_id == account_id, c.status.in_(["done", "executing", "unknown"]))
-            .group_by(c.entity_type, c.entity_id)
+        query = sa.select(c.entity_type, c.entity_id, c.type, c.rule, c.amount_pct, when.label("executed_at"), c.details).where(
+            c.account_id == account_id, c.status.in_(WRITTEN_STATUSES), when >= _utc(since)
         )
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["entity_type", "entity_id", "executed_at"])
-        frame["executed_at"] = pd.to_datetime(frame["executed_at"], utc=True)
-        return frame
+            frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["entity_type", "entity_id", "type", "rule", "amount_pct", "executed_at", "details"])
+        frame["loser_ad_ids"] = frame.pop("details").map(_loser_ad_ids)
+        return history_frame([frame])
+
+    def last_evaluated(self, account_id: str) -> pd.Series:
+        """Campaign id → when a tick last evaluated it (the scope's rotation)."""
+        t = campaign_evaluations_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.campaign_id, t.evaluated_at).where(t.account_id == account_id)).all()
+        return pd.Series({row.campaign_id: row.evaluated_at for row in rows}, dtype=object).pipe(pd.to_datetime, utc=True)
+
+    def record_evaluated(self, account_id: str, campaign_ids: Iterable[str], at) -> None:
+        """Remember that a tick at ``at`` evaluated ``campaign_ids``."""
+        ids = list(dict.fromkeys(campaign_ids))
+        if not ids:
+            return
+        t = campaign_evaluations_table.c
+        with self.engine.begin() as conn:
+            conn.execute(campaign_evaluations_table.delete().where(t.account_id == account_id, t.campaign_id.in_(ids)))
+            conn.execute(campaign_evaluations_table.insert(), [{"account_id": account_id, "campaign_id": i, "evaluated_at": _utc(at)} for i in ids])
+
+    def supersede(self, rows: Iterable[tuple[str, str, str]]) -> int:
+        """Mark queued rows (cycle_run_id, action_id, why) ``superseded``, each only while it is
+        still pending or approved (compare-and-set: a decision taken meanwhile wins). Returns how many."""
+        c = actions_table.c
+        changed = 0
+        with self.engine.begin() as conn:
+            for run_id, action_id, why in rows:
+                where = (c.cycle_run_id == run_id, c.action_id == action_id, c.status.in_(QUEUE_STATUSES))
+                row = conn.execute(sa.select(c.reasons).where(*where)).first()
+                if row is None:
+                    continue
+                changed += conn.execute(
+                    actions_table.update().where(*where).values(status="superseded", reasons=json.dumps([*json.loads(row.reasons), why]))
+                ).rowcount
+        return changed
 
     def already_sent(self, account_id: str, action_ids: Iterable[str]) -> dict[str, str]:
         """Action ids (deterministic: snapshot time, entity, type) whose write was already sent,
@@ -294,7 +341,7 @@ class Ledger:
             return {}
         c = actions_table.c
         query = sa.select(c.action_id, c.cycle_run_id).where(
-            c.account_id == account_id, c.action_id.in_(ids), c.status.in_(["done", "executing", "unknown"])
+            c.account_id == account_id, c.action_id.in_(ids), c.status.in_(WRITTEN_STATUSES)
         )
         with self.engine.connect() as conn:
             return {row.action_id: row.cycle_run_id for row in conn.execute(query)}
@@ -338,18 +385,12 @@ class Ledger:
             rows = conn.execute(sa.select(actions_table).where(condition).order_by(actions_table.c.row_id)).mappings().all()
         frame = pd.DataFrame(rows, columns=[col.name for col in actions_table.columns])
         frame["reasons"] = frame["reasons"].map(json.loads)
-        frame["loser_ad_ids"] = frame["details"].map(lambda d: json.loads(d).get("loser_ad_ids") if isinstance(d, str) else None)
+        frame["loser_ad_ids"] = frame["details"].map(_loser_ad_ids)
         return frame
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def entity_history(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Union of (entity_type, entity_id, executed_at) histories: the ledger's and a snapshot's."""
-    usable = [f[["entity_type", "entity_id", "executed_at"]] for f in frames if not f.empty]
-    if not usable:
-        return pd.DataFrame(columns=["entity_type", "entity_id", "executed_at"])
-    merged = pd.concat(usable, ignore_index=True)
-    merged["executed_at"] = pd.to_datetime(merged["executed_at"], utc=True)
-    return merged
+def _loser_ad_ids(details) -> list[str] | None:
+    return json.loads(details).get("loser_ad_ids") if isinstance(details, str) else None

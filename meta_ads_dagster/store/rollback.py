@@ -7,6 +7,13 @@ account's write lock, so it is logged, exactly-once (its ids are derived from th
 action) and itself visible in ``meta-ads log``. An entity someone changed since the cycle (its
 budget or status is no longer what the cycle left) is skipped and reported, unless ``force``.
 A created ad variant is not undone: it was created paused and stays so.
+
+A rollback restores through the guard rails as they stand *now* (:class:`RestoreGuard`): no
+resume of an entity the hard stop holds on the current account (or of one under a hard-stopped
+campaign or ad set, or inside its MIN_AGE_HOURS embargo), no restored raise past
+MAX_CAMPAIGN_BUDGET_USD (the campaign's total) or MAX_DAILY_SPEND_USD, served like the spend cap.
+Each refused restore is reported with the entity's name and the reason; ``force`` overrides, and
+the restore's ledger row and the report say it was forced past which rail. Cuts always go through.
 """
 
 from __future__ import annotations
@@ -14,17 +21,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
 from ..engine.actions import ACTION_COLUMNS
+from ..engine.cycle import account_spend
+from ..engine.metrics import entity_table, roas_metrics
+from ..engine.policy import EPS, PolicyEngine
 from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions
+from ..settings import Settings
+from .approvals import supersede_written_by
 from .ledger import Ledger
-from .locks import STALE_LOCK, account_lock
+from .locks import account_lock
 
 
 @dataclass
@@ -33,11 +44,66 @@ class RollbackReport:
     rollback_run_id: str
     restored: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # a guard rail said no (--force overrides)
+    forced: list[str] = field(default_factory=list)  # restored past a guard rail because of --force
     failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "rollback_run_id": self.rollback_run_id, "restored": self.restored,
-                "skipped": self.skipped, "failed": self.failed}
+                "skipped": self.skipped, "refused": self.refused, "forced": self.forced, "failed": self.failed}
+
+
+class RestoreGuard:
+    """The guard rails a restore meets, on the account as it is now (see the module docstring).
+
+    ``check`` is called once per restore in the order they would be sent; raises are folded like
+    the SafetyEngine's spend cap (each one uses up room under the account and campaign caps).
+    """
+
+    def __init__(self, snapshot: AccountSnapshot, settings: Settings):
+        self.settings = settings
+        self.minor = snapshot.minor_per_unit
+        metrics = roas_metrics(snapshot, entity_table(snapshot))
+        halt, _ = PolicyEngine(settings).must_halt(metrics["roas_7d"], metrics["confidence"], metrics["spend_7d"])
+        self.metrics = metrics.set_index(["entity_type", "entity_id"])
+        halted = metrics[halt]
+        self.halted = {(t, e): (r, c) for t, e, r, c in zip(halted["entity_type"], halted["entity_id"], halted["roas_7d"], halted["confidence"])}
+        self.ages = ((snapshot.as_of - self.metrics["created_time"]).dt.total_seconds() / 3600).to_dict()
+        spend = account_spend(snapshot, metrics)
+        self.total, self.spend_today = spend.total_active_daily_budget, spend.spend_today
+        self.campaign_totals = spend.campaign_budgets.to_dict()
+
+    def name(self, entity_type: str, entity_id: str) -> str:
+        key = (entity_type, entity_id)
+        title = self.metrics["name"].get(key) if key in self.metrics.index else None
+        return f"{entity_type} {entity_id}" + (f" '{title}'" if isinstance(title, str) and title else "")
+
+    def check(self, kind: str, entity_type: str, entity_id: str, current_minor=None, new_minor=None) -> str | None:
+        """Why a restore may not be sent now (None: it may)."""
+        s, key = self.settings, (entity_type, entity_id)
+        if kind == "resume":
+            row = self.metrics.loc[key] if key in self.metrics.index else None
+            parents = [] if row is None else [("campaign", row["campaign_id"]), ("adset", row["adset_id"])]
+            for holder in [key, *parents]:
+                if holder in self.halted:
+                    roas, confidence = self.halted[holder]
+                    where = "" if holder == key else f" on its {holder[0]} {holder[1]}"
+                    return (f"the hard stop holds{where}: ROAS {roas:.2f} < {s.hard_stop_roas} with confidence "
+                            f"{confidence:.2f} ≥ {s.hard_stop_confidence}")
+            if self.ages.get(key, float("inf")) < s.min_age_hours:
+                return f"embargo: younger than MIN_AGE_HOURS {s.min_age_hours:g}"
+            return None
+        if kind == "scale_up" and current_minor is not None and not pd.isna(current_minor):
+            raise_by = (float(new_minor) - float(current_minor)) / self.minor
+            campaign = self.metrics["campaign_id"].get(key)
+            if self.campaign_totals.get(campaign, 0.0) + raise_by > s.max_campaign_budget_usd + EPS:
+                return f"campaign {campaign}'s total daily budget would exceed MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}"
+            if max(self.total, self.spend_today) + raise_by > s.max_daily_spend_usd + EPS:
+                return f"the account's daily budget or spend would exceed MAX_DAILY_SPEND_USD {s.max_daily_spend_usd:g}"
+            self.total += raise_by
+            self.spend_today += raise_by
+            self.campaign_totals[campaign] = self.campaign_totals.get(campaign, 0.0) + raise_by
+        return None
 
 
 def _restore_id(run_id: str, action_id: str, entity_id: str) -> str:
@@ -45,10 +111,13 @@ def _restore_id(run_id: str, action_id: str, entity_id: str) -> str:
 
 
 def plan_restores(
-    rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool, sent: dict[str, str] | None = None
+    rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool, sent: dict[str, str] | None = None,
+    guard: RestoreGuard | None = None, refused: list[str] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Restore writes for a cycle's executed rows, newest first, and the entities skipped (why).
-    ``sent``: restore id → the rollback run that already sent it (skipped as already restored)."""
+    ``sent``: restore id → the rollback run that already sent it (skipped as already restored).
+    ``guard``: the guard rails each restore meets; what it refuses is appended to ``refused``
+    (or, with ``force``, restored with a ``forced`` note)."""
     sent = sent or {}
     status = {("campaign", r.id): r.status for r in snapshot.campaigns.itertuples()}
     status |= {("adset", r.id): r.status for r in snapshot.adsets.itertuples()}
@@ -66,9 +135,12 @@ def plan_restores(
             skipped.append(f"{entity_type} {entity_id}: no longer in the account")
         elif now != left and not force:
             skipped.append(f"{entity_type} {entity_id}: changed since the cycle ({left} → {now}); use --force to restore anyway")
+        elif guard is not None and (why := guard.check(kind, entity_type, entity_id, write.get("current_budget_minor"), write.get("new_budget_minor"))) and not force:
+            refused.append(f"{guard.name(entity_type, entity_id)}: {why}; use --force to restore anyway")
         else:
-            restores.append({"id": restore_id, "type": kind,
-                             "entity_type": entity_type, "entity_id": entity_id, "undoes": row.action_id, **write})
+            forced = f"forced past a guard rail: {why}" if guard is not None and why else None
+            restores.append({"id": restore_id, "type": kind, "entity_type": entity_type, "entity_id": entity_id,
+                             "undoes": row.action_id, "forced": forced, **write})
 
     for row in rows.sort_values("row_id", ascending=False).itertuples():
         key = (row.entity_type, row.entity_id)
@@ -90,12 +162,14 @@ def plan_restores(
 
 
 def _as_actions(restores: list[dict], run_id: str, minor_per_unit: int) -> pd.DataFrame:
-    frame = pd.DataFrame(restores, columns=["id", "type", "entity_type", "entity_id", "undoes", "current_budget_minor", "new_budget_minor"])
+    frame = pd.DataFrame(restores, columns=["id", "type", "entity_type", "entity_id", "undoes", "forced", "current_budget_minor", "new_budget_minor"])
     actions = frame.reindex(columns=ACTION_COLUMNS)
     actions["rule"] = "rollback"
     actions["minor_per_unit"] = minor_per_unit
     actions["verdict"] = "executed"
-    actions["reasons"] = [[f"rollback of run {run_id}: undoes action {u}"] for u in frame["undoes"]]
+    actions["reasons"] = [
+        [f"rollback of run {run_id}: undoes action {u}", *([f] if isinstance(f, str) else [])] for u, f in zip(frame["undoes"], frame["forced"])
+    ]
     actions["rollback_of_run"] = run_id
     actions["loser_ad_ids"] = None
     for column in ("current_budget_minor", "new_budget_minor", "proposed_pct", "amount_pct", "confidence", "roas_7d", "spend_7d"):
@@ -115,28 +189,30 @@ def _run_rows(ledger: Ledger, run_id: str) -> pd.DataFrame:
     return rows
 
 
-def rollback_cycle_run(ledger: Ledger, client: MetaAdsClient, run_id: str, rollback_run_id: str, actor: str,
-                       force: bool = False, stale_after: timedelta = STALE_LOCK) -> RollbackReport:
+def rollback_cycle_run(ledger: Ledger, client: MetaAdsClient, settings: Settings, run_id: str, rollback_run_id: str, actor: str,
+                       force: bool = False) -> RollbackReport:
     """Undo run ``run_id`` in the account it ran for (the ledger knows which), read as it is now."""
     account = _run_rows(ledger, run_id)["account_id"].iloc[0]
     client = client.for_account(account)
-    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), run_id, rollback_run_id, actor, force, stale_after)
+    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), settings, run_id, rollback_run_id, actor, force)
 
 
-def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, run_id: str, rollback_run_id: str,
-                 actor: str, force: bool = False, stale_after: timedelta = STALE_LOCK) -> RollbackReport:
+def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, settings: Settings, run_id: str,
+                 rollback_run_id: str, actor: str, force: bool = False) -> RollbackReport:
     """Restore what run ``run_id`` changed in ``snapshot``'s account (see the module docstring)."""
+    settings = settings.for_account(snapshot.account_id)
     report = RollbackReport(run_id, rollback_run_id)
     rows = _run_rows(ledger, run_id)
     if set(rows["account_id"]) != {snapshot.account_id}:
         raise LookupError(f"run_id: run {run_id} changed account {', '.join(sorted(set(rows['account_id'])))}, not {snapshot.account_id}")
     done = rows[(rows["status"] == "done") & rows["rollback_of_run"].isna()]
-    with account_lock(ledger, snapshot.account_id, rollback_run_id, stale_after):
+    with account_lock(ledger, snapshot.account_id, rollback_run_id, settings.cycle_max_runtime):
         # What an earlier rollback already restored is reported as such (not as "changed since"),
         # and never sent again: decided under the lock, so two rollbacks at once send it once.
         candidates, _ = plan_restores(done, snapshot, force=True)
         sent = ledger.already_sent(snapshot.account_id, [r["id"] for r in candidates])
-        restores, report.skipped = plan_restores(done, snapshot, force, sent)
+        restores, report.skipped = plan_restores(done, snapshot, force, sent, RestoreGuard(snapshot, settings), report.refused)
+        report.forced = [f"{r['type']} {r['entity_type']} {r['entity_id']}: {r['forced']}" for r in restores if r["forced"]]
         actions = _as_actions(restores, run_id, snapshot.minor_per_unit)
         if actions.empty:
             return report
@@ -145,6 +221,7 @@ def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapsho
             actions, client,
             lambda o: ledger.mark_outcome(rollback_run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result),
         )
+    supersede_written_by(ledger, snapshot.account_id, rollback_run_id)
     for action in done_actions.itertuples():
         label = f"{action.type} {action.entity_type} {action.entity_id}"
         if action.verdict == "executed":

@@ -87,7 +87,7 @@ def test_plan_table(capsys, seed_path):
         assert any(line.startswith(action["id"]) and action["verdict"] in line for line in lines)
         for reason in action["reasons"]:
             assert f"    - {reason}" in lines
-    assert lines[-1].startswith("stats: campaigns_evaluated=3, actions_generated=")
+    assert lines[-1].startswith("stats: success=True, tick_started_at=2026-11-25T10:30:00+00:00, tick_completed_at=2026-11-25T10:30:00+00:00, campaigns_evaluated=3, actions_generated=")
 
 
 @pytest.mark.parametrize(

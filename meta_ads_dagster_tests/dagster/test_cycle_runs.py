@@ -33,7 +33,8 @@ COLLECTION = ["account_snapshot", "insights", "roas_metrics", "ab_tests", "spike
 NUMERIC_METADATA = [
     "campaigns_active", "adsets_active", "ads_active", "total_spend_today", "avg_roas", "actions_taken",
     "actions_generated", "actions_policy_blocked", "actions_safety_blocked", "actions_queued",
-    "actions_executed", "actions_failed",
+    "actions_executed", "actions_failed", "campaigns_evaluated", "actions_deferred", "actions_superseded",
+    "approvals_executed", "approvals_not_executed", "spikes_down_not_acted_on",
 ]
 LOG_KEYS = {"step", "action", "input_snapshot", "output_snapshot", "success", "error_message", "entity_type", "entity_id"}
 BUDGET_ENTITIES = {("adset", "1001010"): "9000", ("campaign", "1001036"): "66000", ("campaign", "1001001"): "55000"}
@@ -98,9 +99,10 @@ def test_one_cycle_end_to_end(database_file):
         values = {key: metadata[key].value for key in NUMERIC_METADATA}
         assert values["campaigns_active"] == 8 and values["adsets_active"] == 9 and values["ads_active"] == 11
         assert values["total_spend_today"] > 0 and 1.5 < values["avg_roas"] < 4
-        assert values["actions_generated"] == 8
+        assert values["actions_generated"] == 7  # "New launch" is inside its embargo: not evaluated
+        assert values["campaigns_evaluated"] == 7
         assert values["actions_executed"] == values["actions_taken"] == 1  # the hard stop, even in suggest mode
-        assert (values["actions_queued"], values["actions_policy_blocked"], values["actions_safety_blocked"], values["actions_failed"]) == (5, 1, 1, 0)
+        assert (values["actions_queued"], values["actions_policy_blocked"], values["actions_safety_blocked"], values["actions_failed"]) == (5, 1, 0, 0)
 
         actions = result.output_for_node("optimization_cycle")
         table = metadata["actions"]
@@ -110,7 +112,7 @@ def test_one_cycle_end_to_end(database_file):
 
         # The event log: one "action {...}" line per action, with the seed's fields.
         logs = action_logs(instance, result.run_id)
-        assert len(logs) == len(actions) == 8
+        assert len(logs) == len(actions) == 7
         assert all(LOG_KEYS <= set(log) for log in logs)
         assert sorted(log["action_id"] for log in logs) == sorted(actions["id"])
         hard_stop = next(log for log in logs if log["action"] == "pause")
@@ -127,7 +129,7 @@ def test_one_cycle_end_to_end(database_file):
     ledger = cycle.ledger()
     rows = ledger.cycle_actions(result.run_id)
     ledger.dispose()
-    assert len(rows) == 8 and (rows["cycle_run_id"] == result.run_id).all()
+    assert len(rows) == 7 and (rows["cycle_run_id"] == result.run_id).all()
     assert rows.set_index("entity_id").loc["1001016", ["verdict", "status"]].tolist() == ["executed", "done"]
     assert (rows["status"] == "pending").sum() == 5
     assert [(w["method"], w.get("entity_id")) for w in cycle.stub_writes()] == [("sync_insights", None), ("pause", "1001016")]
@@ -171,8 +173,9 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
     second_actions = second.output_for_node("optimization_cycle").set_index(["entity_type", "entity_id"])
     for key in BUDGET_ENTITIES:
         row = second_actions.loc[key]
-        assert row["verdict"] == "safety_blocked", key
-        assert any("cooldown" in reason for reason in row["reasons"]), row["reasons"]
+        # Changed half an hour ago: the day's change is used up (the cooldown would say no too).
+        assert row["verdict"] == "policy_blocked", key
+        assert any("rolling 24 h change limit reached" in reason for reason in row["reasons"]), row["reasons"]
         assert row["hours_since_last_action"] == pytest.approx(0.5)
         assert int(row["current_budget_minor"]) == int(BUDGET_ENTITIES[key])  # proposed from the new budget
 
@@ -189,7 +192,7 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
     ledger.dispose()
     for _, entity_id in BUDGET_ENTITIES:
         assert first_rows.loc[entity_id, "status"] == "done"
-        assert second_rows.loc[entity_id, ["verdict", "status"]].tolist() == ["safety_blocked", "blocked"]
+        assert second_rows.loc[entity_id, ["verdict", "status"]].tolist() == ["policy_blocked", "blocked"]
     assert len(second_rows) > 0 and (second_rows["verdict"] != "executed").all()
 
 
@@ -296,7 +299,8 @@ def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatc
 
     assert [w["method"] for w in cycle.stub_writes()] == ["sync_insights"]
     ledger = cycle.ledger()
-    assert ledger.cycle_actions(result.run_id).empty and ledger.pending().empty and ledger.last_actions("act_1001").empty
+    assert ledger.cycle_actions(result.run_id).empty and ledger.pending().empty
+    assert ledger.history("act_1001", pd.Timestamp("2026-01-01", tz="UTC")).empty
     ledger.dispose()
 
 
@@ -325,7 +329,7 @@ def test_reexecuting_the_execute_step_sends_nothing_twice(monkeypatch, database_
     replayed = ledger.cycle_actions(run_id).set_index("entity_id")
     ledger.dispose()
     for _, entity_id in BUDGET_ENTITIES:
-        assert replayed.loc[entity_id, "verdict"] == "safety_blocked"
+        assert replayed.loc[entity_id, "verdict"] == "superseded"
         assert f"already sent by run {first.run_id}" in replayed.loc[entity_id, "reasons"][-1]
 
 
@@ -356,6 +360,7 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
     assert dead.loc["1001036", ["verdict", "status"]].tolist() == ["failed", "failed"]  # never reached Meta
     # The landed raise is in its cooldown; nothing was sent twice.
     now = result.output_for_node("optimization_cycle").set_index("entity_id")
-    assert now.loc["1001001", "verdict"] == "safety_blocked"
+    assert now.loc["1001001", "verdict"] == "policy_blocked"
+    assert "rolling 24 h change limit reached" in now.loc["1001001", "reasons"][-1]
     updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
     assert updates.count("1001001") == 1

@@ -18,7 +18,7 @@ import pytest
 from dagster import DagsterInstance, ReexecutionOptions, build_reconstructable_job, execute_job
 
 from meta_ads_dagster.cli import main
-from meta_ads_dagster.cycle import graph
+from meta_ads_dagster.cycle import steps as cycle_steps
 from meta_ads_dagster.store import approvals
 from meta_ads_dagster.store.ledger import Ledger, actions_table, cycle_locks_table
 from meta_ads_dagster.store.locks import account_lock
@@ -147,8 +147,10 @@ def test_approvals_are_revalidated_then_carried_out_by_the_next_cycle(ledger, tm
     assert entity(cycle.client().fetch_snapshot(), "campaigns", C)["daily_budget"] == "22000"  # the other run's value
 
     proposals = ledger.cycle_actions(first.run_id).set_index("entity_id")
-    assert proposals["status"].to_dict() == {A: "carried_out", B: "refused", C: "refused", D: "expired", E: "rejected"}
-    assert "hard stop" in proposals.loc[B, "reasons"][-1] and "cooldown" in proposals.loc[C, "reasons"][-1]
+    assert proposals["status"].to_dict() == {A: "carried_out", B: "refused", C: "superseded", D: "expired", E: "rejected"}
+    assert "hard stop" in proposals.loc[B, "reasons"][-1]
+    # C's budget is not the one alice saw any more: her approval of "200 → 240" is not carried out.
+    assert proposals.loc[C, "reasons"][-1] == "superseded: the budget changed since it was proposed (200.00 → 220.00)"
     assert proposals.loc[A, "reasons"][-1].startswith(f"cycle {second.run_id}: ")
     assert (proposals.loc[[A, B, C, D], "decided_by"] == "alice").all() and proposals.loc[E, "decided_by"] == "bob"
 
@@ -178,23 +180,27 @@ def test_big_budget_changes_and_mass_pauses_need_a_person_even_in_auto_mode(ledg
         result = cycle.run(instance)
     assert result.success
     actions = result.output_for_node("optimization_cycle").set_index("entity_id")
-    assert actions["verdict"].to_dict() == {**{s: "queued" for s in stopped}, big: "queued", small: "executed"}
+    # Three hard stops over MASS_PAUSE_LIMIT 2: two are paused at once (equal losses: in order), the third asks a person.
+    paused, waiting = stopped[:2], stopped[2]
+    assert actions["verdict"].to_dict() == {**{s: "executed" for s in paused}, waiting: "queued", big: "queued", small: "executed"}
     assert actions.loc[big, "reasons"][-1] == "budget change of 800.00 exceeds APPROVAL_MIN_BUDGET_CHANGE_USD 500: needs approval"
-    for campaign_of in stopped:  # even hard stops, which otherwise execute at once
-        assert actions.loc[campaign_of, "reasons"][-1] == "mass pause: 3 pauses in one cycle exceed MASS_PAUSE_LIMIT 2: needs approval"
-    assert writes_of(cycle) == [("update_budget", small)]  # the $20 raise only
+    assert actions.loc[waiting, "reasons"][-1] == (
+        "mass pause: 3 pauses found in one cycle exceed MASS_PAUSE_LIMIT 2; those losing the most money per day are paused now, "
+        "this one needs approval"
+    )
+    assert sorted(writes_of(cycle)) == sorted([("pause", paused[0]), ("pause", paused[1]), ("update_budget", small)])
 
     pending = cli_json(capsys, "pending")
     assert all(JSON_KEYS <= set(row) for row in pending)
     by_entity = {row["entity_id"]: row for row in pending}
-    assert set(by_entity) == {big, *stopped}
+    assert set(by_entity) == {big, waiting}
     assert (by_entity[big]["type"], by_entity[big]["current_budget_usd"], by_entity[big]["new_budget_usd"]) == ("scale_up", 8000.0, 8800.0)
-    assert {(by_entity[s]["type"], by_entity[s]["current_budget_usd"], by_entity[s]["new_budget_usd"]) for s in stopped} == {("pause", None, None)}
+    assert (by_entity[waiting]["type"], by_entity[waiting]["current_budget_usd"], by_entity[waiting]["new_budget_usd"]) == ("pause", None, None)
     assert {(r["status"], r["actor"], r["cycle_run_id"], r["entity_type"]) for r in pending} == {("pending", "autonomous", result.run_id, "campaign")}
     assert all(isinstance(r["reasons"], list) and r["reasons"] for r in pending)
 
     log = cli_json(capsys, "log", result.run_id)
-    assert {row["entity_id"]: row["status"] for row in log} == {**{s: "pending" for s in stopped}, big: "pending", small: "done"}
+    assert {row["entity_id"]: row["status"] for row in log} == {**{s: "done" for s in paused}, waiting: "pending", big: "pending", small: "done"}
     assert main(["pending"]) == 0  # the table for people names the same ids
     table = capsys.readouterr().out
     assert table.splitlines()[0].split()[:4] == ["id", "type", "entity_type", "entity_id"]
@@ -205,7 +211,7 @@ def test_big_budget_changes_and_mass_pauses_need_a_person_even_in_auto_mode(ledg
     # history: Dagster's run storage (cycle runs only) plus the ledger's counts.
     history = cli_json(capsys, "history", "--limit", "5")
     assert [(row["run_id"], row["status"], row["auto_mode"]) for row in history] == [(result.run_id, "SUCCESS", "auto")]
-    assert (history[0]["actions_executed"], history[0]["actions_queued"], history[0]["actions_failed"]) == (1, 4, 0)
+    assert (history[0]["actions_executed"], history[0]["actions_queued"], history[0]["actions_failed"]) == (3, 2, 0)
 
 
 # --- exactly once -------------------------------------------------------------------------------
@@ -283,7 +289,7 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_reexecution_from_failur
     assert replay.loc[["1001036", "1001001"], "status"].tolist() == ["done"] * 2  # the same action ids, sent once
     assert (replay.loc[["1001036", "1001001"], "action_id"] == dead.loc[["1001036", "1001001"], "action_id"]).all()
     for entity_id in ("1001016", "1001020", "1001010"):
-        assert replay.loc[entity_id, "status"] == "blocked"
+        assert replay.loc[entity_id, "status"] == "superseded"
         assert replay.loc[entity_id, "reasons"][-1] == f"already sent by run {crashed.run_id}; not sent again"
     assert ledger.open_writes(ACCOUNT, "nobody").empty
 
@@ -330,7 +336,7 @@ def test_two_cycles_at_once_never_execute_an_action_twice(ledger, monkeypatch):
             assert a_done.wait(60)
         return queue(*args, **kwargs)
 
-    monkeypatch.setattr(graph.approvals, "queue", slow_queue)
+    monkeypatch.setattr(cycle_steps.approvals, "queue", slow_queue)
     results = {}
     with DagsterInstance.ephemeral() as instance:
         cycle = Cycle()
@@ -373,34 +379,38 @@ def test_rollback_through_the_job_and_the_cli(ledger, monkeypatch, capsys):
         job = rollback.execute_in_process(run_config={"ops": {"rollback": {"config": {"run_id": first.run_id}}}}, instance=instance)
         assert job.success
         output = next(e for e in job.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
-        assert (output["restored"].value, output["skipped"].value, output["failed"].value) == (4, 1, 0)
+        assert (output["restored"].value, output["skipped"].value, output["refused"].value, output["failed"].value) == (3, 1, 1, 0)
 
     restored = cycle.client().fetch_snapshot()
-    for kind, entity_id in (("ads", "1001016"), ("ads", "1001022"), ("adsets", "1001010"), ("campaigns", "1001001")):
+    for kind, entity_id in (("ads", "1001022"), ("adsets", "1001010"), ("campaigns", "1001001")):
         assert entity(restored, kind, entity_id) == entity(original, kind, entity_id), entity_id
     assert entity(restored, "campaigns", "1001036")["daily_budget"] == "70000"  # skipped: changed since
-    assert sorted(writes_of(cycle, writes)) == sorted([("resume", "1001016"), ("resume", "1001022"), ("update_budget", "1001010"), ("update_budget", "1001001")])
+    assert entity(restored, "ads", "1001016")["status"] == "PAUSED"  # refused: the hard stop still holds on it
+    assert sorted(writes_of(cycle, writes)) == sorted([("resume", "1001022"), ("update_budget", "1001010"), ("update_budget", "1001001")])
     rows = ledger.cycle_actions(job.run_id)
-    assert len(rows) == 4 and set(rows["status"]) == {"done"} and set(rows["actor"]) == {"dagster"}
+    assert len(rows) == 3 and set(rows["status"]) == {"done"} and set(rows["actor"]) == {"dagster"}
     assert set(rows["rollback_of_run"]) == {first.run_id}
 
-    # The CLI: the same run again sends nothing; --force restores the skipped entity, once.
+    # The CLI: the same run again sends nothing; --force restores the skipped and the refused entity, once.
     writes = len(cycle.client().writes)
     report = cli_json(capsys, "rollback", first.run_id)
     assert report["restored"] == [] and report["failed"] == []
-    assert sum(f"already restored by run {job.run_id}" in line for line in report["skipped"]) == 4
+    assert sum(f"already restored by run {job.run_id}" in line for line in report["skipped"]) == 3
     assert ["campaign 1001036: changed since the cycle (66000 → 70000); use --force to restore anyway"] == [
         line for line in report["skipped"] if "1001036" in line
     ]
+    assert [line.split(":")[0] for line in report["refused"]] == ["ad 1001016 'Variant B - Low Performer'"]
+    assert "the hard stop holds" in report["refused"][0]
     assert len(cycle.client().writes) == writes
     forced = cli_json(capsys, "rollback", first.run_id, "--force", "--by", "carol")
-    assert forced["restored"] == ["scale_down campaign 1001036"]
+    assert sorted(forced["restored"]) == ["resume ad 1001016", "scale_down campaign 1001036"]
+    assert [line.split(":")[0] for line in forced["forced"]] == ["resume ad 1001016"]
     assert entity(cycle.client().fetch_snapshot(), "campaigns", "1001036")["daily_budget"] == "60000"
-    assert writes_of(cycle, writes) == [("update_budget", "1001036")]
-    assert ledger.cycle_actions(forced["rollback_run_id"])["actor"].tolist() == ["carol"]
+    assert sorted(writes_of(cycle, writes)) == [("resume", "1001016"), ("update_budget", "1001036")]
+    assert ledger.cycle_actions(forced["rollback_run_id"])["actor"].tolist() == ["carol", "carol"]
     assert cli_json(capsys, "rollback", first.run_id, "--force")["restored"] == []
     assert main(["rollback", "no-such-run"]) == 2 and "no ledger rows for run no-such-run" in capsys.readouterr().err
-    assert len(cycle.client().writes) == writes + 1
+    assert len(cycle.client().writes) == writes + 2
 
 
 # --- retention ----------------------------------------------------------------------------------
@@ -414,7 +424,7 @@ def test_the_daily_purge_job_drops_old_closed_rows(ledger, monkeypatch):
 
     monkeypatch.setenv("AUDIT_RETENTION_DAYS", "30")
     snapshot = parse_snapshot(demo_snapshot(ACCOUNT))
-    actions, _ = plan_cycle(snapshot, load_settings())  # 1 executing, 5 pending, 2 blocked
+    actions, _ = plan_cycle(snapshot, load_settings())  # 1 executing, 5 pending, 1 blocked
     ledger.record_cycle(actions, "old-run", ACCOUNT, snapshot.as_of)
     ledger.record_cycle(actions.assign(id=actions["id"] + "-new", verdict="policy_blocked"), "new-run", ACCOUNT, snapshot.as_of)
     with ledger.engine.begin() as conn:
@@ -429,7 +439,7 @@ def test_the_daily_purge_job_drops_old_closed_rows(ledger, monkeypatch):
         result = defs.resolve_job_def("purge_audit_ledger").execute_in_process(instance=instance)
     assert result.success
     outputs = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    assert outputs[0].event_specific_data.metadata["rows_deleted"].value == 2
+    assert outputs[0].event_specific_data.metadata["rows_deleted"].value == 1
     old = ledger.cycle_actions("old-run")
     assert sorted(old["status"]) == ["executing"] + ["pending"] * 5  # open rows are kept whatever their age
-    assert len(ledger.cycle_actions("new-run")) == 8  # recent rows are kept whatever their status
+    assert len(ledger.cycle_actions("new-run")) == 7  # recent rows are kept whatever their status

@@ -118,8 +118,10 @@ def test_evergreen_gets_no_budget_action(seed_plans, mode):
 def test_seed_stats(seed_plans, mode, executed, queued):
     stats = seed_plans[mode]["stats"]
     assert stats == {
+        "success": True, "tick_started_at": "2026-11-25T10:30:00+00:00", "tick_completed_at": "2026-11-25T10:30:00+00:00",
         "campaigns_evaluated": 3, "actions_generated": 2, "actions_policy_blocked": 0, "actions_safety_blocked": 0,
-        "actions_queued": queued, "actions_executed": executed, "actions_failed": 0, "errors": [],
+        "actions_deferred": 0, "actions_superseded": 0, "actions_queued": queued, "actions_executed": executed,
+        "actions_failed": 0, "approvals_executed": 0, "approvals_not_executed": 0, "errors": [],
     }
     assert seed_plans[mode]["mode"] == mode
     assert seed_plans[mode]["as_of"] == "2026-11-25T10:30:00+00:00"
@@ -169,7 +171,7 @@ def test_the_format_document_lists_what_the_code_produces():
     assert RULES == set(RULE_ORDER)
     assert [row["name"] for row in tables["rule"]] == RULE_ORDER  # documented in the order they win
     no_actions = pd.DataFrame(columns=["type", "entity_type", "entity_id", "verdict", "reasons"])
-    assert set(summarize(no_actions, 0)) == STATS_KEYS
+    assert set(summarize(no_actions, 0, "2026-11-25T10:30:00+00:00", "2026-11-25T10:30:00+00:00")) == STATS_KEYS
     assert set(SUMMARY_COLUMNS) <= ACTION_KEYS
 
 

@@ -11,6 +11,7 @@ from meta_ads_dagster.settings import Settings, SettingsError, load_settings
 DEFAULTS = {
     "meta_api_mode": "stub",
     "meta_auto_mode": "suggest",
+    "meta_auto_enabled": True,
     "meta_cycle_enabled": True,
     "meta_cycle_interval_minutes": 30,
     "max_daily_change_pct": 0.20,
@@ -19,14 +20,14 @@ DEFAULTS = {
     "hard_stop_confidence": 0.70,
     "min_spain_percentage": 0.35,
     "max_single_country_pct": 0.70,
-    "creative_embargo_hours": 72,
+    "creative_embargo_hours": 48,
     "min_impressions": 1000,
     "min_spend_usd": 100,
     "min_age_hours": 48,
     "max_daily_spend_usd": 10_000,
     "max_campaign_budget_usd": 5_000,
-    "max_actions_per_tick": 10,
-    "max_campaigns_per_tick": 50,
+    "max_actions_per_tick": 50,
+    "max_campaigns_per_tick": 100,
     "require_human_approval_creatives": True,
 }
 

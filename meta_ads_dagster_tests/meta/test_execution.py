@@ -44,7 +44,7 @@ def test_a_failing_write_fails_only_that_action(tmp_path, auto_actions):
     assert verdicts[["1001016", "1001020", "1001001", "1001036"]].eq("executed").all()
     # Rows that were not executable keep their verdict.
     before = _by_entity(auto_actions)["verdict"]
-    for entity in ("1001034", "1001028", "1001024"):
+    for entity in ("1001034", "1001024"):
         assert verdicts[entity] == before[entity]
     assert "write failed: StubWriteError" in _by_entity(result).loc["1001010", "reasons"][-1]
     assert auto_actions.set_index("entity_id").loc["1001010", "verdict"] == "executed"  # input not mutated
@@ -108,7 +108,7 @@ def test_failed_writes_are_listed_in_the_stats_errors(tmp_path, auto_actions):
 
     client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001", fail_writes_for=["1001010"])
     result, _ = execute_actions(auto_actions, client, lambda outcome: None)
-    stats = summarize(result, 8)
-    assert stats["actions_failed"] == 1
+    stats = summarize(result, 7, "2026-11-20T10:00:00+00:00", "2026-11-20T10:00:05+00:00")
+    assert stats["actions_failed"] == 1 and stats["success"] is False
     (error,) = stats["errors"]
     assert error.startswith("scale_down adset 1001010: write failed: StubWriteError")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from meta_ads_dagster.cycle.steps import account_history
 from meta_ads_dagster.engine import cycle as engine
 from meta_ads_dagster.engine.approvals import approved_candidates, revalidate
 from meta_ads_dagster.engine.cycle import plan_cycle
@@ -172,7 +173,7 @@ def _revalidated(ledger, snapshot, planned, settings) -> pd.DataFrame:
     """What the cycle's add_approved step does with the approved rows (engine + ledger)."""
     frames = engine.analyze(snapshot)
     approved = approvals.queue(ledger, "approved", ACCOUNT)
-    history = ledger.last_actions(ACCOUNT)
+    history = account_history(ledger, snapshot, settings)
     candidates = approved_candidates(approved, frames["roas_metrics"], snapshot.minor_per_unit, snapshot.as_of, history)
     return revalidate(candidates, planned, engine.account_spend(snapshot, frames["roas_metrics"]), settings)
 
@@ -215,15 +216,17 @@ def test_an_approval_meets_the_cooldown_and_a_newer_hard_stop_again(ledger, ids,
 
     checked = _revalidated(ledger, snapshot, cycle_actions, load_settings()).set_index("entity_id")
     assert checked.loc["1001001", "verdict"] == "executed"
-    assert checked.loc["1001036", "verdict"] == "safety_blocked" and "cooldown" in checked.loc["1001036", "reasons"][-1]
+    # Changed 2 h ago: its day's change is used up (the rolling 24 h limit speaks first; the cooldown agrees).
+    assert checked.loc["1001036", "verdict"] == "policy_blocked"
+    assert "rolling 24 h change limit reached: 20% already changed of the 20% daily limit" in checked.loc["1001036", "reasons"][-1]
     assert checked.loc["1001010", "verdict"] == "safety_blocked" and "hard stop" in checked.loc["1001010", "reasons"][-1]
 
 
 def test_purge_drops_old_closed_rows_and_keeps_open_ones(ledger, ids, planned, snapshot):
     ledger.record_cycle(planned, "run-new", ACCOUNT, snapshot.as_of)  # recent: kept whatever its status
     statuses = {
-        "1001016": "done", "1001020": "pending", "1001010": "approved", "1001034": "executing",
-        "1001028": "unknown", "1001024": "rejected", "1001036": "blocked", "1001001": "carried_out",
+        "1001016": "done", "1001020": "pending", "1001010": "approved", "1001034": "unknown",
+        "1001024": "rejected", "1001036": "blocked", "1001001": "carried_out",
     }
     old = approvals.now_utc() - timedelta(days=91)
     with ledger.engine.begin() as conn:
@@ -240,7 +243,7 @@ def test_purge_drops_old_closed_rows_and_keeps_open_ones(ledger, ids, planned, s
     assert approvals.purge(ledger, retention_days=90) == 0
     # A year on, the closed rows of run-new go too; the open ones of both runs stay.
     closed = ledger.cycle_actions("run-new")["status"].eq("blocked").sum()
-    assert closed == 2
+    assert closed == 1
     assert approvals.purge(ledger, retention_days=90, now=approvals.now_utc() + timedelta(days=365)) == closed
     with ledger.engine.connect() as conn:
         left = conn.execute(sa.select(c.status)).scalars().all()

@@ -7,10 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from meta_ads_dagster.engine.cycle import plan_cycle
+from meta_ads_dagster.engine.history import HISTORY_COLUMNS, history_frame
 from meta_ads_dagster.engine.snapshot import parse_snapshot
 from meta_ads_dagster.meta.demo import demo_snapshot
 from meta_ads_dagster.settings import load_settings
-from meta_ads_dagster.store.ledger import Ledger, actions_table, entity_history
+from meta_ads_dagster.store.ledger import Ledger, actions_table
 
 ACCOUNT = "act_1001"
 AS_OF = pd.Timestamp("2026-11-20T10:00:00+00:00")
@@ -52,12 +53,12 @@ def _count(ledger: Ledger) -> int:
 def test_record_cycle_writes_every_row(ledger, suggest_actions, snapshot):
     ledger.record_cycle(suggest_actions, "run-1", ACCOUNT, snapshot.as_of)
     rows = ledger.cycle_actions("run-1")
-    assert len(rows) == len(suggest_actions) == 8
+    assert len(rows) == len(suggest_actions) == 7  # the demo's "New launch" is inside its embargo: not evaluated
     assert list(rows["action_id"]) == list(suggest_actions["id"])
     assert (rows["cycle_run_id"] == "run-1").all() and (rows["account_id"] == ACCOUNT).all()
     assert list(rows["verdict"]) == list(suggest_actions["verdict"])
     status = dict(zip(rows["verdict"], rows["status"]))
-    assert status == {"executed": "executing", "queued": "pending", "policy_blocked": "blocked", "safety_blocked": "blocked"}
+    assert status == {"executed": "executing", "queued": "pending", "policy_blocked": "blocked"}
     assert [list(r) for r in rows["reasons"]] == [list(r) for r in suggest_actions["reasons"]]
     assert _utc(rows["as_of"].iloc[0]) == AS_OF
 
@@ -114,7 +115,7 @@ def test_mark_outcome(ledger, auto_actions, snapshot):
     assert ledger.cycle_actions("run-2").set_index("entity_id").loc["1001036", "status"] == "executing"
 
 
-def test_last_actions_latest_per_entity_and_executing_counts(ledger, auto_actions, snapshot):
+def test_history_lists_every_write_since_with_its_size_and_executing_counts(ledger, auto_actions, snapshot):
     ids = auto_actions.set_index("entity_id")["id"]
     ledger.record_cycle(auto_actions, "run-1", ACCOUNT, AS_OF)
     ledger.mark_outcome("run-1", ids["1001001"], AS_OF + pd.Timedelta(minutes=1), None)
@@ -124,20 +125,37 @@ def test_last_actions_latest_per_entity_and_executing_counts(ledger, auto_action
     ledger.mark_outcome("run-2", ids["1001036"], later + pd.Timedelta(minutes=2), None)
     ledger.record_cycle(auto_actions, "run-other", "act_9999", later)  # another account
 
-    last = ledger.last_actions(ACCOUNT)
-    when = {(row.entity_type, row.entity_id): row.executed_at for row in last.itertuples()}
+    history = ledger.history(ACCOUNT, AS_OF - pd.Timedelta(hours=48))
+    assert list(history.columns) == HISTORY_COLUMNS and str(history["executed_at"].dt.tz) == "UTC"
+    when = history.groupby(["entity_type", "entity_id"])["executed_at"].max().to_dict()
     executed = auto_actions[auto_actions["verdict"] == "executed"]
     assert set(when) == {(t, e) for t, e in zip(executed["entity_type"], executed["entity_id"]) if e != "1001010"}
     assert when[("campaign", "1001001")] == AS_OF + pd.Timedelta(minutes=1)  # done: executed_at
     assert when[("campaign", "1001036")] == later + pd.Timedelta(minutes=2)  # the latest of two cycles
     assert when[("ad", "1001016")] == AS_OF  # still executing: counts from the cycle's as_of
-    assert str(last["executed_at"].dt.tz) == "UTC"
-    # queued / blocked rows never count
-    assert ("ad", "1001034") not in when and ("campaign", "1001024") not in when
+    assert ("ad", "1001034") not in when and ("campaign", "1001024") not in when  # queued / blocked never count
+    # Each row keeps what the rolling 24 h change limit and the creative embargo read.
+    raise_row = history[history["entity_id"] == "1001001"].iloc[0]
+    assert (raise_row["type"], raise_row["rule"]) == ("scale_up", "roas_high")
+    assert raise_row["amount_pct"] == pytest.approx(executed.set_index("entity_id").loc["1001001", "amount_pct"])
+    winner = history[history["type"] == "publish_winner"].iloc[0]
+    assert list(winner["loser_ad_ids"]) == list(executed.set_index("entity_id").loc[winner["entity_id"], "loser_ad_ids"])
 
-    merged = entity_history([last, snapshot.recent_actions])
-    assert len(merged) == len(last)
-    assert ledger.last_actions("act_0000").empty
+    # Only writes since the given moment; the snapshot's recent_actions join with unknown sizes.
+    assert set(ledger.history(ACCOUNT, later)["entity_id"]) == {"1001036"}
+    merged = history_frame([history, snapshot.recent_actions])
+    assert len(merged) == len(history) + len(snapshot.recent_actions)
+    assert ledger.history("act_0000", AS_OF - pd.Timedelta(hours=48)).empty
+
+
+def test_campaign_evaluations_remember_the_latest_tick(ledger):
+    assert ledger.last_evaluated(ACCOUNT).empty
+    ledger.record_evaluated(ACCOUNT, ["1", "2"], AS_OF)
+    ledger.record_evaluated(ACCOUNT, ["2", "3"], AS_OF + pd.Timedelta(minutes=30))
+    ledger.record_evaluated("act_9999", ["1"], AS_OF + pd.Timedelta(hours=5))
+    assert ledger.last_evaluated(ACCOUNT).to_dict() == {
+        "1": AS_OF, "2": AS_OF + pd.Timedelta(minutes=30), "3": AS_OF + pd.Timedelta(minutes=30),
+    }
 
 
 def test_pending_lists_queued_rows(ledger, suggest_actions, snapshot):

@@ -130,13 +130,13 @@ def _assert_old_row_intact(row: dict) -> None:
 
 def test_one_head_and_a_linear_history():
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0002"]
-    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == ["0003"]
+    assert [r.revision for r in script.walk_revisions()] == ["0003", "0002", "0001"]
 
 
 def test_an_empty_database_migrates_to_the_tables_of_ledger_py(engine):
     upgrade_schema(engine)
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
     assert _columns(engine) == {t.name: [c.name for c in t.columns] for t in metadata.sorted_tables}
     assert _indexes(engine, "meta_actions") == {
         ix.name: [c.name for c in ix.columns] for ix in metadata.tables["meta_actions"].indexes
@@ -165,7 +165,7 @@ def test_a_database_at_0001_upgrades_in_place(database_url, engine):
 
     ledger = Ledger(database_url)
     try:
-        assert _revision(engine) == "0002"
+        assert _revision(engine) == "0003"
         assert _differences(engine, metadata) == []
         [row] = _rows(engine)
         _assert_old_row_intact(row)
@@ -183,18 +183,20 @@ def test_a_legacy_create_all_database_is_stamped_then_upgraded(database_url, eng
     assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
     assert _differences(engine, metadata) == []
     [row] = _rows(engine)
     _assert_old_row_intact(row)
 
 
-def test_a_legacy_database_already_in_the_0002_shape_is_only_stamped(database_url, engine):
-    metadata.create_all(engine)  # made by ledger.py's create_all after 0002's columns, before the migrations
+def test_a_legacy_database_already_in_the_0002_shape_is_stamped_then_upgraded(database_url, engine):
+    # Made by ledger.py's create_all after 0002's columns, before the migrations (and before 0003).
+    metadata.create_all(engine, tables=[metadata.tables["meta_actions"], metadata.tables["meta_cycle_locks"]])
     with engine.begin() as conn:
         conn.execute(metadata.tables["meta_actions"].insert(), OLD_ROW)
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
+    assert _differences(engine, metadata) == []
     assert len(_rows(engine)) == 1
 
 
@@ -223,7 +225,7 @@ def test_downgrade_to_0001_and_back(database_url, engine):
     }
 
     upgrade_schema(engine)
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
     assert _differences(engine, metadata) == []
     _assert_old_row_intact(_rows(engine)[0])
 

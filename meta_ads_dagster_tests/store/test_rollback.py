@@ -1,8 +1,9 @@
 """store/rollback.py on SQLite and PostgreSQL: undo a 25-change auto cycle through the stub and the ledger.
 
-The cycle here is the engine plus the same execution steps as the ``execute`` op (account lock,
-hold back what was sent, prior state, record, write, mark), over a StubMetaAdsClient: 20 raises,
-2 ad-set cuts, 2 hard-stop pauses and an A/B decision that pauses one loser.
+The cycle here is ``cycle.steps.run_cycle`` (the job's steps without Dagster) over a
+StubMetaAdsClient: 20 raises, 2 ad-set cuts, 2 hard-stop pauses and an A/B decision that pauses one
+loser. A rollback restores through the guard rails as they stand now: the two hard-stopped
+campaigns still lose money, so their resume is refused unless forced.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from meta_ads_dagster.engine.cycle import plan_cycle
-from meta_ads_dagster.engine.reconcile import with_prior_state
+from meta_ads_dagster.cycle import steps
 from meta_ads_dagster.engine.snapshot import parse_snapshot
-from meta_ads_dagster.meta.execution import execute_actions, hold_back_already_sent
 from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
-from meta_ads_dagster.store.ledger import Ledger, cycle_locks_table, entity_history
+from meta_ads_dagster.store.ledger import Ledger, cycle_locks_table
 from meta_ads_dagster.store.locks import AccountLocked, account_lock
 from meta_ads_dagster.store.rollback import rollback_run
 
@@ -56,12 +55,12 @@ def snapshot_path(tmp_path) -> str:
 
 @pytest.fixture
 def client(snapshot_path, tmp_path) -> StubMetaAdsClient:
-    return StubMetaAdsClient(state_dir=str(tmp_path / "stub_state"), snapshot_path=snapshot_path)
+    return StubMetaAdsClient(state_dir=str(tmp_path / "stub_state"), snapshot_path=snapshot_path, account_id=ACCOUNT)
 
 
 def fresh(client: StubMetaAdsClient) -> StubMetaAdsClient:
     """Another client over the same state file: another process looking at the account."""
-    return StubMetaAdsClient(state_dir=client.state_dir, snapshot_path=client.snapshot_path)
+    return StubMetaAdsClient(state_dir=client.state_dir, snapshot_path=client.snapshot_path, account_id=ACCOUNT)
 
 
 @pytest.fixture
@@ -71,17 +70,12 @@ def ledger(database_url):
     store.dispose()
 
 
+SETTINGS = load_settings(meta_auto_mode="auto", max_actions_per_tick=30)
+
+
 def run_cycle(ledger: Ledger, client: StubMetaAdsClient, run_id: str) -> pd.DataFrame:
-    """One auto cycle: the engine, then what the execute op does."""
-    settings = load_settings(meta_auto_mode="auto", max_actions_per_tick=30)
-    snapshot = parse_snapshot(client.fetch_snapshot())
-    history = entity_history([ledger.last_actions(ACCOUNT), snapshot.recent_actions])
-    actions, _ = plan_cycle(snapshot, settings, history)
-    with account_lock(ledger, ACCOUNT, run_id):
-        ids = actions.loc[actions["verdict"] == "executed", "id"]
-        actions = with_prior_state(hold_back_already_sent(actions, ledger.already_sent(ACCOUNT, ids)), snapshot)
-        ledger.record_cycle(actions, run_id, ACCOUNT, snapshot.as_of)
-        done, _ = execute_actions(actions, client, lambda o: ledger.mark_outcome(run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result))
+    """One auto cycle through the same steps as the Dagster job (cycle/steps.py)."""
+    done, _ = steps.run_cycle(ledger, client, SETTINGS, run_id)
     return done
 
 
@@ -111,27 +105,41 @@ def cycled(ledger, client):
     return before, done, len(fresh(client).writes)
 
 
-def test_rolling_back_25_changes_restores_every_budget_and_status_once(ledger, client, cycled):
+def rollback(ledger, client, run, actor="cli", force=False, settings=SETTINGS):
+    return rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), settings, "cycle-1", run, actor=actor, force=force)
+
+
+RESTORABLE = CHANGES - len(STOPPED)  # the hard stop still holds on the stopped campaigns
+
+
+def hard_stop_refusal(campaign: str, number: int) -> str:
+    return (f"campaign {campaign} 'Campaign {number}': the hard stop holds: ROAS 0.50 < 0.9 with confidence 0.91 ≥ 0.7; "
+            "use --force to restore anyway")
+
+
+def test_rolling_back_25_changes_restores_every_budget_and_status_the_guard_rails_allow(ledger, client, cycled):
     before, _, writes = cycled
 
     # While a cycle holds the account, a rollback is refused clearly and writes nothing.
     with account_lock(ledger, ACCOUNT, "scheduled-cycle-42"):
         with pytest.raises(AccountLocked, match="run scheduled-cycle-42 has been writing since .* run rollback-0 refused"):
-            rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), "cycle-1", "rollback-0", actor="cli")
+            rollback(ledger, client, "rollback-0")
     assert len(fresh(client).writes) == writes and ledger.cycle_actions("rollback-0").empty
 
-    report = rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), "cycle-1", "rollback-1", actor="alice")
-    assert report.skipped == [] and report.failed == []
-    assert len(report.restored) == CHANGES
-    assert account_state(fresh(client).fetch_snapshot()) == before  # every budget and status
+    report = rollback(ledger, client, "rollback-1", actor="alice")
+    assert report.skipped == [] and report.failed == [] and report.forced == []
+    assert len(report.restored) == RESTORABLE
+    # Issue 9 #2: the rollback used to resume the hard-stopped campaigns; the hard stop still holds.
+    assert sorted(report.refused) == [hard_stop_refusal(STOPPED[0], 22), hard_stop_refusal(STOPPED[1], 23)]
+    state = account_state(fresh(client).fetch_snapshot())
+    assert {k: v for k, v in state.items() if k[1] not in STOPPED} == {k: v for k, v in before.items() if k[1] not in STOPPED}
+    assert {state[("campaigns", c)][0] for c in STOPPED} == {"PAUSED"}
     sent = restore_writes(client, writes)
-    assert sorted(sent) == sorted(
-        [("update_budget", e) for e in RAISED + CUT] + [("resume", e) for e in STOPPED] + [("resume", LOSER)]
-    )
+    assert sorted(sent) == sorted([("update_budget", e) for e in RAISED + CUT] + [("resume", LOSER)])
 
     # Logged like any cycle: one done row per restore, by the person who asked, pointing at the cycle.
     rows = ledger.cycle_actions("rollback-1")
-    assert len(rows) == CHANGES
+    assert len(rows) == RESTORABLE
     assert set(rows["status"]) == {"done"} and set(rows["actor"]) == {"alice"} and set(rows["rule"]) == {"rollback"}
     assert set(rows["rollback_of_run"]) == {"cycle-1"}
     budgets = rows[rows["type"].isin(["scale_up", "scale_down"])].set_index("entity_id")
@@ -139,83 +147,47 @@ def test_rolling_back_25_changes_restores_every_budget_and_status_once(ledger, c
     assert (budgets.loc[CUT, "type"] == "scale_up").all() and (budgets.loc[CUT, "new_budget_minor"] == 15000).all()
     assert (ledger.cycle_actions("cycle-1")["status"] == "done").sum() == CHANGES  # the cycle's rows are untouched
 
-    # A second rollback of the same run (forced or not) sends nothing: everything is already restored.
-    for run, force in (("rollback-2", False), ("rollback-3", True)):
-        again = rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), "cycle-1", run, actor="cli", force=force)
-        assert again.restored == [] and again.failed == []
-        assert len(again.skipped) == CHANGES
-        assert all(line.endswith("already restored by run rollback-1") for line in again.skipped), again.skipped
-        assert ledger.cycle_actions(run).empty
+    # Again without --force: nothing is sent, the refusals stand. With --force: the two stopped
+    # campaigns are resumed, and the restore says it was forced past the hard stop.
+    again = rollback(ledger, client, "rollback-2")
+    assert again.restored == [] and again.failed == [] and len(again.refused) == 2
+    assert len(again.skipped) == RESTORABLE and all(line.endswith("already restored by run rollback-1") for line in again.skipped)
+    assert ledger.cycle_actions("rollback-2").empty
+    forced = rollback(ledger, client, "rollback-3", force=True)
+    assert sorted(forced.restored) == sorted(f"resume campaign {c}" for c in STOPPED) and forced.refused == []
+    assert len(forced.forced) == 2 and all("forced past a guard rail: the hard stop holds" in line for line in forced.forced)
+    forced_rows = ledger.cycle_actions("rollback-3")
+    assert all(any(r.startswith("forced past a guard rail: the hard stop holds") for r in reasons) for reasons in forced_rows["reasons"])
     assert len(fresh(client).writes) == writes + CHANGES
     assert account_state(fresh(client).fetch_snapshot()) == before
 
 
-def test_an_entity_changed_since_is_skipped_unless_forced(ledger, client, cycled):
-    before, _, writes = cycled
-    someone = fresh(client)
-    someone.update_budget("campaign", RAISED[3], 25000)  # a person raised it again by hand
-    someone.resume("campaign", STOPPED[0])  # and turned a stopped campaign back on
-    writes += 2
+def test_a_restored_raise_meets_the_campaign_and_account_caps_as_they_stand_now(ledger, client, cycled):
+    """Issue 9 #2: undoing a cut raises a budget again; it must fit under MAX_CAMPAIGN_BUDGET_USD
+    and MAX_DAILY_SPEND_USD as they are now (here: lowered since the cycle), unless forced."""
+    tight = load_settings(meta_auto_mode="auto", max_campaign_budget_usd=140)  # the cut ad sets were 150 before
+    report = rollback(ledger, client, "rollback-1", settings=tight)
+    cap_refusals = [
+        f"adset {a} 'Ad set {n}.0': campaign {campaign_id(n)}'s total daily budget would exceed MAX_CAMPAIGN_BUDGET_USD 140; "
+        "use --force to restore anyway"
+        for a, n in zip(CUT, (20, 21))
+    ]
+    assert sorted(report.refused) == sorted(cap_refusals + [hard_stop_refusal(STOPPED[0], 22), hard_stop_refusal(STOPPED[1], 23)])
+    assert len(report.restored) == CHANGES - 4 and not any(f"adset {a}" in r for a in CUT for r in report.restored)
 
-    report = rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), "cycle-1", "rollback-1", actor="cli")
-    assert len(report.restored) == CHANGES - 2 and report.failed == []
-    assert sorted(report.skipped) == sorted([
-        f"campaign {RAISED[3]}: changed since the cycle (22000 → 25000); use --force to restore anyway",
-        f"campaign {STOPPED[0]}: changed since the cycle (PAUSED → ACTIVE); use --force to restore anyway",
-    ])
+    # The account cap: the first restored raise fits in the room left, the second does not.
     state = account_state(fresh(client).fetch_snapshot())
-    assert state[("campaigns", RAISED[3])] == ("ACTIVE", "25000")  # left as the person set it
-    assert {k: v for k, v in state.items() if k[1] not in (RAISED[3], STOPPED[0])} == {
-        k: v for k, v in before.items() if k[1] not in (RAISED[3], STOPPED[0])
-    }
-    assert len(restore_writes(client, writes)) == CHANGES - 2
-
-    forced = rollback_run(ledger, fresh(client), parse_snapshot(fresh(client).fetch_snapshot()), "cycle-1", "rollback-2", actor="cli", force=True)
-    assert sorted(forced.restored) == sorted([f"scale_down campaign {RAISED[3]}", f"resume campaign {STOPPED[0]}"])
-    assert len(forced.skipped) == CHANGES - 2 and all("already restored by run rollback-1" in s for s in forced.skipped)
-    assert account_state(fresh(client).fetch_snapshot()) == before
-    # Only the two skipped ones were sent by the forced rollback.
-    assert sorted(restore_writes(client, writes)[CHANGES - 2:]) == [("resume", STOPPED[0]), ("update_budget", RAISED[3])]
-
-
-def test_two_rollbacks_at_once_restore_each_entity_once(database_url, client, cycled):
-    before, _, writes = cycled
-    barrier = threading.Barrier(2)
-    outcomes: dict[str, object] = {}
-
-    def roll(name: str) -> None:
-        store = Ledger(database_url)  # its own connection pool, as another process would have
-        mine = fresh(client)
-        snapshot = parse_snapshot(mine.fetch_snapshot())  # both read the account before either writes
-        barrier.wait()
-        try:
-            outcomes[name] = rollback_run(store, mine, snapshot, "cycle-1", name, actor=name)
-        except Exception as exc:  # noqa: BLE001 - the test asserts on the type
-            outcomes[name] = exc
-        finally:
-            store.dispose()
-
-    threads = [threading.Thread(target=roll, args=(f"rollback-{i}",)) for i in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert set(outcomes) == {"rollback-1", "rollback-2"}
-    errors = [o for o in outcomes.values() if isinstance(o, Exception)]
-    assert all(isinstance(e, AccountLocked) for e in errors), errors
-    reports = [o for o in outcomes.values() if not isinstance(o, Exception)]
-    assert sum(len(r.restored) for r in reports) == CHANGES
-    if errors:  # refused clearly, naming the run that holds the account
-        assert "run rollback-" in str(errors[0]) and "refused so two cycles never write at once" in str(errors[0])
-
-    sent = restore_writes(client, writes)
-    assert len(sent) == len(set(sent)) == CHANGES  # each entity restored exactly once
-    assert account_state(fresh(client).fetch_snapshot()) == before
+    total_now = sum(int(b) for (kind, _), (status, b) in state.items() if kind in ("campaigns", "adsets") and b and status == "ACTIVE") / 100
+    capped = load_settings(meta_auto_mode="auto", max_daily_spend_usd=total_now + 20)  # room for one +15 restore
+    second = rollback(ledger, client, "rollback-2", settings=capped)
+    restored_cuts = [line for line in second.restored if line.startswith("scale_up adset")]
+    assert len(restored_cuts) == 1
+    assert any("MAX_DAILY_SPEND_USD" in line for line in second.refused)
 
 
 def test_a_run_without_ledger_rows_cannot_be_rolled_back(ledger, client):
     with pytest.raises(LookupError, match="no ledger rows for run nope"):
-        rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), "nope", "rollback-1", actor="cli")
+        rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), SETTINGS, "nope", "rollback-1", actor="cli")
     assert client.writes == []
 
 

@@ -1,0 +1,176 @@
+"""The cycle's steps as plain functions over the ledger, the Meta client and the engine.
+
+Each Dagster op in ``graph.py`` is a thin shell around one of these; :func:`run_cycle` runs them
+all in a row without Dagster, which is how the multi-cycle property test and the guard-rail
+simulator drive hundreds of cycles in seconds through exactly the code a scheduled run uses.
+
+reconcile → decide → policy → safety → route → add approvals → limit writes → execute → summarize
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import pandas as pd
+
+from ..engine import cycle as engine
+from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
+from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
+from ..engine.reconcile import reconcile_writes, with_prior_state
+from ..engine.routing import limit_writes, route_actions
+from ..engine.snapshot import AccountSnapshot, parse_snapshot
+from ..meta.client import MetaAdsClient
+from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_changed_since
+from ..settings import Settings
+from ..store import approvals
+from ..store.ledger import Ledger
+from ..store.locks import account_lock
+
+
+class Log(Protocol):
+    """What the steps log through: a Dagster ``context.log`` or a ``logging.Logger``."""
+
+    def info(self, msg: str) -> Any: ...
+
+    def warning(self, msg: str) -> Any: ...
+
+
+def account_history(store: Ledger, snapshot: AccountSnapshot, settings: Settings) -> pd.DataFrame:
+    """The writes the guard rails look back on: the ledger's and the snapshot's ``recent_actions``,
+    as far back as the longest of the cooldown, the 24 h change window and the creative embargo."""
+    hours = max(COOLDOWN_HOURS, CHANGE_WINDOW_HOURS, settings.creative_embargo_hours)
+    return history_frame([store.history(snapshot.account_id, snapshot.as_of - timedelta(hours=hours)), snapshot.recent_actions])
+
+
+def settle(store: Ledger, open_writes: pd.DataFrame, snapshot: AccountSnapshot, log: Log) -> pd.DataFrame:
+    """Close open writes in the ledger from what ``snapshot`` shows (engine/reconcile.py) and log each."""
+    settled = reconcile_writes(open_writes, snapshot)
+    for row in settled.itertuples(index=False):
+        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
+        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
+        log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
+    return settled
+
+
+def reconcile(store: Ledger, snapshot: AccountSnapshot, run_id: str, log: Log) -> pd.DataFrame:
+    """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
+    mid-write) from what the account shows now, then take out of the queue what the account no
+    longer bears out (a budget that moved since it was proposed). Nothing is ever re-sent blindly."""
+    settled = settle(store, store.open_writes(snapshot.account_id, run_id), snapshot, log)
+    for line in approvals.supersede_stale(store, snapshot):
+        log.info(line)
+    return settled
+
+
+def decide(store: Ledger, snapshot: AccountSnapshot, frames: dict[str, pd.DataFrame], settings: Settings, log: Log) -> tuple[pd.DataFrame, list[str]]:
+    """STEP 2a: the rules propose at most one action per entity, for the campaigns in this tick's
+    scope (returned too). After reconcile, so the cooldown history is settled."""
+    settings = settings.for_account(snapshot.account_id)
+    for warning in engine.sanity_warnings(frames["roas_metrics"], settings):
+        log.warning(warning)
+    actions, scope = engine.decide(
+        snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings,
+        account_history(store, snapshot, settings), store.last_evaluated(snapshot.account_id),
+    )
+    log.info(f"{len(actions)} action(s) proposed for {len(scope)} campaign(s) in scope")
+    return actions, list(scope)
+
+
+def guard(snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """STEPS 2b–2d: PolicyEngine, SafetyEngine, then execute-or-queue routing."""
+    settings = settings.for_account(snapshot.account_id)
+    guarded = engine.apply_guard_rails(actions, engine.account_spend(snapshot, metrics), settings)
+    return route_actions(guarded, settings)
+
+
+def add_approved(store: Ledger, snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame, settings: Settings, log: Log) -> pd.DataFrame:
+    """STEP 2e: actions a person approved since, re-validated against the account as it is now."""
+    account = snapshot.account_id
+    approved = approvals.queue(store, "approved", account)
+    # An approval whose write a run already sent (e.g. one that crashed right after it) is done.
+    sent = store.already_sent(account, approved["action_id"])
+    approvals.close_approvals(store, {i: ("carried_out", f"already sent by run {run}") for i, run in sent.items()})
+    approved = approved[~approved["action_id"].isin(list(sent))].reset_index(drop=True)
+    if approved.empty:
+        return actions
+    settings = settings.for_account(account)
+    candidates = approved_candidates(approved, metrics, snapshot.minor_per_unit, snapshot.as_of, account_history(store, snapshot, settings))
+    checked = revalidate(candidates, actions, engine.account_spend(snapshot, metrics), settings)
+    log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
+    return pd.concat([supersede_by_approvals(actions, checked), checked], ignore_index=True)
+
+
+def limit(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """STEP 2f: one write per entity, the per-tick limit (approvals included), the kill switch."""
+    return limit_writes(actions, settings.for_account(snapshot.account_id))
+
+
+def settle_open_writes(store: Ledger, client: MetaAdsClient, account: str, run_id: str, action_ids: pd.Series, log: Log) -> None:
+    """This step is sending writes a dead run already started (a re-execution from failure, a
+    retry): read the account *now* and settle them first. What landed is then held back as already
+    sent; what did not is sent by this run, so each write lands exactly once. Under the account
+    lock, so the run that left them open cannot still be writing."""
+    open_writes = store.open_writes(account, run_id)
+    open_writes = open_writes[open_writes["action_id"].isin(set(action_ids))]
+    if open_writes.empty:
+        return
+    settle(store, open_writes, parse_snapshot(client.fetch_snapshot()), log)
+
+
+def close_carried_approvals(store: Ledger, executed: pd.DataFrame, run_id: str) -> None:
+    """The approved queue rows this cycle dealt with: carried out, superseded or refused; a
+    deferred one stays approved for the next cycle."""
+    if "approved_in_run" not in executed:
+        return
+    done = executed[executed["approved_in_run"].notna() & executed["verdict"].ne("deferred")]
+    status = {"executed": "carried_out", "superseded": "superseded"}
+    approvals.close_approvals(
+        store, {a.id: (status.get(a.verdict, "refused"), f"cycle {run_id}: {a.reasons[-1]}") for a in done.itertuples()}
+    )
+
+
+def execute(
+    store: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, actions: pd.DataFrame, scope: Sequence[str],
+    settings: Settings, run_id: str, log: Log,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """STEP 3: record the cycle in the ledger, then apply the executable actions through the
+    client, holding the account's write lock (two cycles never write at once). Returns the actions
+    with their outcomes and one log record per action."""
+    account = snapshot.account_id
+    client = client.for_account(account)
+    settings = settings.for_account(account)
+    with account_lock(store, account, run_id, stale_after=settings.cycle_max_runtime):
+        executable = actions.loc[actions["verdict"] == "executed", "id"]
+        settle_open_writes(store, client, account, run_id, executable, log)
+        actions = hold_back_already_sent(actions, store.already_sent(account, executable))
+        actions = hold_back_changed_since(actions, account_history(store, snapshot, settings), snapshot.as_of)
+        actions = with_prior_state(actions, snapshot)
+        store.record_cycle(actions, run_id, account, snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours)
+        store.record_evaluated(account, scope, snapshot.as_of)
+        executed, records = execute_actions(
+            actions, client,
+            lambda outcome: store.mark_outcome(run_id, outcome.action_id, snapshot.as_of, outcome.error, outcome.status, outcome.result),
+        )
+    close_carried_approvals(store, executed, run_id)
+    for line in approvals.supersede_written_by(store, account, run_id):
+        log.info(line)
+    return executed, records
+
+
+def run_cycle(store: Ledger, client: MetaAdsClient, settings: Settings, run_id: str, log: Log | None = None) -> tuple[pd.DataFrame, dict]:
+    """One whole cycle of ``client``'s account without Dagster: the same steps, in the same order,
+    as the ``meta_ads_cycle`` job. Returns the cycle's actions and its stats."""
+    log = log or logging.getLogger(__name__)
+    started = datetime.now(timezone.utc).isoformat()
+    client.sync_insights()
+    snapshot = parse_snapshot(client.fetch_snapshot())
+    frames = engine.analyze(snapshot)
+    reconcile(store, snapshot, run_id, log)
+    proposed, scope = decide(store, snapshot, frames, settings, log)
+    routed = guard(snapshot, frames["roas_metrics"], proposed, settings)
+    limited = limit(snapshot, add_approved(store, snapshot, frames["roas_metrics"], routed, settings, log), settings)
+    executed, _ = execute(store, client, snapshot, limited, scope, settings, run_id, log)
+    return executed, engine.summarize(executed, len(scope), started, datetime.now(timezone.utc).isoformat())
