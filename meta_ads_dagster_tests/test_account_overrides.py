@@ -63,6 +63,10 @@ def test_plan_uses_the_accounts_limits(tmp_path):
         ("shop_1:\n  MAX_DAILY_SPEND_USD: 10\n", "shop_1: not an ad account id"),
         ("- act_1001\n", "must map ad account ids"),
         ("act_1001: [1, 2\n", "cannot read"),
+        # Issue 9 #16: YAML's .inf cannot switch a rail off either.
+        ("act_1001:\n  MAX_DAILY_SPEND_USD: .inf\n", "act_1001.MAX_DAILY_SPEND_USD: Input should be a finite number"),
+        ("act_1001:\n  HARD_STOP_ROAS: .inf\n", "act_1001.HARD_STOP_ROAS: Input should be a finite number"),
+        ("act_1001:\n  MAX_ACTIONS_PER_TICK: 100000000000000000000000\n", "act_1001.MAX_ACTIONS_PER_TICK"),
     ],
 )
 def test_a_bad_file_stops_the_program_naming_account_and_variable(tmp_path, text, fragment):

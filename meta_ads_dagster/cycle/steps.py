@@ -100,12 +100,13 @@ def add_approved(store: Ledger, snapshot: AccountSnapshot, metrics: pd.DataFrame
     candidates = approved_candidates(approved, metrics, snapshot.minor_per_unit, snapshot.as_of, account_history(store, snapshot, settings))
     checked = revalidate(candidates, actions, engine.account_spend(snapshot, metrics), settings)
     log.info(f"{len(checked)} approved action(s): {int((checked['verdict'] == 'executed').sum())} still hold")
-    return pd.concat([supersede_by_approvals(actions, checked), checked], ignore_index=True)
+    return pd.concat([actions, checked], ignore_index=True)
 
 
 def limit(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """STEP 2f: one write per entity, the per-tick limit (approvals included), the kill switch."""
-    return limit_writes(actions, settings.for_account(snapshot.account_id))
+    """STEP 2f: one write per entity, the per-tick limit (approvals included), the kill switch;
+    then this cycle's own proposals an approval already covers leave the queue."""
+    return supersede_by_approvals(limit_writes(actions, settings.for_account(snapshot.account_id)))
 
 
 def settle_open_writes(store: Ledger, client: MetaAdsClient, account: str, run_id: str, action_ids: pd.Series, log: Log) -> None:

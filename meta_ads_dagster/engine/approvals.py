@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import ACTION_COLUMNS, add_reason, set_verdict, written_entities
+from .actions import ACTION_COLUMNS, add_reason, is_approval, set_verdict, written_entities
 from .history import describe, over_written_entities
 from .policy import PolicyEngine
 from .safety import AccountSpend, SafetyEngine
@@ -120,16 +120,18 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
     return actions
 
 
-def supersede_by_approvals(actions: pd.DataFrame, approved: pd.DataFrame) -> pd.DataFrame:
-    """This cycle's own newly queued proposal for an entity an approval writes in this cycle is
-    moot (the entity changes under it): it is superseded, not queued again."""
-    going = approved[approved["verdict"] == "executed"].reset_index(drop=True)
+def supersede_by_approvals(actions: pd.DataFrame) -> pd.DataFrame:
+    """After the writes are limited: this cycle's own newly queued proposal for an entity a
+    person's approval writes now, or will write once the per-tick limit lets it (deferred), is
+    moot: it is superseded, not queued again beside the approval."""
+    approved = actions[is_approval(actions)]
+    going = approved[approved["verdict"].isin(["executed", "deferred"])].reset_index(drop=True)
     actions = actions.copy()
-    if going.empty or actions.empty:
+    if going.empty:
         return actions
     touched = written_entities(going)
     keys = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]])
     moot = keys.isin(pd.MultiIndex.from_frame(touched[["entity_type", "entity_id"]])) & actions["verdict"].eq("queued").to_numpy()
-    add_reason(actions, moot, "an approved action writes this entity in this cycle: superseded, not queued again")
+    add_reason(actions, moot, "an approved action for this entity is carried out now or in a coming cycle: superseded, not queued again")
     actions.loc[moot, "verdict"] = "superseded"
     return actions

@@ -263,6 +263,30 @@ def test_schedule_skips_an_account_whose_previous_cycle_is_still_queued(database
         assert [r.partition_key for r in result.run_requests] == ["act_1001", "act_2002"]
 
 
+def test_the_kill_switch_skips_every_scheduled_tick_and_a_manual_cycle_writes_nothing(database_file, monkeypatch):
+    """Issue 9 #10: META_AUTO_ENABLED=false stops the autonomous system (the seed's kill switch)."""
+    monkeypatch.setenv("META_AUTO_ENABLED", "false")
+    monkeypatch.setenv("META_AUTO_MODE", "auto")
+    cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    tick = pd.Timestamp("2026-11-20T11:00:00Z").to_pydatetime()
+    with instance_for_test() as instance:
+        schedule = cycle.defs.resolve_schedule_def(SCHEDULE_NAME)
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=cycle.defs.get_repository_def()) as context:
+            result = schedule.evaluate_tick(context)
+        assert not result.run_requests
+        assert result.skip_message == "META_AUTO_ENABLED is false: the autonomous system is stopped, no cycle launched"
+
+        manual = cycle.run(instance)
+        assert manual.success
+    assert [w["method"] for w in cycle.stub_writes()] == ["sync_insights"]  # read, evaluated, nothing written
+    actions = manual.output_for_node("optimization_cycle")
+    assert len(actions) and not actions["verdict"].eq("executed").any()
+    assert actions["verdict"].eq("deferred").sum() == 5  # what auto mode would have written
+    ledger = cycle.ledger()
+    assert len(ledger.cycle_actions(manual.run_id)) == len(actions)  # recorded all the same
+    ledger.dispose()
+
+
 def test_a_run_of_an_account_that_is_not_configured_reads_nothing(database_file, monkeypatch):
     """A run tagged by hand (``dagster job execute --tags``) with an unknown account fails first."""
     cycle = Cycle()

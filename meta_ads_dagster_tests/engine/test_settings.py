@@ -169,3 +169,79 @@ def test_a_snapshot_directory_serves_one_account_per_file(tmp_path):
 @pytest.mark.parametrize(("minutes", "seconds"), [(30, 1500), (15, 750), (60, 3000), (1, 50)])
 def test_a_cycle_may_run_five_sixths_of_its_interval(minutes, seconds):
     assert load_settings(meta_cycle_interval_minutes=minutes).cycle_max_runtime.total_seconds() == seconds
+
+
+# --- issue 9 #16: no setting can switch a guard rail off -------------------------------------------
+@pytest.mark.parametrize("variable", [
+    "MAX_DAILY_SPEND_USD", "HARD_STOP_ROAS", "MAX_CAMPAIGN_BUDGET_USD", "APPROVAL_MIN_BUDGET_CHANGE_USD",
+    "MIN_AGE_HOURS", "MIN_SPEND_USD", "APPROVAL_TTL_HOURS", "CREATIVE_EMBARGO_HOURS", "MAX_DAILY_CHANGE_PCT",
+])
+@pytest.mark.parametrize("value", ["inf", "1e999", "nan", "-inf"])
+def test_infinite_or_nan_settings_are_refused_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize("variable, value, fragment", [
+    ("MAX_ACTIONS_PER_TICK", str(10**23), "less than or equal to 1000000"),
+    ("MAX_CAMPAIGNS_PER_TICK", "10000000", "less than or equal to 1000000"),
+    ("MAX_DAILY_SPEND_USD", "1e12", "less than or equal to 1000000000"),
+    ("MIN_AGE_HOURS", "100000", "less than or equal to 8760"),
+    ("HARD_STOP_ROAS", "1.5", "less than 1.5"),   # must stay below the hold band, where cuts start
+    ("HARD_STOP_ROAS", "2.79", "less than 1.5"),
+    ("AUDIT_RETENTION_DAYS", "99999", "less than or equal to 3650"),
+])
+def test_settings_outside_a_sane_range_are_refused(monkeypatch, variable, value, fragment):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=fragment) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+
+
+# --- issue 9 #10: the seed's interval and kill switch; typos are reported ----------------------------
+def test_meta_auto_enabled_is_read():
+    assert load_settings().meta_auto_enabled is True
+    assert load_settings(meta_auto_enabled=False).meta_auto_enabled is False
+
+
+@pytest.mark.parametrize("seconds, minutes", [("1800", 30), ("900", 15), ("3600", 60), ("300", 5)])
+def test_meta_auto_interval_seconds_sets_the_interval(monkeypatch, seconds, minutes):
+    monkeypatch.setenv("META_AUTO_INTERVAL_SECONDS", seconds)
+    settings = load_settings()
+    assert settings.meta_cycle_interval_minutes == minutes
+    assert settings.cycle_cron == ("0 * * * *" if minutes == 60 else f"*/{minutes} * * * *")
+
+
+@pytest.mark.parametrize("seconds", ["1000", "90", "7200", "0", "-60", "half an hour"])
+def test_a_bad_meta_auto_interval_seconds_is_refused(monkeypatch, seconds):
+    monkeypatch.setenv("META_AUTO_INTERVAL_SECONDS", seconds)
+    with pytest.raises(SettingsError, match="META_AUTO_INTERVAL_SECONDS"):
+        load_settings()
+
+
+def test_two_interval_variables_must_agree(monkeypatch):
+    monkeypatch.setenv("META_AUTO_INTERVAL_SECONDS", "900")
+    monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", "30")
+    with pytest.raises(SettingsError, match=r"META_AUTO_INTERVAL_SECONDS \(900\) and META_CYCLE_INTERVAL_MINUTES \(30\) disagree"):
+        load_settings()
+    monkeypatch.setenv("META_CYCLE_INTERVAL_MINUTES", "15")
+    assert load_settings().meta_cycle_interval_minutes == 15
+
+
+def test_an_unknown_variable_that_looks_like_ours_is_reported(monkeypatch, caplog):
+    monkeypatch.setattr("meta_ads_dagster.settings._warned", set())
+    for name in ("MAX_DAYLY_SPEND_USD", "META_AUTO_MODEE", "HARD_STOP_ROA", "MIN_IMPRESSION"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("META_ACCESS_TOKEN", "secret")  # ours, read through EnvVar: never reported
+    monkeypatch.setenv("MAXIMUM_SOMETHING", "1")  # not our prefix
+    with caplog.at_level("WARNING", logger="meta_ads_dagster.settings"):
+        settings = load_settings()
+        load_settings()  # once per process, not on every load
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        f"warning: unknown setting {name} ignored (not one of meta_ads_dagster's variables; a typo?)"
+        for name in ("HARD_STOP_ROA", "MAX_DAYLY_SPEND_USD", "META_AUTO_MODEE", "MIN_IMPRESSION")
+    ]
+    assert settings.max_daily_spend_usd == 10_000  # the typo left the rail at its default: hence the warning
