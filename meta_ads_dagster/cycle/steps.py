@@ -161,13 +161,20 @@ def execute(
     return executed, records
 
 
-def run_cycle(store: Ledger, client: MetaAdsClient, settings: Settings, run_id: str, log: Log | None = None) -> tuple[pd.DataFrame, dict]:
+def run_cycle(
+    store: Ledger, client: MetaAdsClient, settings: Settings, run_id: str, log: Log | None = None, document: dict | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """One whole cycle of ``client``'s account without Dagster: the same steps, in the same order,
-    as the ``meta_ads_cycle`` job. Returns the cycle's actions and its stats."""
+    as the ``meta_ads_cycle`` job. Returns the cycle's actions and its stats.
+
+    ``document``: the account as the caller already synced and read it (the simulator keeps a
+    copy of what each cycle saw); by default the cycle syncs and reads it itself."""
     log = log or logging.getLogger(__name__)
     started = datetime.now(timezone.utc).isoformat()
-    client.sync_insights()
-    snapshot = parse_snapshot(client.fetch_snapshot())
+    if document is None:
+        client.sync_insights()
+        document = client.fetch_snapshot()
+    snapshot = parse_snapshot(document)
     frames = engine.analyze(snapshot)
     reconcile(store, snapshot, run_id, log)
     proposed, scope = decide(store, snapshot, frames, settings, log)

@@ -7,16 +7,18 @@
   creative variants only when REQUIRE_HUMAN_APPROVAL_CREATIVES is off. Resume and reallocate are
   always queued. Everything else that passed is queued.
 - Always a person, even in auto mode: a budget change above APPROVAL_MIN_BUDGET_CHANGE_USD ($500).
-- Mass pause: more pauses in one cycle than MASS_PAUSE_LIMIT (hard stops and A/B losers alike)
-  smells of bad data, but the worst day is the day the brake must work. So up to MASS_PAUSE_LIMIT
-  pauses execute, those losing the most money per day first (7-day spend per day × (1 − ROAS));
-  the rest are queued for a person with that reason.
 
 Then, once a person's approvals have joined the cycle (:func:`limit_writes`):
 
 - at most one write per entity per cycle: an entity written by two executable actions keeps the
-  first (hard stops, then protective actions, then approvals, newest first) and the others are
-  ``superseded``; an A/B decision writes every arm, so one ad is never paused twice;
+  first (hard stops, a person's approved pauses first among them, then protective actions, then
+  approvals, newest first) and the others are ``superseded``; an A/B decision writes every arm, so
+  one ad is never paused twice;
+- mass pause: more pauses of the cycle's own in one cycle than MASS_PAUSE_LIMIT (hard stops and
+  A/B losers alike) smells of bad data, but the worst day is the day the brake must work. So up to
+  MASS_PAUSE_LIMIT pauses execute, hard stops first and those losing the most money per day first
+  (7-day spend per day × (1 − ROAS)); the rest are queued for a person with that reason. Pauses a
+  person approved are theirs, not the cycle's: they never count against the limit;
 - at most MAX_ACTIONS_PER_TICK executed actions besides hard stops, approvals included; protective
   actions (pauses, cuts) are served first, then approvals, then by 7-day spend. The rest are
   ``deferred``: proposed again next cycle (an approval stays approved);
@@ -65,7 +67,6 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
     why_queued = why_queued.astype(object)  # filled in below with longer messages
     execute = _always_ask(actions, proposed & (hard_stop | auto_ok), why_queued, settings)
-    note(actions, hard_stop & execute, "hard stop executes immediately in both modes")
     actions.loc[execute, "verdict"] = "executed"
     queue = proposed & ~execute
     note(actions, queue, why_queued)
@@ -87,8 +88,7 @@ def _pauses_of(actions: pd.DataFrame) -> np.ndarray:
 
 def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarray, settings: Settings) -> np.ndarray:
     """What needs a person even in auto mode: a budget change larger than
-    APPROVAL_MIN_BUDGET_CHANGE_USD, and the pauses past MASS_PAUSE_LIMIT (see the module
-    docstring). Fills in ``why_queued`` for them."""
+    APPROVAL_MIN_BUDGET_CHANGE_USD. Fills in ``why_queued`` for them."""
     change = (actions["new_budget_minor"].astype(float) - actions["current_budget_minor"].astype(float)).abs()
     change = (change / actions["minor_per_unit"].astype(float)).fillna(0.0).to_numpy()
     big = execute & (change > settings.approval_min_budget_change_usd + EPS)
@@ -96,27 +96,30 @@ def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarr
         f"budget change of {c:,.2f} exceeds APPROVAL_MIN_BUDGET_CHANGE_USD {settings.approval_min_budget_change_usd:g}: needs approval"
         for c in change[big]
     ]
+    return execute & ~big
 
-    pausing = execute & actions["type"].isin(PAUSING_TYPES).to_numpy()
+
+def _mass_pause(actions: pd.DataFrame, settings: Settings) -> None:
+    """Queue the cycle's own pauses past MASS_PAUSE_LIMIT (see the module docstring)."""
+    pausing = (actions["verdict"].eq("executed") & actions["type"].isin(PAUSING_TYPES)).to_numpy() & ~is_approval(actions)
     pauses = _pauses_of(actions)
     found = int(pauses[pausing].sum())
+    if found <= settings.mass_pause_limit:
+        return
+    # Hard stops first, most money lost per day first; a unit that does not fit in what is left
+    # of the limit waits for a person, a smaller one after it may still fit.
+    order = pd.DataFrame({"hard_stop": actions["rule"].eq("hard_stop").to_numpy(), "lost": money_lost_per_day(actions)})
+    order = order[pausing].sort_values(["hard_stop", "lost"], ascending=[False, False], kind="stable").index
     mass = np.zeros(len(actions), dtype=bool)
-    if found > settings.mass_pause_limit:
-        # Hard stops first, most money lost per day first; a unit that does not fit in what is
-        # left of the limit waits for a person, a smaller one after it may still fit.
-        order = pd.DataFrame({"hard_stop": actions["rule"].eq("hard_stop").to_numpy(), "lost": money_lost_per_day(actions)})
-        order = order[pausing].sort_values(["hard_stop", "lost"], ascending=[False, False], kind="stable").index
-        left = settings.mass_pause_limit
-        for position in order:
-            if pauses[position] <= left:
-                left -= pauses[position]
-            else:
-                mass[position] = True
-        why_queued[mass] = (
-            f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
-            "those losing the most money per day are paused now, this one needs approval"
-        )
-    return execute & ~big & ~mass
+    left = settings.mass_pause_limit
+    for position in order:
+        if pauses[position] <= left:
+            left -= pauses[position]
+        else:
+            mass[position] = True
+    add_reason(actions, mass, f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
+               "those losing the most money per day are paused now, this one needs approval")
+    actions.loc[mass, "verdict"] = "queued"
 
 
 def _write_priority(actions: pd.DataFrame) -> pd.Index:
@@ -143,8 +146,8 @@ def _write_priority(actions: pd.DataFrame) -> pd.Index:
 
 
 def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The last word before execution (see the module docstring): one write per entity, the
-    per-tick limit, the kill switch."""
+    """The last word before execution (see the module docstring): one write per entity, the mass
+    pause, the kill switch, the per-tick limit."""
     actions = actions.reset_index(drop=True)
     order = _write_priority(actions)
 
@@ -164,6 +167,7 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             claimed.update({entity: actions.at[position, "id"] for entity in by_position[position]})
     add_reason(actions, superseded, why)
     actions.loc[superseded, "verdict"] = "superseded"
+    _mass_pause(actions, settings)
 
     if not settings.meta_auto_enabled:
         stopped = actions["verdict"].eq("executed").to_numpy()
@@ -171,8 +175,11 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         actions.loc[stopped, "verdict"] = "deferred"
         return actions
 
-    live = [position for position in order if not superseded[position] and actions.at[position, "rule"] != "hard_stop"]
+    executed = actions["verdict"].eq("executed").to_numpy()
+    live = [position for position in order if executed[position] and actions.at[position, "rule"] != "hard_stop"]
     deferred = actions.index.isin(live[settings.max_actions_per_tick:])
     add_reason(actions, deferred, f"per-tick limit of {settings.max_actions_per_tick} executed actions reached; deferred to the next cycle")
     actions.loc[deferred, "verdict"] = "deferred"
+    own_stops = actions["verdict"].eq("executed").to_numpy() & actions["rule"].eq("hard_stop").to_numpy() & ~is_approval(actions)
+    add_reason(actions, own_stops, "hard stop executes immediately in both modes")
     return actions

@@ -41,11 +41,12 @@ class Account:
         """A fresh client over the account's state file (what another process would see)."""
         return StubMetaAdsClient(state_dir=self.state_dir, snapshot_path=str(self.snapshot_path), account_id=self.account_id, **faults)
 
-    def cycle(self, settings: Settings | None = None) -> tuple[pd.DataFrame, dict]:
-        """One whole cycle; returns its actions and stats."""
+    def cycle(self, settings: Settings | None = None, document: dict | None = None) -> tuple[pd.DataFrame, dict]:
+        """One whole cycle (its run id is ``runs[-1]``); returns its actions and stats.
+        ``document``: the account as the caller synced and read it for this cycle."""
         run_id = f"cycle-{len(self.runs) + 1}"
         self.runs.append(run_id)
-        return steps.run_cycle(self.ledger, self.client(), settings or self.settings, run_id, LOG)
+        return steps.run_cycle(self.ledger, self.client(), settings or self.settings, run_id, LOG, document)
 
     def snapshot(self):
         return parse_snapshot(self.client().fetch_snapshot())

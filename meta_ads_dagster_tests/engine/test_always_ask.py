@@ -4,14 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meta_ads_dagster.engine.routing import route_actions
+from meta_ads_dagster.engine.routing import limit_writes, route_actions
 from meta_ads_dagster.settings import load_settings
 
 from .factories import make_action
 
 
-def routed(*rows, **settings):
-    return route_actions(pd.DataFrame(list(rows)), load_settings(meta_auto_mode="auto", **settings)).set_index("id")
+def routed(*rows, mode="auto", **settings):
+    """Routed, then limited: what the cycle would write of ``rows``."""
+    settings = load_settings(meta_auto_mode=mode, **settings)
+    return limit_writes(route_actions(pd.DataFrame(list(rows)), settings), settings).set_index("id")
 
 
 @pytest.mark.parametrize("current, new, verdict", [
@@ -39,7 +41,7 @@ def test_a_mass_pause_pauses_the_worst_losers_now_and_queues_the_rest(mode):
     # Money lost per day: ad i loses (700 + 70 i)/7 × 0.7; ad 3 made cheapest by a better ROAS.
     pauses = [hard_stop(i, 700.0 + 70 * i, 0.3) for i in range(11)]
     pauses[3] = hard_stop(3, 2000.0, 0.85)  # spends most, but loses 2000/7 × 0.15 ≈ 43 a day: the least
-    out = route_actions(pd.DataFrame(pauses), load_settings(meta_auto_mode=mode)).set_index("id")
+    out = routed(*pauses, mode=mode)
     assert (out.drop(index="p3")["verdict"] == "executed").all()
     assert out.loc["p3", "verdict"] == "queued"
     assert "mass pause: 11 pauses found in one cycle exceed MASS_PAUSE_LIMIT 10" in out.loc["p3", "reasons"][-1]
