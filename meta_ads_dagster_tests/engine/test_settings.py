@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from meta_ads_dagster.settings import Settings, SettingsError, load_settings
+from meta_ads_dagster.settings import OTHER_VARIABLES, Settings, SettingsError, load_settings
 
 DEFAULTS = {
     "meta_api_mode": "stub",
@@ -245,3 +245,25 @@ def test_an_unknown_variable_that_looks_like_ours_is_reported(monkeypatch, caplo
         for name in ("HARD_STOP_ROA", "MAX_DAYLY_SPEND_USD", "META_AUTO_MODEE", "MIN_IMPRESSION")
     ]
     assert settings.max_daily_spend_usd == 10_000  # the typo left the rail at its default: hence the warning
+
+
+def test_the_readme_settings_table_shows_the_code_defaults():
+    """README's settings table says what the code does: every variable it lists is a setting
+    (or one of the few read elsewhere), and every literal default in it is the field's default."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|", readme, flags=re.M)
+    fields = Settings.model_fields
+    listed = {name for name, _ in rows}
+    assert {name.upper() for name in fields} <= listed  # every setting is documented
+    for name, default in rows:
+        field = fields.get(name.lower())
+        assert field is not None or name in OTHER_VARIABLES, f"README lists {name}, which is not a setting"
+        literal = re.fullmatch(r"`(.+)`", default.strip())
+        if field is None or literal is None or field.default is None:
+            continue  # "(unset)", "(demo act_1001)", a default derived at run time: described, not a literal
+        value = field.default
+        expected = str(value).lower() if isinstance(value, bool) else str(value)
+        assert literal.group(1) in (expected, f"{value:.2f}" if isinstance(value, float) else expected), (name, default, value)
