@@ -37,16 +37,20 @@ def executed_actions_within_guard_rails(
 
     Recomputed from the snapshot's own budgets, not from the engine's arithmetic."""
     settings = settings.for_account(account_snapshot.account_id)
+    snap = account_snapshot
     executed = optimization_cycle[optimization_cycle["verdict"] == "executed"].reset_index(drop=True)
     budget = executed[executed["type"].isin(["scale_up", "scale_down"])]
+    budgets_now = {("campaign", c.id): c.daily_budget for c in snap.campaigns.itertuples()} | {
+        ("adset", a.id): a.daily_budget for a in snap.adsets.itertuples()
+    }
+    current = np.array([float(budgets_now.get(key, np.nan)) for key in zip(budget["entity_type"], budget["entity_id"])])
     limit = np.where(is_approval(budget), settings.max_daily_change_pct, settings.budget_change_limit)
-    change = (budget["new_budget_minor"].astype(float) - budget["current_budget_minor"].astype(float)).abs() / budget["current_budget_minor"].astype(float)
-    over_limit = int((change.to_numpy() > limit + EPS).sum())
+    change = np.abs(budget["new_budget_minor"].astype(float).to_numpy() - current) / current
+    over_limit = int((~(change <= limit + EPS)).sum())
 
     raised = budget[budget["type"].eq("scale_up")]
     over_max = 0
     if not raised.empty:
-        snap = account_snapshot
         new_budget = dict(zip(zip(raised["entity_type"], raised["entity_id"]), raised["new_budget_minor"].astype(float)))
         cbo = {("campaign", c.id): float(c.daily_budget) for c in snap.campaigns.itertuples() if pd.notna(c.daily_budget)}
         live_campaigns = set(snap.campaigns.loc[snap.campaigns["status"].eq("ACTIVE"), "id"])

@@ -64,8 +64,10 @@ class Settings(BaseSettings):
     # --- policy: how far one cycle may move a budget --------------------------------------------
     max_daily_change_pct: float = Field(0.20, gt=0, le=1)
     max_auto_change_pct: float = Field(0.10, gt=0, le=1)
-    hard_stop_roas: float = Field(0.9, ge=0, lt=HOLD_BAND_LOW)
-    hard_stop_confidence: float = Field(0.70, ge=0, le=1)
+    # > 0 and < 1: at 0 no ROAS is ever below it, at 1 no confidence ever reaches it (the hard stop
+    # would be off); below the hold band, where cuts start.
+    hard_stop_roas: float = Field(0.9, gt=0, lt=HOLD_BAND_LOW)
+    hard_stop_confidence: float = Field(0.70, ge=0, lt=1)
     min_spain_percentage: float = Field(0.35, ge=0, le=1)
     max_single_country_pct: float = Field(0.70, gt=0, le=1)
     # The seed's "48h cooldown between creative changes": hours since the ad's last creative variant.

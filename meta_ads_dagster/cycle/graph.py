@@ -18,9 +18,6 @@ from ..checks import GUARD_RAIL_CHECK, executed_actions_within_guard_rails
 from ..engine import cycle as engine
 from ..engine.decisions import spikes_not_acted_on
 from ..engine.metrics import account_roas
-from ..engine.policy import PolicyEngine
-from ..engine.routing import route_actions
-from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot
 from ..meta.client import MetaAdsClient
 from ..resources import LedgerResource
@@ -58,7 +55,7 @@ def decide(
 @op
 def apply_policy(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
     """STEP 2b: PolicyEngine clamps budget changes and blocks what policy forbids."""
-    return PolicyEngine(settings.for_account(account_snapshot.account_id)).evaluate(actions)
+    return steps.apply_policy(account_snapshot, actions, settings)
 
 
 @op
@@ -66,13 +63,13 @@ def apply_safety(
     settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, roas_metrics: pd.DataFrame, actions: pd.DataFrame
 ) -> pd.DataFrame:
     """STEP 2c: SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend caps."""
-    return SafetyEngine(settings.for_account(account_snapshot.account_id)).evaluate(actions, engine.account_spend(account_snapshot, roas_metrics))
+    return steps.apply_safety(account_snapshot, roas_metrics, actions, settings)
 
 
 @op
 def route(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot, actions: pd.DataFrame) -> pd.DataFrame:
-    """STEP 2d: execute now (hard stops; auto mode's safety matrix; mass pauses up to the limit) or queue for a human."""
-    return route_actions(actions, settings.for_account(account_snapshot.account_id))
+    """STEP 2d: execute now (hard stops; auto mode's safety matrix) or queue for a human."""
+    return steps.route(account_snapshot, actions, settings)
 
 
 @op

@@ -21,6 +21,8 @@ from ..engine.approvals import approved_candidates, revalidate, supersede_by_app
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
 from ..engine.reconcile import reconcile_writes, with_prior_state
 from ..engine.routing import limit_writes, route_actions
+from ..engine.policy import PolicyEngine
+from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_changed_since
@@ -79,11 +81,19 @@ def decide(store: Ledger, snapshot: AccountSnapshot, frames: dict[str, pd.DataFr
     return actions, list(scope)
 
 
-def guard(snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """STEPS 2b–2d: PolicyEngine, SafetyEngine, then execute-or-queue routing."""
-    settings = settings.for_account(snapshot.account_id)
-    guarded = engine.apply_guard_rails(actions, engine.account_spend(snapshot, metrics), settings)
-    return route_actions(guarded, settings)
+def apply_policy(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """STEP 2b: the PolicyEngine clamps budget changes and blocks what policy forbids."""
+    return PolicyEngine(settings.for_account(snapshot.account_id)).evaluate(actions)
+
+
+def apply_safety(snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """STEP 2c: the SafetyEngine enforces embargo, minimum data, cooldown, approvals and the spend caps."""
+    return SafetyEngine(settings.for_account(snapshot.account_id)).evaluate(actions, engine.account_spend(snapshot, metrics))
+
+
+def route(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """STEP 2d: execute now (hard stops; auto mode's safety matrix) or queue for a person."""
+    return route_actions(actions, settings.for_account(snapshot.account_id))
 
 
 def add_approved(store: Ledger, snapshot: AccountSnapshot, metrics: pd.DataFrame, actions: pd.DataFrame, settings: Settings, log: Log) -> pd.DataFrame:
@@ -177,8 +187,9 @@ def run_cycle(
     snapshot = parse_snapshot(document)
     frames = engine.analyze(snapshot)
     reconcile(store, snapshot, run_id, log)
+    metrics = frames["roas_metrics"]
     proposed, scope = decide(store, snapshot, frames, settings, log)
-    routed = guard(snapshot, frames["roas_metrics"], proposed, settings)
-    limited = limit(snapshot, add_approved(store, snapshot, frames["roas_metrics"], routed, settings, log), settings)
+    routed = route(snapshot, apply_safety(snapshot, metrics, apply_policy(snapshot, proposed, settings), settings), settings)
+    limited = limit(snapshot, add_approved(store, snapshot, metrics, routed, settings, log), settings)
     executed, _ = execute(store, client, snapshot, limited, scope, settings, run_id, log)
     return executed, engine.summarize(executed, len(scope), started, datetime.now(timezone.utc).isoformat())

@@ -4,9 +4,10 @@ Each arm's conversion rate gets a Beta(1 + purchases, 1 + impressions − purcha
 (uniform prior, binomial likelihood). The probability that an arm is the best is the share of
 joint posterior draws in which it has the highest rate; a winner is declared when that probability
 is ≥ 0.95, the industry default, and only for tests older than 48 h in which every arm has more than
-1,000 impressions (the seed's rule). Every arm is counted over the same days, from the moment the
-last arm joined (``compared_since``: the later of the test's start and its youngest ad's creation),
-and the test's age runs from then too, so an arm added late is never judged on fewer days. Draws come from a fixed-seed generator so the same snapshot
+1,000 impressions (the seed's rule). Every arm is counted over the same days, the full days since
+the last arm joined (``compared_since``: the later of the test's start and its youngest ad's
+creation), and the test's age runs from then too, so an arm added late is never judged on fewer
+days than the others. Draws come from a fixed-seed generator so the same snapshot
 always gives the same answer, and all tests are drawn in one array operation.
 """
 
@@ -55,7 +56,8 @@ def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.D
     arm_start = np.maximum(arms["started_at"], arms["ad_id"].map(created).fillna(arms["started_at"]))
     arms["compared_since"] = arm_start.groupby(arms["test_id"]).transform("max")
     ins = snapshot.insights
-    started = arms["compared_since"].dt.tz_convert(None).dt.normalize()
+    # Insights are daily: the first day counted is the first one every arm ran from its start.
+    started = arms["compared_since"].dt.tz_convert(None).dt.ceil("D")
     rows = arms[["test_id", "ad_id", "arm"]].assign(started=started.to_numpy()).merge(ins, on="ad_id", how="left")
     rows = rows[rows["date"] >= rows["started"]]
     totals = rows.groupby(["test_id", "ad_id"])[["impressions", "purchases"]].sum()

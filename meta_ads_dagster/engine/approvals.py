@@ -7,9 +7,9 @@ MAX_DAILY_CHANGE_PCT) and the SafetyEngine (spend caps, cooldown, embargo, minim
 
 It is not carried out when the entity is no longer active, when its budget is no longer the one
 the person saw (``superseded``: a person approved numbers that are no longer true), or, for
-anything but a pause, when a newer hard stop holds on it or on its campaign or ad set. An approved
-pause agrees with a hard stop on the same entity: it is carried out, and this cycle's own queued
-hard stop for that entity is superseded by it. What survives is executed with the reviewer as the
+anything but a pause or a cut, when a newer hard stop holds on it or on its campaign or ad set. An
+approved pause or cut agrees with a hard stop on the same entity: it is carried out (this cycle's
+own queued hard stop for that entity is superseded by it). What survives is executed with the reviewer as the
 actor; one write per entity and the per-tick limit then apply to approvals like to any action
 (``routing.limit_writes``).
 """
@@ -107,8 +107,9 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
     ])
     actions.loc[changed & actions["verdict"].eq("proposed").to_numpy(), "verdict"] = "superseded"
 
-    pausing = actions["type"].eq("pause").to_numpy()
-    set_verdict(actions, _held_by_hard_stop(actions, cycle_actions) & ~pausing, "safety_blocked",
+    # A pause or a cut agrees with a hard stop (it only lowers spend): never a reason to refuse it.
+    lowers_spend = actions["type"].isin(["pause", "scale_down"]).to_numpy()
+    set_verdict(actions, _held_by_hard_stop(actions, cycle_actions) & ~lowers_spend, "safety_blocked",
                 "a newer hard stop holds on this entity: approval not carried out")
 
     # The cycle's own raises come first: an approval gets only the room they left under the caps.

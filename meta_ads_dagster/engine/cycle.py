@@ -10,8 +10,7 @@ import pandas as pd
 
 from ..settings import Settings
 from .ab_tests import evaluate_ab_tests
-from .actions import optional_float
-from .actions import is_approval
+from .actions import is_approval, optional_float
 from .decisions import campaigns_in_scope, propose_actions
 from .fatigue import detect_fatigue
 from .history import describe, history_frame

@@ -114,14 +114,14 @@ def propose_actions(
     roas = holders["roas_7d"]
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
 
-    halt, _ = PolicyEngine(settings).must_halt(active["roas_7d"], active["confidence"], active["spend_7d"])
+    policy = PolicyEngine(settings)
+    halt, _ = policy.must_halt(active["roas_7d"], active["confidence"], active["spend_7d"])
     winners = _winners_by_ad(ab_tests)
     fatigued = fatigue[fatigue["fatigued"]]
 
     candidates = [
         _rule(active[halt], "pause", "hard_stop", None, lambda m: [
-            f"hard stop: ROAS {r:.2f} < {settings.hard_stop_roas} with confidence {c:.2f} ≥ {settings.hard_stop_confidence}"
-            for r, c in zip(m["roas_7d"], m["confidence"])
+            policy.hard_stop_reason(r, c) for r, c in zip(m["roas_7d"], m["confidence"])
         ]),
         _rule(
             live[(live["entity_type"] == "ad") & live["entity_id"].isin(winners["winner_ad_id"])],

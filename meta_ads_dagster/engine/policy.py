@@ -76,6 +76,11 @@ class PolicyEngine:
         return checked(roas, halt, np.full(halt.shape, "no hard stop", dtype=object),
                        f"hard stop: ROAS below {s.hard_stop_roas} with confidence ≥ {s.hard_stop_confidence}")
 
+    def hard_stop_reason(self, roas: float, confidence: float) -> str:
+        """Why the hard stop holds on an entity with this 7-day ROAS and confidence."""
+        s = self.settings
+        return f"hard stop: ROAS {roas:.2f} < {s.hard_stop_roas} with confidence {confidence:.2f} ≥ {s.hard_stop_confidence}"
+
     def validate_geo_distribution(self, distribution: Mapping[str, float], countries: Sequence[str]):
         """Geo rules on a budget split: ``distribution`` maps country → share of the budget (0.35 =
         35 %). The shares must be non-negative and sum to 100 %; ES ≥ MIN_SPAIN_PERCENTAGE when ES

@@ -85,7 +85,8 @@ def stale_queued(queued: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFram
     gone = rows["status_now"].isna()
     is_budget = rows["type"].isin(["scale_up", "scale_down"])
     budget_moved = is_budget & ~gone & proposed_from.notna() & budget_now.ne(proposed_from)
-    not_active = ~is_budget & ~gone & rows["status_now"].ne("ACTIVE")
+    # A resume is meant for an entity that is not ACTIVE: only the other actions go stale with it.
+    not_active = ~is_budget & ~gone & rows["status_now"].ne("ACTIVE") & rows["type"].ne("resume")
     rows["why"] = [
         "superseded: the entity is no longer in the account" if g
         else f"superseded: the budget changed since it was proposed ({p / u:,.2f} → {b / u:,.2f})" if moved

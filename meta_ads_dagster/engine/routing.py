@@ -99,27 +99,43 @@ def _always_ask(actions: pd.DataFrame, execute: np.ndarray, why_queued: np.ndarr
     return execute & ~big
 
 
-def _mass_pause(actions: pd.DataFrame, settings: Settings) -> None:
-    """Queue the cycle's own pauses past MASS_PAUSE_LIMIT (see the module docstring)."""
-    pausing = (actions["verdict"].eq("executed") & actions["type"].isin(PAUSING_TYPES)).to_numpy() & ~is_approval(actions)
+def _mass_paused(actions: pd.DataFrame, executed: np.ndarray, settings: Settings) -> np.ndarray:
+    """The cycle's own pauses (among ``executed``) past MASS_PAUSE_LIMIT (see the module docstring)."""
+    pausing = executed & actions["type"].isin(PAUSING_TYPES).to_numpy() & ~is_approval(actions)
     pauses = _pauses_of(actions)
-    found = int(pauses[pausing].sum())
-    if found <= settings.mass_pause_limit:
-        return
+    mass = np.zeros(len(actions), dtype=bool)
+    if int(pauses[pausing].sum()) <= settings.mass_pause_limit:
+        return mass
     # Hard stops first, most money lost per day first; a unit that does not fit in what is left
     # of the limit waits for a person, a smaller one after it may still fit.
     order = pd.DataFrame({"hard_stop": actions["rule"].eq("hard_stop").to_numpy(), "lost": money_lost_per_day(actions)})
     order = order[pausing].sort_values(["hard_stop", "lost"], ascending=[False, False], kind="stable").index
-    mass = np.zeros(len(actions), dtype=bool)
     left = settings.mass_pause_limit
     for position in order:
         if pauses[position] <= left:
             left -= pauses[position]
         else:
             mass[position] = True
-    add_reason(actions, mass, f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
-               "those losing the most money per day are paused now, this one needs approval")
-    actions.loc[mass, "verdict"] = "queued"
+    return mass
+
+
+def _claims(actions: pd.DataFrame, order: pd.Index, executed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One write per entity: walk the executed actions in priority order, each claiming the
+    entities it writes; one that finds an entity already claimed is superseded (mask, reasons)."""
+    by_position = written_entities(actions).groupby("position")[["entity_type", "entity_id"]].apply(
+        lambda f: list(zip(f["entity_type"], f["entity_id"]))
+    )
+    claimed: dict[tuple[str, str], str] = {}
+    superseded = np.zeros(len(actions), dtype=bool)
+    why = np.full(len(actions), "", dtype=object)
+    for position in (p for p in order if executed[p]):
+        clash = [entity for entity in by_position[position] if entity in claimed]
+        if clash:
+            superseded[position] = True
+            why[position] = f"{clash[0][0]} {clash[0][1]} is already written this cycle by action {claimed[clash[0]]}: superseded"
+        else:
+            claimed.update({entity: actions.at[position, "id"] for entity in by_position[position]})
+    return superseded, why
 
 
 def _write_priority(actions: pd.DataFrame) -> pd.Index:
@@ -150,24 +166,24 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     pause, the kill switch, the per-tick limit."""
     actions = actions.reset_index(drop=True)
     order = _write_priority(actions)
+    executable = actions["verdict"].eq("executed").to_numpy()
 
-    # One write per entity: walk the executable actions in priority order, claiming entities.
-    written = written_entities(actions)
-    by_position = written.groupby("position")[["entity_type", "entity_id"]].apply(lambda f: list(zip(f["entity_type"], f["entity_id"])))
-    claimed: dict[tuple[str, str], str] = {}
-    superseded = np.zeros(len(actions), dtype=bool)
-    why = np.full(len(actions), "", dtype=object)
-    for position in order:
-        clash = [entity for entity in by_position[position] if entity in claimed]
-        if clash:
-            superseded[position] = True
-            entity_type, entity_id = clash[0]
-            why[position] = f"{entity_type} {entity_id} is already written this cycle by action {claimed[clash[0]]}: superseded"
-        else:
-            claimed.update({entity: actions.at[position, "id"] for entity in by_position[position]})
+    # The claims and the mass pause settle together: a person's approved pause claims its entity
+    # first, so it never uses the cycle's limit; a pause the limit sends to a person claims nothing,
+    # so what it had superseded (an A/B decision pausing the same ad) is written after all.
+    mass = np.zeros(len(actions), dtype=bool)
+    while True:
+        superseded, why = _claims(actions, order, executable & ~mass)
+        more = _mass_paused(actions, executable & ~mass & ~superseded, settings)
+        if not more.any():
+            break
+        mass |= more
+    found = int(_pauses_of(actions)[executable & ~superseded & ~is_approval(actions) & actions["type"].isin(PAUSING_TYPES).to_numpy()].sum())
     add_reason(actions, superseded, why)
     actions.loc[superseded, "verdict"] = "superseded"
-    _mass_pause(actions, settings)
+    add_reason(actions, mass, f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
+               "those losing the most money per day are paused now, this one needs approval")
+    actions.loc[mass, "verdict"] = "queued"
 
     if not settings.meta_auto_enabled:
         stopped = actions["verdict"].eq("executed").to_numpy()

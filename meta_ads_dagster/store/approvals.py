@@ -126,18 +126,33 @@ def supersede_stale(ledger: Ledger, snapshot: AccountSnapshot) -> list[str]:
 
 def supersede_written_by(ledger: Ledger, account_id: str, run_id: str) -> list[str]:
     """Supersede the account's queued rows (of other runs) on entities run ``run_id`` wrote (a
-    cycle or a rollback): they were proposed against numbers that are gone. A line each."""
+    cycle or a rollback): they were proposed against numbers that are gone. The reason names the
+    change. A line each."""
     written = ledger.select((c.cycle_run_id == run_id) & c.status.in_(WRITTEN_STATUSES))
     queued = ledger.select((c.account_id == account_id) & (c.cycle_run_id != run_id) & c.status.in_(QUEUE_STATUSES))
     if written.empty or queued.empty:
         return []
-    entities = set(map(tuple, written_entities(written)[["entity_type", "entity_id"]].to_numpy()))
-    touched = written_entities(queued)
-    hit = sorted(set(touched.loc[[tuple(e) in entities for e in touched[["entity_type", "entity_id"]].to_numpy()], "position"]))
-    rows = queued.iloc[hit]
-    why = f"superseded: run {run_id} wrote this entity after it was proposed"
-    ledger.supersede((r.cycle_run_id, r.action_id, why) for r in rows.itertuples(index=False))
-    return [f"{r.status} {r.type} {r.entity_type} {r.entity_id} ({r.action_id}) {why}" for r in rows.itertuples(index=False)]
+    change = {}
+    for entity in written_entities(written).itertuples(index=False):
+        row = written.iloc[entity.position]
+        key = (entity.entity_type, entity.entity_id)
+        if row.type in ("scale_up", "scale_down") and key == (row.entity_type, row.entity_id):
+            per_unit = row.minor_per_unit or 100
+            change[key] = f"changed its budget {row.current_budget_minor / per_unit:,.2f} → {row.new_budget_minor / per_unit:,.2f}"
+        elif row.type == "publish_winner" and key != (row.entity_type, row.entity_id):
+            change[key] = "paused it (A/B loser)"
+        else:
+            change[key] = {"pause": "paused it", "resume": "resumed it", "create_variant": "made a creative variant of it"}.get(row.type, f"wrote it ({row.type})")
+    lines, rows = [], []
+    for entity in written_entities(queued).itertuples(index=False):
+        key = (entity.entity_type, entity.entity_id)
+        if key in change and entity.position not in {position for position, _ in rows}:
+            rows.append((entity.position, f"superseded: run {run_id} {change[key]} after this was proposed"))
+    ledger.supersede((queued.iloc[p].cycle_run_id, queued.iloc[p].action_id, why) for p, why in rows)
+    for position, why in rows:
+        r = queued.iloc[position]
+        lines.append(f"{r.status} {r.type} {r.entity_type} {r.entity_id} ({r.action_id}) {why}")
+    return lines
 
 
 def purge(ledger: Ledger, retention_days: int, now: datetime | None = None) -> int:

@@ -10,8 +10,9 @@ A created ad variant is not undone: it was created paused and stays so.
 
 A rollback restores through the guard rails as they stand *now* (:class:`RestoreGuard`): no
 resume of an entity the hard stop holds on the current account (or of one under a hard-stopped
-campaign or ad set, or inside its MIN_AGE_HOURS embargo), no restored raise past
-MAX_CAMPAIGN_BUDGET_USD (the campaign's total) or MAX_DAILY_SPEND_USD, served like the spend cap.
+campaign or ad set, or inside its MIN_AGE_HOURS embargo), and no restored raise, nor a resume that
+brings a budget back, past MAX_CAMPAIGN_BUDGET_USD (the campaign's total) or MAX_DAILY_SPEND_USD,
+served like the spend cap.
 Each refused restore is reported with the entity's name and the reason; ``force`` overrides, and
 the restore's ledger row and the report say it was forced past which rail. Cuts always go through.
 """
@@ -56,15 +57,18 @@ class RollbackReport:
 class RestoreGuard:
     """The guard rails a restore meets, on the account as it is now (see the module docstring).
 
-    ``check`` is called once per restore in the order they would be sent; raises are folded like
-    the SafetyEngine's spend cap (each one uses up room under the account and campaign caps).
+    ``check`` is called once per restore in the order they would be sent. Raises and resumes are
+    folded like the SafetyEngine's spend cap: a restored raise, or a resume that puts a budget
+    back into the totals (a paused budget holder, or a campaign over its active ad sets), uses up
+    room under the account and campaign caps.
     """
 
     def __init__(self, snapshot: AccountSnapshot, settings: Settings):
         self.settings = settings
+        self.policy = PolicyEngine(settings)
         self.minor = snapshot.minor_per_unit
         metrics = roas_metrics(snapshot, entity_table(snapshot))
-        halt, _ = PolicyEngine(settings).must_halt(metrics["roas_7d"], metrics["confidence"], metrics["spend_7d"])
+        halt, _ = self.policy.must_halt(metrics["roas_7d"], metrics["confidence"], metrics["spend_7d"])
         self.metrics = metrics.set_index(["entity_type", "entity_id"])
         halted = metrics[halt]
         self.halted = {(t, e): (r, c) for t, e, r, c in zip(halted["entity_type"], halted["entity_id"], halted["roas_7d"], halted["confidence"])}
@@ -78,31 +82,57 @@ class RestoreGuard:
         title = self.metrics["name"].get(key) if key in self.metrics.index else None
         return f"{entity_type} {entity_id}" + (f" '{title}'" if isinstance(title, str) and title else "")
 
-    def check(self, kind: str, entity_type: str, entity_id: str, current_minor=None, new_minor=None) -> str | None:
-        """Why a restore may not be sent now (None: it may)."""
-        s, key = self.settings, (entity_type, entity_id)
+    def check(self, kind: str, entity_type: str, entity_id: str, current_minor=None, new_minor=None, force: bool = False) -> str | None:
+        """Why a restore may not be sent now (None: it may). With ``force`` the restore is sent
+        anyway: what it adds still counts against the caps for the restores after it."""
+        key = (entity_type, entity_id)
         if kind == "resume":
-            row = self.metrics.loc[key] if key in self.metrics.index else None
-            parents = [] if row is None else [("campaign", row["campaign_id"]), ("adset", row["adset_id"])]
-            for holder in [key, *parents]:
-                if holder in self.halted:
-                    roas, confidence = self.halted[holder]
-                    where = "" if holder == key else f" on its {holder[0]} {holder[1]}"
-                    return (f"the hard stop holds{where}: ROAS {roas:.2f} < {s.hard_stop_roas} with confidence "
-                            f"{confidence:.2f} ≥ {s.hard_stop_confidence}")
-            if self.ages.get(key, float("inf")) < s.min_age_hours:
-                return f"embargo: younger than MIN_AGE_HOURS {s.min_age_hours:g}"
+            why = self._hard_stop_or_embargo(key)
+            campaign, added = self._budget_resumed(key)
+        elif kind == "scale_up" and current_minor is not None and not pd.isna(current_minor):
+            why, campaign, added = None, self.metrics["campaign_id"].get(key), (float(new_minor) - float(current_minor)) / self.minor
+        else:
             return None
-        if kind == "scale_up" and current_minor is not None and not pd.isna(current_minor):
-            raise_by = (float(new_minor) - float(current_minor)) / self.minor
-            campaign = self.metrics["campaign_id"].get(key)
-            if self.campaign_totals.get(campaign, 0.0) + raise_by > s.max_campaign_budget_usd + EPS:
-                return f"campaign {campaign}'s total daily budget would exceed MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}"
-            if max(self.total, self.spend_today) + raise_by > s.max_daily_spend_usd + EPS:
-                return f"the account's daily budget or spend would exceed MAX_DAILY_SPEND_USD {s.max_daily_spend_usd:g}"
-            self.total += raise_by
-            self.spend_today += raise_by
-            self.campaign_totals[campaign] = self.campaign_totals.get(campaign, 0.0) + raise_by
+        why = why or self._over_caps(campaign, added)
+        if why is None or force:
+            self.total += added
+            self.spend_today += added
+            if campaign is not None:
+                self.campaign_totals[campaign] = self.campaign_totals.get(campaign, 0.0) + added
+        return why
+
+    def _hard_stop_or_embargo(self, key: tuple[str, str]) -> str | None:
+        row = self.metrics.loc[key] if key in self.metrics.index else None
+        parents = [] if row is None else [("campaign", row["campaign_id"]), ("adset", row["adset_id"])]
+        for holder in [key, *parents]:
+            if holder in self.halted:
+                where = "" if holder == key else f" on its {holder[0]} {holder[1]}"
+                return f"the hard stop holds{where}: " + self.policy.hard_stop_reason(*self.halted[holder]).removeprefix("hard stop: ")
+        if self.ages.get(key, float("inf")) < self.settings.min_age_hours:
+            return f"embargo: younger than MIN_AGE_HOURS {self.settings.min_age_hours:g}"
+        return None
+
+    def _budget_resumed(self, key: tuple[str, str]) -> tuple[str | None, float]:
+        """(campaign, daily budget) a resume of ``key`` puts back into the totals."""
+        if key not in self.metrics.index or key[0] == "ad":
+            return None, 0.0
+        m = self.metrics
+        row = m.loc[key]
+        if row["is_budget_holder"]:
+            return row["campaign_id"], float(row["daily_budget"]) / self.minor
+        if key[0] == "campaign":  # its ad sets hold the budgets: the active ones come back with it
+            adsets = m[(m.index.get_level_values(0) == "adset") & m["campaign_id"].eq(key[1]) & m["is_budget_holder"] & m["status"].eq("ACTIVE")]
+            return key[1], float(adsets["daily_budget"].astype(float).sum()) / self.minor
+        return row["campaign_id"], 0.0  # an ad set under its campaign's budget adds nothing
+
+    def _over_caps(self, campaign: str | None, added: float) -> str | None:
+        s = self.settings
+        if added <= 0:
+            return None
+        if campaign is not None and self.campaign_totals.get(campaign, 0.0) + added > s.max_campaign_budget_usd + EPS:
+            return f"campaign {campaign}'s total daily budget would exceed MAX_CAMPAIGN_BUDGET_USD {s.max_campaign_budget_usd:g}"
+        if max(self.total, self.spend_today) + added > s.max_daily_spend_usd + EPS:
+            return f"the account's daily budget or spend would exceed MAX_DAILY_SPEND_USD {s.max_daily_spend_usd:g}"
         return None
 
 
@@ -135,7 +165,7 @@ def plan_restores(
             skipped.append(f"{entity_type} {entity_id}: no longer in the account")
         elif now != left and not force:
             skipped.append(f"{entity_type} {entity_id}: changed since the cycle ({left} → {now}); use --force to restore anyway")
-        elif guard is not None and (why := guard.check(kind, entity_type, entity_id, write.get("current_budget_minor"), write.get("new_budget_minor"))) and not force:
+        elif guard is not None and (why := guard.check(kind, entity_type, entity_id, write.get("current_budget_minor"), write.get("new_budget_minor"), force)) and not force:
             refused.append(f"{guard.name(entity_type, entity_id)}: {why}; use --force to restore anyway")
         else:
             forced = f"forced past a guard rail: {why}" if guard is not None and why else None

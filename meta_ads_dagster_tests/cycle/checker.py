@@ -9,20 +9,27 @@ itself here.
 
 Properties (issue 9), checked after every operation:
 
-1. no entity's budget moves more than the limit of its writes' paths within any rolling 24 h
-   (a person's approval: MAX_DAILY_CHANGE_PCT; the autonomous cycle: the mode's limit), rollbacks
-   excluded;
-2. after any raise, no campaign's total daily budget (its own under CBO, its active ad sets' sum
-   otherwise) is above MAX_CAMPAIGN_BUDGET_USD, and the account's total active budget is not above
+1. no entity's budget moves more within the 24 h up to a write (the sum of the relative changes)
+   than that write's path allows (a person's approval: MAX_DAILY_CHANGE_PCT; the autonomous cycle:
+   the mode's limit), rollbacks excluded;
+2. after any write that adds budget (a raise, a resume), no campaign total it raised (its own under
+   CBO, its active ad sets' sum otherwise) is above MAX_CAMPAIGN_BUDGET_USD and the account's total
+   active budget is not above MAX_DAILY_SPEND_USD; today's spend plus a cycle's raises stays under
    MAX_DAILY_SPEND_USD;
 3. at most one write per entity per cycle (an A/B decision writes every arm);
 4. nothing but hard-stop pauses touches an entity inside its MIN_AGE_HOURS embargo, and no
    creative variant within CREATIVE_EMBARGO_HOURS of the ad's last one;
 5. no resume of an entity the hard stop holds (on it, its ad set or its campaign);
 6. every hard stop is executed in the cycle that finds it, or queued by the mass-pause rule (only
-   when more pauses were found than MASS_PAUSE_LIMIT, with no more than the limit executed) and
-   executed by the cycle after its approval;
-7. executed actions other than hard stops ≤ MAX_ACTIONS_PER_TICK;
+   once the cycle's own pauses fill MASS_PAUSE_LIMIT) and executed by the cycle after its approval;
+   the cycle never pauses more than MASS_PAUSE_LIMIT on its own;
+7. executed actions other than hard stops ≤ MAX_ACTIONS_PER_TICK.
+
+A hard stop is recognised by this checker's own numbers (a pause of an entity whose 7-day ROAS and
+confidence put it, or its ad set or campaign, under the hard stop), or as a pause a person approved:
+only those are exempt from the embargo, the cooldown and the per-tick count. Who asked for a write
+(the ledger's actor) and what a row is (its rule, its status) are read from the ledger: they are
+the audit's facts, not arithmetic.
 8. (the 24 h cooldown) no entity written by a cycle within 24 h of an earlier write to it, except
    by a hard-stop pause.
 """
@@ -180,7 +187,8 @@ class GuardRailChecker:
     def __init__(self, settings, first_document: dict):
         self.s = settings
         self.state = AccountState(first_document)
-        self.budget_changes: dict[tuple[str, str], list[tuple[datetime, float, float]]] = defaultdict(list)  # (at, change, limit)
+        self.budget_changes: dict[tuple[str, str], list[tuple[datetime, float]]] = defaultdict(list)  # (at, relative change)
+        self.raised_this_cycle: dict[str, float] = {}
         self.last_write: dict[tuple[str, str], datetime] = {}
         self.last_variant: dict[str, datetime] = {}
         self.awaiting: dict[tuple[str, str], str] = {}  # approved mass-pause hard stop → the run that queued it
@@ -208,6 +216,7 @@ class GuardRailChecker:
             breaches.append(f"{op.run_id}: written twice in one cycle: {sorted(twice)}")
         self.checked["cycle"] += 1
 
+        halted = account.halted(s.hard_stop_roas, s.hard_stop_confidence)
         not_hard_stop = 0
         own_pauses = 0
         for write in op.writes:
@@ -216,7 +225,11 @@ class GuardRailChecker:
             if row is None:
                 breaches.append(f"{op.run_id}: {write['method']} {key} has no executed ledger row")
                 continue
-            hard_stop = row["rule"] == "hard_stop"
+            # A hard stop, by this checker's own numbers: a pause of an entity that must halt (or
+            # under one that must), or a pause a person approved.
+            hard_stop = write["method"] == "pause" and (
+                any(k in halted for k in [key, *account.parents(*key)]) or row["actor"] != "autonomous"
+            )
             not_hard_stop += not hard_stop
             if row["actor"] == "autonomous":
                 own_pauses += pauses_in(write)
@@ -246,12 +259,13 @@ class GuardRailChecker:
         breaches = []
         paused = {key for write in op.writes if write["method"] in ("pause", "publish_winner_ad") for key in written(write)
                   if write["method"] == "pause" or key[1] in write.get("loser_ad_ids", ())}
-        queued = {(r["entity_type"], r["entity_id"]) for r in op.ledger_rows
-                  if r["status"] == "pending" and r["rule"] == "hard_stop" and "mass pause" in r["reasons"][-1]}
-        if queued and own_pauses > s.mass_pause_limit:
-            breaches.append(f"{op.run_id}: {own_pauses} pauses executed although the mass-pause rule queued some (limit {s.mass_pause_limit})")
-        if queued and own_pauses + len(queued) <= s.mass_pause_limit:
-            breaches.append(f"{op.run_id}: hard stops queued as a mass pause with only {own_pauses + len(queued)} pauses found")
+        # A hard stop is only ever queued by the mass-pause rule.
+        queued = {(r["entity_type"], r["entity_id"]) for r in op.ledger_rows if r["status"] == "pending" and r["rule"] == "hard_stop"}
+        if own_pauses > s.mass_pause_limit:
+            breaches.append(f"{op.run_id}: the cycle paused {own_pauses} on its own > MASS_PAUSE_LIMIT {s.mass_pause_limit}")
+        if queued and own_pauses < s.mass_pause_limit:
+            # Hard stops are served first: one waits for a person only once the limit is full.
+            breaches.append(f"{op.run_id}: hard stops queued as a mass pause while the cycle paused only {own_pauses} of {s.mass_pause_limit}")
         for key in account.halted(s.hard_stop_roas, s.hard_stop_confidence):
             if not account.active(*key):
                 continue
@@ -274,7 +288,7 @@ class GuardRailChecker:
     def approved(self, rows: list[dict]) -> None:
         """A person approved these ledger rows (before the next cycle)."""
         for row in rows:
-            if row["rule"] == "hard_stop" and "mass pause" in row["reasons"][-1]:
+            if row["rule"] == "hard_stop":  # queued, so by the mass-pause rule
                 self.awaiting[(row["entity_type"], row["entity_id"])] = row["cycle_run_id"]
 
     # --- any write ----------------------------------------------------------------------------------
@@ -282,11 +296,16 @@ class GuardRailChecker:
         """Properties 1 and 2 for one write, then the replayed state moves on."""
         s, breaches, at = self.s, [], op_time(op)
         before = dict(self.state.budget)
+        totals_before = self._totals(written(write)[0])
         self.state.apply(write)
         for key in written(write):
             if op.kind != "outside":
                 self.last_write[key] = at
-        if write["method"] != "update_budget" or op.kind == "outside":
+        if op.kind == "outside":
+            return breaches
+        if write["method"] == "resume":  # a budget may come back into the totals
+            return self._caps(op, (write["entity_type"], write["entity_id"]), totals_before)
+        if write["method"] != "update_budget":
             return breaches
         key = (write["entity_type"], write["entity_id"])
         old, new = before.get(key), self.state.budget[key]
@@ -295,22 +314,38 @@ class GuardRailChecker:
         if op.kind == "cycle":
             limit = s.max_daily_change_pct if row is not None and row["actor"] != "autonomous" else (
                 s.max_auto_change_pct if s.meta_auto_mode == "auto" else s.max_daily_change_pct)
-            self.budget_changes[key].append((at, abs(new - old) / old, limit))
-            window = [(t, c, l) for t, c, l in self.budget_changes[key] if at - t < DAY]
-            moved = sum(c for _, c, _ in window)
-            allowed = max(l for _, _, l in window)
+            self.budget_changes[key].append((at, abs(new - old) / old))
+            # Each write's own limit bounds everything the entity moved in the 24 h up to it.
+            moved = sum(change for t, change in self.budget_changes[key] if at - t < DAY)
             self.checked["budget_changes"] += 1
-            if moved > allowed + TOLERANCE:
-                breaches.append(f"{op.run_id}: {key} moved {moved:.4f} within 24 h > {allowed}")
+            if moved > limit + TOLERANCE:
+                breaches.append(f"{op.run_id}: {key} moved {moved:.4f} within 24 h > its write's limit {limit}")
+            self.raised_this_cycle[op.run_id] = self.raised_this_cycle.get(op.run_id, 0.0) + max(new - old, 0.0)
+            spend_today = today_spend(op.document)
+            if new > old and spend_today + self.raised_this_cycle[op.run_id] > s.max_daily_spend_usd + TOLERANCE:
+                breaches.append(f"{op.run_id}: today's spend {spend_today:.2f} plus this cycle's raises > MAX_DAILY_SPEND_USD")
         if new > old:
             self.checked["raises"] += 1
-            campaign = key[1] if key[0] == "campaign" else self.state.account.row[key]["campaign_id"]
-            total = self.state.campaign_total(campaign)
-            if total > s.max_campaign_budget_usd + TOLERANCE:
-                breaches.append(f"{op.run_id}: campaign {campaign} total {total:.2f} > MAX_CAMPAIGN_BUDGET_USD after raising {key}")
-            account_total = self.state.account_total()
-            if account_total > s.max_daily_spend_usd + TOLERANCE:
-                breaches.append(f"{op.run_id}: account total {account_total:.2f} > MAX_DAILY_SPEND_USD after raising {key}")
+            breaches += self._caps(op, key, totals_before)
+        return breaches
+
+    def _totals(self, key: tuple[str, str]) -> tuple[float, float]:
+        """(the campaign of ``key``'s total, the account's total) in the replayed state."""
+        if key[0] == "ad" or key not in self.state.account.row:
+            return 0.0, self.state.account_total()
+        campaign = key[1] if key[0] == "campaign" else self.state.account.row[key]["campaign_id"]
+        return self.state.campaign_total(campaign), self.state.account_total()
+
+    def _caps(self, op: Operation, key: tuple[str, str], before: tuple[float, float]) -> list[str]:
+        """Property 2 after a write that added budget: a total it raised may not end above its cap."""
+        s, breaches = self.s, []
+        (campaign_before, account_before), (campaign_after, account_after) = before, self._totals(key)
+        if campaign_after > campaign_before + TOLERANCE:
+            self.checked["cap_checks"] += 1
+            if campaign_after > s.max_campaign_budget_usd + TOLERANCE:
+                breaches.append(f"{op.run_id}: a campaign's total {campaign_after:.2f} > MAX_CAMPAIGN_BUDGET_USD after writing {key}")
+        if account_after > account_before + TOLERANCE and account_after > s.max_daily_spend_usd + TOLERANCE:
+            breaches.append(f"{op.run_id}: account total {account_after:.2f} > MAX_DAILY_SPEND_USD after writing {key}")
         return breaches
 
     def _resume_allowed(self, op: Operation, write: dict, rows: dict) -> list[str]:
@@ -321,6 +356,12 @@ class GuardRailChecker:
         self.checked["resumes"] += 1
         held = [k for k in [key, *account.parents(*key)] if k in halted]
         return [f"{op.run_id}: resumed {key} although the hard stop holds on {held}"] if held else []
+
+
+def today_spend(document: dict) -> float:
+    """The account's spend so far today (the insights rows dated as_of's day; UTC accounts)."""
+    today = moment(document["as_of"]).date().isoformat()
+    return sum(float(row["spend"]) for row in document["insights"] if row["date_start"] == today)
 
 
 def op_time(op: Operation) -> datetime:

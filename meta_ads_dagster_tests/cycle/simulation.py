@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.factories import AdSetSpec, AdSpec, CampaignSpec, ab_test, ad_id, days_from, make_snapshot
+from ..engine.factories import AdSetSpec, AdSpec, CampaignSpec, Day, ab_test, ad_id, days_from, make_snapshot, steady_days
 from .checker import GuardRailChecker, Operation
 from .harness import Account
 
@@ -42,6 +42,8 @@ def random_account(seed: int) -> tuple[dict, dict]:
                         clicks=[clicks] * 7 + [clicks // 3 if tired else clicks],
                     ),
                     age_hours=r.choice([None] * 5 + [30.0, 60.0]),
+                    # Today so far: the spend cap also counts it.
+                    today=Day(spend=r.choice([0.0, spend / 2, spend * 3]), revenue=0.0, purchases=0, impressions=10, clicks=0),
                 ))
             adsets.append(AdSetSpec(
                 ads=ads, daily_budget_usd=None if cbo else r.choice([100, 400, 1500, 2500, 3000]),
@@ -68,6 +70,17 @@ def random_account(seed: int) -> tuple[dict, dict]:
         "require_human_approval_creatives": r.random() < 0.7,
     }
     return document, settings
+
+
+def bad_day() -> dict:
+    """The issue's bad day: 11 ad sets at ROAS 0.3 (70 purchases each: confidence 0.91) under one
+    campaign kept above the hard stop by a twelfth, profitable ad set; ad set i spends 100 + 10 i a day."""
+    losers = [
+        AdSetSpec(ads=[AdSpec(days=steady_days(spend=100 + 10 * i, roas=0.3, purchases=10, impressions=20_000))], daily_budget_usd=100)
+        for i in range(11)
+    ]
+    winner = AdSetSpec(ads=[AdSpec(days=steady_days(spend=2000, roas=4.0, purchases=100, impressions=200_000))], daily_budget_usd=2000)
+    return make_snapshot([CampaignSpec(adsets=[*losers, winner], daily_budget_usd=None)])
 
 
 @dataclass

@@ -20,6 +20,7 @@ from ..engine.factories import (
     AdSetSpec, AdSpec, CampaignSpec, adset_id, campaign, campaign_id, make_snapshot, steady_days,
 )
 from .harness import Account
+from .simulation import bad_day
 
 
 @pytest.fixture
@@ -42,20 +43,9 @@ def entity_writes(account: Account, after: int = 0, method: str | None = None) -
 
 
 # --- 1. mass pause ---------------------------------------------------------------------------------
-def bad_day() -> dict:
-    """11 ad sets at ROAS 0.3 (70 purchases each: confidence 0.91) under one campaign kept above
-    the hard stop by a twelfth, profitable ad set; ad set i spends 100 + 10 i a day."""
-    losers = [
-        AdSetSpec(ads=[AdSpec(days=steady_days(spend=100 + 10 * i, roas=0.3, purchases=10, impressions=20_000))], daily_budget_usd=100)
-        for i in range(11)
-    ]
-    winner = AdSetSpec(ads=[AdSpec(days=steady_days(spend=2000, roas=4.0, purchases=100, impressions=200_000))], daily_budget_usd=2000)
-    return make_snapshot([CampaignSpec(adsets=[*losers, winner], daily_budget_usd=None)])
-
-
 @pytest.mark.parametrize("mode", ["suggest", "auto"])
 def test_a_mass_pause_pauses_ten_at_once_and_the_approved_eleventh_next_cycle(account_factory, mode):
-    account = account_factory(bad_day(), meta_auto_mode=mode)
+    account = account_factory(bad_day(), meta_auto_mode=mode)  # 11 hard stops, MASS_PAUSE_LIMIT 10
     losers = [adset_id(0, i) for i in range(11)]
 
     actions, stats = account.cycle()
@@ -152,14 +142,15 @@ def test_a_20_percent_approval_carried_out_in_auto_mode_passes_the_guard_rail_ch
     account.cycle()
     account.approve(account.pending()["action_id"])
     auto = load_settings(meta_auto_mode="auto")
+    seen = account.snapshot()  # the account as the cycle reads it (the check's input), before it writes
     actions, _ = account.cycle(settings=auto)
     carried = actions[actions["verdict"].eq("executed")]
     assert len(carried) == 1 and carried["amount_pct"].iloc[0] == pytest.approx(0.20)
-    result = executed_actions_within_guard_rails(auto, actions, account.snapshot())
+    result = executed_actions_within_guard_rails(auto, actions, seen)
     assert result.passed and result.metadata["over_change_limit"].value == 0
     # The same change without the approval behind it breaks auto mode's limit: the check says so.
     own = actions.assign(approved_in_run=None)
-    assert not executed_actions_within_guard_rails(auto, own, account.snapshot()).passed
+    assert executed_actions_within_guard_rails(auto, own, seen).metadata["over_change_limit"].value == 1
 
 
 # --- 7. the queue never offers numbers that are no longer true ----------------------------------------
@@ -176,7 +167,7 @@ def test_a_pending_action_is_superseded_when_its_entity_changes(account_factory)
     assert account.snapshot().adsets.set_index("id").loc[target, "daily_budget"] == 9000
     old_row = account.ledger.cycle_actions(account.runs[0]).set_index("entity_id").loc[target]
     assert old_row["status"] == "superseded"
-    assert old_row["reasons"][-1] == f"superseded: run {account.runs[1]} wrote this entity after it was proposed"
+    assert old_row["reasons"][-1] == f"superseded: run {account.runs[1]} changed its budget 100.00 → 90.00 after this was proposed"
     assert account.pending().empty
 
     # Changed outside the system (a person in Ads Manager): the next cycle takes the stale row out.
@@ -240,3 +231,26 @@ def test_the_seeds_sanity_check_warns_on_a_very_low_roas_held_with_confidence(ac
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith(f"sanity check: campaign {campaign_id(0)} has a very low 7-day ROAS 0.20 with high confidence") for m in warned)
     assert not any(f"campaign {campaign_id(1)}" in m for m in warned)  # 0.6 is low, not below half the hard stop
+
+
+# --- 2. a rollback's resume meets the caps too ------------------------------------------------------------
+def test_a_rollback_does_not_resume_an_ad_set_past_the_campaign_cap(account_factory):
+    """An ad set the hard stop paused is resumed by a rollback once the hard stop no longer holds,
+    but its budget comes back into its campaign's total: past MAX_CAMPAIGN_BUDGET_USD it is refused."""
+    loser = AdSetSpec(ads=[AdSpec(days=steady_days(spend=300, roas=0.3, purchases=30))], daily_budget_usd=3000)
+    other = AdSetSpec(ads=[AdSpec(days=steady_days(spend=300, roas=2.0, purchases=30))], daily_budget_usd=2000)
+    account = account_factory(make_snapshot([CampaignSpec(adsets=[loser, other], daily_budget_usd=None)]), meta_auto_mode="auto")
+    account.cycle()
+    assert entity_writes(account) == [("pause", adset_id(0, 0))]
+    account.client().update_budget("adset", adset_id(0, 1), 400_000)  # raised to $4,000 in Ads Manager
+    account.settings = load_settings(meta_auto_mode="auto", hard_stop_roas=0.2)  # the hard stop no longer holds
+    report = account.rollback(account.runs[0])
+    assert report.restored == []
+    assert report.refused == [
+        f"adset {adset_id(0, 0)} 'Ad set 0.0': campaign {campaign_id(0)}'s total daily budget would exceed "
+        "MAX_CAMPAIGN_BUDGET_USD 5000; use --force to restore anyway"
+    ]
+    forced = account.rollback(account.runs[0], force=True)
+    assert forced.restored == [f"resume adset {adset_id(0, 0)}"]
+    assert forced.forced == [f"resume adset {adset_id(0, 0)}: forced past a guard rail: campaign {campaign_id(0)}'s total daily budget "
+                             "would exceed MAX_CAMPAIGN_BUDGET_USD 5000"]

@@ -20,7 +20,7 @@ from meta_ads_dagster.cycle import steps
 from meta_ads_dagster.engine import history, routing, safety
 
 from ..engine.factories import campaign, make_snapshot
-from .simulation import CYCLES, simulate
+from .simulation import CYCLES, bad_day, simulate
 
 SEEDS = range(4)  # even seeds run in suggest mode, odd ones in auto mode
 
@@ -47,17 +47,23 @@ def test_no_guard_rail_breaks_over_many_cycles_with_approvals_rejections_and_rol
 
 def test_the_checker_catches_a_mass_pause_that_swallows_every_hard_stop(tmp_path, monkeypatch):
     """Issue 9 #1 put back: every pause past the limit and the ones within it are queued."""
-    original = routing._mass_pause
+    original = routing._mass_paused
 
-    def swallow_all(actions, settings):
-        original(actions, settings)
-        pausing = actions["verdict"].eq("executed") & actions["rule"].eq("hard_stop") & ~routing.is_approval(actions)
-        if actions["verdict"].eq("queued").any() and pausing.any():
-            actions.loc[pausing, "verdict"] = "queued"
+    def swallow_all(actions, executed, settings):
+        mass = original(actions, executed, settings)
+        if mass.any():  # the old rule: every pause of the cycle waits for a person
+            return executed & actions["type"].isin(routing.PAUSING_TYPES).to_numpy() & ~routing.is_approval(actions)
+        return mass
 
-    monkeypatch.setattr(routing, "_mass_pause", swallow_all)
-    outcome = simulate(0, tmp_path / "account", cycles=10)  # seed 0 queues mass pauses early
-    assert any("neither executed nor queued" in b or "hard stops queued as a mass pause" in b for b in outcome.breaches), outcome.breaches[:5]
+    monkeypatch.setattr(routing, "_mass_paused", swallow_all)
+    outcome = simulate(0, tmp_path / "account", cycles=2, account=(bad_day(), {"meta_auto_mode": "suggest"}))
+    assert any("hard stops queued as a mass pause while the cycle paused only 0" in b for b in outcome.breaches), outcome.breaches[:5]
+
+
+def test_the_checker_catches_a_mass_pause_rule_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setattr(routing, "_mass_paused", lambda actions, executed, settings: np.zeros(len(actions), dtype=bool))
+    outcome = simulate(0, tmp_path / "account", cycles=1, account=(bad_day(), {"meta_auto_mode": "suggest"}))
+    assert any("the cycle paused 11 on its own > MASS_PAUSE_LIMIT 10" in b for b in outcome.breaches), outcome.breaches[:5]
 
 
 def test_the_checker_catches_the_per_tick_limit_switched_off(tmp_path, monkeypatch):

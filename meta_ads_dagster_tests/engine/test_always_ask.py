@@ -59,3 +59,18 @@ def test_an_ab_decision_counts_its_losers_and_comes_after_the_hard_stops():
     # 8 + 3 pauses > 10: the eight hard stops go, the A/B unit (3 pauses) no longer fits and waits.
     assert (out.drop(index="w")["verdict"] == "executed").all()
     assert out.loc["w", "verdict"] == "queued" and "mass pause: 11 pauses" in out.loc["w", "reasons"][-1]
+
+
+def test_a_pause_sent_to_a_person_claims_no_entity_from_the_actions_it_had_superseded():
+    """Two hard stops fit under MASS_PAUSE_LIMIT 2; a third, on an ad an A/B decision would also
+    pause, is queued. The A/B decision is then not left superseded by a write that never happens:
+    it is a pause too and meets the same limit (queued with the same reason)."""
+    stops = [hard_stop(i, 2000.0, 0.3) for i in range(2)] + [hard_stop(7, 100.0, 0.5)]
+    winner = make_action(id="w", entity_type="ad", entity_id="70", type="publish_winner", rule="ab_winner",
+                         current_budget_minor=np.nan, amount_pct=np.nan, loser_ad_ids=("7",))
+    out = routed(*stops, winner, mass_pause_limit=2)
+    assert out["verdict"].to_dict() == {"p0": "executed", "p1": "executed", "p7": "queued", "w": "queued"}
+    assert all("mass pause" in out.loc[i, "reasons"][-1] for i in ("p7", "w"))
+    # With room for three, the hard stop pauses the ad and the A/B decision on it is superseded.
+    roomy = routed(*stops, winner, mass_pause_limit=3)
+    assert roomy["verdict"].to_dict() == {"p0": "executed", "p1": "executed", "p7": "executed", "w": "superseded"}

@@ -191,6 +191,8 @@ def test_infinite_or_nan_settings_are_refused_naming_the_variable(monkeypatch, v
     ("MIN_AGE_HOURS", "100000", "less than or equal to 8760"),
     ("HARD_STOP_ROAS", "1.5", "less than 1.5"),   # must stay below the hold band, where cuts start
     ("HARD_STOP_ROAS", "2.79", "less than 1.5"),
+    ("HARD_STOP_ROAS", "0", "greater than 0"),          # no ROAS is below 0: the hard stop would be off
+    ("HARD_STOP_CONFIDENCE", "1", "less than 1"),       # no confidence reaches 1: the same
     ("AUDIT_RETENTION_DAYS", "99999", "less than or equal to 3650"),
 ])
 def test_settings_outside_a_sane_range_are_refused(monkeypatch, variable, value, fragment):

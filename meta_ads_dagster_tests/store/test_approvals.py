@@ -210,16 +210,20 @@ def test_an_approval_meets_the_cooldown_and_a_newer_hard_stop_again(ledger, ids,
     other = planned[planned["entity_id"] == "1001036"].assign(verdict="executed", id="other-change")
     ledger.record_cycle(other, "run-other", ACCOUNT, snapshot.as_of - pd.Timedelta(hours=2))
     ledger.mark_outcome("run-other", "other-change", snapshot.as_of - pd.Timedelta(hours=2), None)
-    # This cycle has a (newer) hard stop on 1001010's campaign, Retargeting Q4.
-    stop = planned[planned["entity_id"] == "1001016"].assign(entity_type="campaign", entity_id="1001009", adset_id=None)
-    cycle_actions = pd.concat([planned[planned["entity_id"] != "1001016"], stop], ignore_index=True)
+    # This cycle has (newer) hard stops on 1001010's campaign, Retargeting Q4, and on Black Friday 1001001.
+    stops = pd.concat([
+        planned[planned["entity_id"] == "1001016"].assign(entity_type="campaign", entity_id=campaign, campaign_id=campaign, adset_id=None)
+        for campaign in ("1001009", "1001001")
+    ], ignore_index=True)
+    cycle_actions = pd.concat([planned[planned["entity_id"] != "1001016"], stops], ignore_index=True)
 
     checked = _revalidated(ledger, snapshot, cycle_actions, load_settings()).set_index("entity_id")
-    assert checked.loc["1001001", "verdict"] == "executed"
+    # A raise under a hard stop is refused; a cut agrees with it (it only lowers spend) and goes ahead.
+    assert checked.loc["1001001", "verdict"] == "safety_blocked" and "hard stop" in checked.loc["1001001", "reasons"][-1]
+    assert checked.loc["1001010", "verdict"] == "executed"
     # Changed 2 h ago: its day's change is used up (the rolling 24 h limit speaks first; the cooldown agrees).
     assert checked.loc["1001036", "verdict"] == "policy_blocked"
     assert "rolling 24 h change limit reached: 20% already changed of the 20% daily limit" in checked.loc["1001036", "reasons"][-1]
-    assert checked.loc["1001010", "verdict"] == "safety_blocked" and "hard stop" in checked.loc["1001010", "reasons"][-1]
 
 
 def test_purge_drops_old_closed_rows_and_keeps_open_ones(ledger, ids, planned, snapshot):
