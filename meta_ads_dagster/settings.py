@@ -20,6 +20,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .input_rules import AD_ACCOUNT_ID, ad_account_id, echo
+
 logger = logging.getLogger(__name__)
 
 
@@ -120,8 +122,7 @@ class Settings(BaseSettings):
     @classmethod
     def _account_ids_shape(cls, raw: str) -> str:
         for account_id in _split_ids(raw):
-            if not account_id.removeprefix("act_").isdigit():
-                raise ValueError(f"{account_id!r} is not an ad account id (act_<digits>)")
+            ad_account_id(account_id)
         return raw
 
     @model_validator(mode="after")
@@ -152,8 +153,7 @@ class Settings(BaseSettings):
     @property
     def account_ids(self) -> list[str]:
         """META_AD_ACCOUNT_IDS in the Graph API's form (``act_<digits>``), without repeats."""
-        ids = [i if i.startswith("act_") else f"act_{i}" for i in _split_ids(self.meta_ad_account_ids)]
-        return list(dict.fromkeys(ids))
+        return list(dict.fromkeys(ad_account_id(i) for i in _split_ids(self.meta_ad_account_ids)))
 
     def cycle_accounts(self) -> list[str]:
         """The ad accounts the cycle runs for, one Dagster partition each.
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
             return ids or [DEMO_ACCOUNT_ID]
         path = Path(self.meta_stub_snapshot)
         if path.is_dir():
-            served = sorted(f.stem for f in path.glob("act_*.json") if f.stem.removeprefix("act_").isdigit())
+            served = sorted(f.stem for f in path.glob("act_*.json") if AD_ACCOUNT_ID.fullmatch(f.stem))
             missing = [i for i in ids if i not in served]
             if missing or not served:
                 raise SettingsError(
@@ -254,8 +254,10 @@ def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
     overrides = {}
     for account_id, values in document.items():
         where = f"META_ACCOUNTS_FILE {path}: {account_id}"
-        if not str(account_id).removeprefix("act_").isdigit():
-            raise ValueError(f"{where}: not an ad account id (act_<digits>)")
+        try:
+            key = ad_account_id(str(account_id))
+        except ValueError:
+            raise ValueError(f"{where}: not an ad account id (act_<digits>)") from None
         if not isinstance(values, dict):
             raise ValueError(f"{where}: must map variables to values")
         fields = {str(name).lower(): value for name, value in values.items()}
@@ -267,9 +269,8 @@ def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
         except ValidationError as exc:
             problem = exc.errors()[0]
             variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
-            raise ValueError(f"{where}.{variable}: {problem['msg']} (got {problem.get('input')!r})") from None
-        key = str(account_id)
-        overrides[key if key.startswith("act_") else f"act_{key}"] = fields
+            raise ValueError(f"{where}.{variable}: {problem['msg']} (got {echo(problem.get('input'))})") from None
+        overrides[key] = fields
     return overrides
 
 
@@ -284,7 +285,7 @@ def _snapshot_account_id(path: Path) -> str:
         raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: {path} has no account.id ({type(exc).__name__}: {exc})") from None
-    if not isinstance(account_id, str) or not account_id.startswith("act_") or not account_id[4:].isdigit():
+    if not isinstance(account_id, str) or not AD_ACCOUNT_ID.fullmatch(account_id):
         # The run compares it with its partition (act_<digits>): any other form would fail every cycle.
         raise SettingsError(f"META_STUB_SNAPSHOT: {path}: account.id {account_id!r} is not an ad account id (act_<digits>)")
     return account_id
@@ -308,7 +309,7 @@ def _validated(values: dict | None = None) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             if error["loc"]:
                 variable = ".".join(str(part) for part in error["loc"]).upper()
-                problems.append(f"{variable}: {message} (got {error.get('input')!r})")
+                problems.append(f"{variable}: {message} (got {echo(error.get('input'))})")
             else:  # a check across variables: its message names them
                 problems.append(message)
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None

@@ -117,6 +117,13 @@ def test_plan_missing_file_and_invalid_json(capsys, tmp_path):
     assert code == 2 and "not valid JSON" in err and out == ""
 
 
+@pytest.mark.parametrize("account", ["act_１２", "١٢", "act_12ab", ""])
+def test_an_account_argument_must_be_ascii_digits(capsys, account):
+    with pytest.raises(SystemExit) as refused:  # argparse: usage error, exit 2, before anything runs
+        main(["pending", "--account", account])
+    assert refused.value.code == 2 and "is not an ad account id (act_<digits>)" in capsys.readouterr().err
+
+
 def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monkeypatch):
     cwd = tmp_path / "project"
     cwd.mkdir()

@@ -71,6 +71,7 @@ def test_keyword_overrides_win_over_environment(monkeypatch):
     ("MAX_ACTIONS_PER_TICK", "-1"),
     ("MIN_IMPRESSIONS", "many"),
     ("META_AD_ACCOUNT_IDS", "act_1001,acme"),
+    ("META_AD_ACCOUNT_IDS", "act_1001,act_１００２"),  # full-width digits are not digits (issue 10)
 ])
 def test_invalid_value_names_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
@@ -78,6 +79,14 @@ def test_invalid_value_names_the_variable(monkeypatch, variable, value):
         load_settings()
     assert variable in str(caught.value)
     assert f"(got {value!r})" in str(caught.value)
+
+
+def test_an_invalid_value_is_quoted_cut_short(monkeypatch):
+    monkeypatch.setenv("MIN_IMPRESSIONS", "many" * 10_000)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "MIN_IMPRESSIONS" in str(caught.value) and "(got 'manymany" in str(caught.value)
+    assert len(str(caught.value)) < 300
 
 
 def test_auto_limit_may_not_exceed_the_suggest_limit(monkeypatch):
