@@ -57,12 +57,12 @@ def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     try:
-        text = Path(args.snapshot).read_text()
+        data = Path(args.snapshot).read_bytes()  # bytes: the loader says where a file is not UTF-8
     except OSError as exc:
         return _fail(f"cannot read snapshot {args.snapshot}: {exc.strerror}")
     try:
         settings = load_settings().with_mode(args.mode)
-        document = plan_document(load_snapshot_text(text), settings)
+        document = plan_document(load_snapshot_text(data), settings)
     except (SnapshotError, SettingsError) as exc:
         return _fail(str(exc))
     if args.format == "json":

@@ -10,7 +10,6 @@ through ``dagster.EnvVar`` so the Dagster UI masks them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import timedelta
@@ -278,17 +277,19 @@ DEMO_ACCOUNT_ID = "act_1001"  # the stub's deterministic demo account (meta/demo
 
 
 def _snapshot_account_id(path: Path) -> str:
-    """``account.id`` of a snapshot file, or a SettingsError naming META_STUB_SNAPSHOT."""
+    """``account.id`` of a snapshot file, or a SettingsError naming META_STUB_SNAPSHOT.
+
+    The file is read by the snapshot loader and its account id checked by the parser's rule, so
+    a broken file gets the same answer here as from ``meta-ads plan``."""
+    # Imported here: the engine imports this module.
+    from .engine.snapshot import SnapshotError, decode_snapshot, snapshot_account_id
+
     try:
-        account_id = json.loads(path.read_text())["account"]["id"]
+        return snapshot_account_id(decode_snapshot(path.read_bytes()))
     except OSError as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SettingsError(f"META_STUB_SNAPSHOT: {path} has no account.id ({type(exc).__name__}: {exc})") from None
-    if not isinstance(account_id, str) or not AD_ACCOUNT_ID.fullmatch(account_id):
-        # The run compares it with its partition (act_<digits>): any other form would fail every cycle.
-        raise SettingsError(f"META_STUB_SNAPSHOT: {path}: account.id {account_id!r} is not an ad account id (act_<digits>)")
-    return account_id
+    except SnapshotError as exc:
+        raise SettingsError(f"META_STUB_SNAPSHOT: {path}: {exc}") from None
 
 
 def dagster_home() -> Path:
