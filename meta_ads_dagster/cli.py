@@ -23,6 +23,7 @@ from pathlib import Path
 from .engine.actions import optional_float
 from .engine.cycle import SUMMARY_COLUMNS, plan_document
 from .engine.snapshot import SnapshotError, load_snapshot_text
+from .input_rules import ad_account_id
 from .settings import SettingsError, dagster_home, load_settings
 from .store import approvals
 from .store.ledger import Ledger
@@ -32,10 +33,10 @@ INSTANCE_YAML = Path(__file__).with_name("instance.yaml")
 
 def ad_account(value: str) -> str:
     """An ``--account`` value in the Graph API's form: ``2002`` and ``act_2002`` are one account."""
-    value = value.strip()
-    if not value.removeprefix("act_").isdigit():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ad account id (act_<digits>)")
-    return value if value.startswith("act_") else f"act_{value}"
+    try:
+        return ad_account_id(value.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _fail(message: str) -> int:
@@ -56,12 +57,12 @@ def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     try:
-        text = Path(args.snapshot).read_text()
+        data = Path(args.snapshot).read_bytes()  # bytes: the loader says where a file is not UTF-8
     except OSError as exc:
         return _fail(f"cannot read snapshot {args.snapshot}: {exc.strerror}")
     try:
         settings = load_settings().with_mode(args.mode)
-        document = plan_document(load_snapshot_text(text), settings)
+        document = plan_document(load_snapshot_text(data), settings)
     except (SnapshotError, SettingsError) as exc:
         return _fail(str(exc))
     if args.format == "json":

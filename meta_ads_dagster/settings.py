@@ -10,15 +10,17 @@ through ``dagster.EnvVar`` so the Dagster UI masks them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .input_rules import AD_ACCOUNT_ID, ad_account_id, echo, shown, utf8_text
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +124,7 @@ class Settings(BaseSettings):
     @classmethod
     def _account_ids_shape(cls, raw: str) -> str:
         for account_id in _split_ids(raw):
-            if not account_id.removeprefix("act_").isdigit():
-                raise ValueError(f"{account_id!r} is not an ad account id (act_<digits>)")
+            ad_account_id(account_id)
         return raw
 
     @model_validator(mode="after")
@@ -154,8 +155,7 @@ class Settings(BaseSettings):
     @property
     def account_ids(self) -> list[str]:
         """META_AD_ACCOUNT_IDS in the Graph API's form (``act_<digits>``), without repeats."""
-        ids = [i if i.startswith("act_") else f"act_{i}" for i in _split_ids(self.meta_ad_account_ids)]
-        return list(dict.fromkeys(ids))
+        return list(dict.fromkeys(ad_account_id(i) for i in _split_ids(self.meta_ad_account_ids)))
 
     def cycle_accounts(self) -> list[str]:
         """The ad accounts the cycle runs for, one Dagster partition each.
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
             return ids or [DEMO_ACCOUNT_ID]
         path = Path(self.meta_stub_snapshot)
         if path.is_dir():
-            served = sorted(f.stem for f in path.glob("act_*.json") if f.stem.removeprefix("act_").isdigit())
+            served = sorted(f.stem for f in path.glob("act_*.json") if AD_ACCOUNT_ID.fullmatch(f.stem))
             missing = [i for i in ids if i not in served]
             if missing or not served:
                 raise SettingsError(
@@ -242,26 +242,76 @@ OVERRIDABLE = frozenset(
 )
 
 
+class _AccountsFileLoader(yaml.SafeLoader):
+    """YAML for META_ACCOUNTS_FILE, refusing what would make the file mean something else than it
+    shows: anchors and aliases (a 600-byte "billion laughs" file expands to gigabytes), a key
+    given twice (YAML keeps the last one silently), and a key that is not a plain value. Keys are
+    kept as written, so ``01001`` is not read as octal 513 nor ``1_001`` as 1001."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        mapping = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value", key_node.start_mark)
+            if key_node.value in mapping:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown(key_node.value)}", key_node.start_mark)
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying what and where (PyYAML's own message spans lines and quotes the file)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"not valid YAML at line {mark.line + 1} column {mark.column + 1}: {exc.problem or exc.context}"
+    return "not valid YAML: " + " ".join(str(exc).split())
+
+
 def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
     """account id → overrides (field names), each checked by building that account's settings."""
-    import yaml
-
     path = Path(settings.meta_accounts_file)
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"META_ACCOUNTS_FILE: cannot read {path}: {exc}") from None
+        text = utf8_text(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"META_ACCOUNTS_FILE: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:  # not UTF-8
+        raise ValueError(f"META_ACCOUNTS_FILE {path}: {exc}") from None
+    try:
+        document = yaml.load(text, Loader=_AccountsFileLoader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"META_ACCOUNTS_FILE {path}: {_yaml_problem(exc)}") from None
+    except ValueError as exc:  # a value YAML resolves but cannot build, such as the date 2026-13-45
+        raise ValueError(f"META_ACCOUNTS_FILE {path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested lists and mappings recursively
+        raise ValueError(f"META_ACCOUNTS_FILE {path}: not valid YAML: nested too deep to read") from None
+    if document is None:  # an empty file
+        document = {}
     if not isinstance(document, dict):
         raise ValueError(f"META_ACCOUNTS_FILE {path}: must map ad account ids to overrides")
-    overrides = {}
+    overrides, written_as = {}, {}
     for account_id, values in document.items():
-        where = f"META_ACCOUNTS_FILE {path}: {account_id}"
-        if not str(account_id).removeprefix("act_").isdigit():
-            raise ValueError(f"{where}: not an ad account id (act_<digits>)")
+        where = f"META_ACCOUNTS_FILE {path}: {shown(account_id)}"
+        try:
+            key = ad_account_id(account_id)
+        except ValueError:
+            raise ValueError(f"{where}: not an ad account id (act_<digits>)") from None
+        if key in overrides:
+            raise ValueError(f"META_ACCOUNTS_FILE {path}: {shown(written_as[key])} and {shown(account_id)} are the same account {key}")
         if not isinstance(values, dict):
             raise ValueError(f"{where}: must map variables to values")
-        fields = {str(name).lower(): value for name, value in values.items()}
-        unknown = sorted(name.upper() for name in set(fields) - OVERRIDABLE)
+        fields, names = {}, {}
+        for name, value in values.items():
+            field = name.lower()
+            if field in fields:
+                raise ValueError(f"{where}: {shown(names[field])} and {shown(name)} are the same variable")
+            fields[field], names[field] = value, name
+        unknown = sorted(shown(name.upper()) for name in set(fields) - OVERRIDABLE)
         if unknown:
             raise ValueError(f"{where}: {', '.join(unknown)} cannot be set per account (only guard rails and approval rules)")
         try:
@@ -269,9 +319,8 @@ def _read_account_overrides(settings: "Settings") -> dict[str, dict]:
         except ValidationError as exc:
             problem = exc.errors()[0]
             variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
-            raise ValueError(f"{where}.{variable}: {problem['msg']} (got {problem.get('input')!r})") from None
-        key = str(account_id)
-        overrides[key if key.startswith("act_") else f"act_{key}"] = fields
+            raise ValueError(f"{where}.{variable}: {problem['msg']} (got {echo(problem.get('input'))})") from None
+        overrides[key], written_as[key] = fields, account_id
     return overrides
 
 
@@ -279,17 +328,19 @@ DEMO_ACCOUNT_ID = "act_1001"  # the stub's deterministic demo account (meta/demo
 
 
 def _snapshot_account_id(path: Path) -> str:
-    """``account.id`` of a snapshot file, or a SettingsError naming META_STUB_SNAPSHOT."""
+    """``account.id`` of a snapshot file, or a SettingsError naming META_STUB_SNAPSHOT.
+
+    The file is read by the snapshot loader and its account id checked by the parser's rule, so
+    a broken file gets the same answer here as from ``meta-ads plan``."""
+    # Imported here: the engine imports this module.
+    from .engine.snapshot import SnapshotError, decode_snapshot, snapshot_account_id
+
     try:
-        account_id = json.loads(path.read_text())["account"]["id"]
+        return snapshot_account_id(decode_snapshot(path.read_bytes()))
     except OSError as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SettingsError(f"META_STUB_SNAPSHOT: {path} has no account.id ({type(exc).__name__}: {exc})") from None
-    if not isinstance(account_id, str) or not account_id.startswith("act_") or not account_id[4:].isdigit():
-        # The run compares it with its partition (act_<digits>): any other form would fail every cycle.
-        raise SettingsError(f"META_STUB_SNAPSHOT: {path}: account.id {account_id!r} is not an ad account id (act_<digits>)")
-    return account_id
+    except SnapshotError as exc:
+        raise SettingsError(f"META_STUB_SNAPSHOT: {path}: {exc}") from None
 
 
 def dagster_home() -> Path:
@@ -310,7 +361,7 @@ def _validated(values: dict | None = None) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             if error["loc"]:
                 variable = ".".join(str(part) for part in error["loc"]).upper()
-                problems.append(f"{variable}: {message} (got {error.get('input')!r})")
+                problems.append(f"{variable}: {message} (got {echo(error.get('input'))})")
             else:  # a check across variables: its message names them
                 problems.append(message)
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None

@@ -42,10 +42,11 @@ def kag_snapshot(value_per_purchase: float = 60.0, csv: Path = KAG_CSV) -> dict:
         ],
         "ads": [
             {"id": str(r.ad_id), "adset_id": str(r.fb_campaign_id), "campaign_id": str(r.xyz_campaign_id),
-             "name": f"ad {r.ad_id}", "status": "ACTIVE", "created_time": created, "creative": {"id": f"c{r.ad_id}"}}
+             "name": f"ad {r.ad_id}", "status": "ACTIVE", "created_time": created, "creative": {"id": f"9{r.ad_id}"}}
             for r in ad_rows.itertuples(index=False)
         ],
-        "creatives": [{"id": f"c{ad}", "approved": True} for ad in ad_rows["ad_id"]],
+        # Ids are digits (docs/snapshot-format.md); "9" + the ad id is above every KAG id.
+        "creatives": [{"id": f"9{ad}", "approved": True} for ad in ad_rows["ad_id"]],
         "insights": [
             {"ad_id": ad, "adset_id": adset, "campaign_id": campaign, "date_start": day, "date_stop": day, "country": "ES",
              "spend": f"{spend:.2f}", "impressions": str(impressions), "clicks": str(min(clicks, impressions)),

@@ -1,5 +1,7 @@
 """META_ACCOUNTS_FILE: per-account guard rails, validated on load, applied to that account only."""
 
+import time
+
 import pytest
 from dagster import DagsterInstance
 
@@ -62,7 +64,19 @@ def test_plan_uses_the_accounts_limits(tmp_path):
         ("act_1001:\n  META_API_MODE: live\n", "act_1001: META_API_MODE cannot be set per account"),
         ("shop_1:\n  MAX_DAILY_SPEND_USD: 10\n", "shop_1: not an ad account id"),
         ("- act_1001\n", "must map ad account ids"),
-        ("act_1001: [1, 2\n", "cannot read"),
+        ("0\n", "must map ad account ids"),
+        ("act_1001: [1, 2\n", "not valid YAML at line 2 column 1: expected ',' or ']', but got '<stream end>'"),
+        # Issue 10: nothing merged silently, keys read as written, full-width digits are not digits.
+        ("act_1001: {MAX_DAILY_SPEND_USD: 5}\nact_1001: {MAX_DAILY_SPEND_USD: 6}\n", "not valid YAML at line 2 column 1: duplicate key act_1001"),
+        ("act_3001: {MAX_DAILY_SPEND_USD: 5}\n3001: {MAX_DAILY_SPEND_USD: 6}\n", "act_3001 and 3001 are the same account act_3001"),
+        ("act_1001: {MAX_DAILY_SPEND_USD: 5, MAX_DAILY_SPEND_USD: 6}\n", "line 1 column 36: duplicate key MAX_DAILY_SPEND_USD"),
+        ("act_1001: {MAX_DAILY_SPEND_USD: 5, max_daily_spend_usd: 6}\n", "act_1001: MAX_DAILY_SPEND_USD and max_daily_spend_usd are the same variable"),
+        ("1_001: {MAX_DAILY_SPEND_USD: 5}\n", "1_001: not an ad account id"),  # YAML 1.1 would read 1001
+        ("act_１００１: {MAX_DAILY_SPEND_USD: 5}\n", "act_１００１: not an ad account id"),
+        ("? [act_1001]\n: {MAX_DAILY_SPEND_USD: 5}\n", "line 1 column 3: a key must be a plain value"),
+        ("act_1001: {MAX_DAILY_SPEND_USD: 5}\x00\n", "not valid YAML: unacceptable character #x0000"),
+        ("act_1001: {MAX_DAILY_SPEND_USD: 2026-13-45}\n", "not valid YAML: month must be in 1..12"),
+        ("act_1001: " + "[" * 20_000 + "]" * 20_000 + "\n", "not valid YAML: nested too deep to read"),
         # Issue 9 #16: YAML's .inf cannot switch a rail off either.
         ("act_1001:\n  MAX_DAILY_SPEND_USD: .inf\n", "act_1001.MAX_DAILY_SPEND_USD: Input should be a finite number"),
         ("act_1001:\n  HARD_STOP_ROAS: .inf\n", "act_1001.HARD_STOP_ROAS: Input should be a finite number"),
@@ -72,7 +86,43 @@ def test_plan_uses_the_accounts_limits(tmp_path):
 def test_a_bad_file_stops_the_program_naming_account_and_variable(tmp_path, text, fragment):
     with pytest.raises(SettingsError, match="META_ACCOUNTS_FILE") as error:
         load_settings(meta_accounts_file=write(tmp_path, text))
-    assert fragment in str(error.value)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+# The classic "billion laughs": ten levels of nine aliases, a billion strings once expanded.
+ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{name}: &{name} [{', '.join(['*' + below] * 9)}]\n" for below, name in zip("abcdefghi", "bcdefghij")
+) + "act_1001: {MAX_DAILY_SPEND_USD: *j}\n"
+
+
+def test_an_alias_bomb_is_refused_at_once_in_a_short_message(tmp_path):
+    """Issue 10: 587 bytes of aliases took 35 s and 1.5 GB and printed a 226 MB message."""
+    started = time.monotonic()
+    with pytest.raises(SettingsError) as error:
+        load_settings(meta_accounts_file=write(tmp_path, ALIAS_BOMB))
+    assert time.monotonic() - started < 0.5
+    assert "META_ACCOUNTS_FILE" in str(error.value) and len(str(error.value)) < 300
+    assert "line 1 column 4: anchors and aliases (& and *) are not allowed" in str(error.value)
+
+
+def test_anchors_are_refused_even_unused(tmp_path):
+    with pytest.raises(SettingsError, match="line 1 column 11: anchors and aliases"):
+        load_settings(meta_accounts_file=write(tmp_path, "act_1001: &rails {MAX_DAILY_SPEND_USD: 5}\n"))
+
+
+def test_a_binary_file_is_refused_naming_the_variable(tmp_path):
+    path = tmp_path / "accounts.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(SettingsError, match=r"META_ACCOUNTS_FILE .*accounts.yaml: not UTF-8 text: byte 0x89 at line 1 column 1$"):
+        load_settings(meta_accounts_file=str(path))
+
+
+def test_an_echoed_value_is_cut(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        load_settings(meta_accounts_file=write(tmp_path, "act_1001: {MAX_DAILY_SPEND_USD: " + "9x" * 50_000 + "}\n"))
+    message = str(error.value)
+    assert "act_1001.MAX_DAILY_SPEND_USD: Input should be a valid number" in message and len(message) < 300
+    assert "(got '9x9x" in message and "..." in message
 
 
 def test_each_accounts_cycle_runs_with_its_own_guard_rails(tmp_path, monkeypatch):

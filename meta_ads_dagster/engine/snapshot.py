@@ -7,20 +7,30 @@ downstream ever sees half of a document.
 
 Field-level rules are declared as pydantic models (one per Graph object), except for the insights
 rows, the bulk of a document, which are validated column by column; rules that relate rows to each
-other (references, clicks <= impressions, duplicates) run vectorized over the frames.
+other (references, clicks and purchases <= impressions, duplicates) run vectorized over the frames.
+
+Files are read by :func:`decode_snapshot` (UTF-8 JSON; it says at which line and column a file is
+not), whoever reads them: ``meta-ads plan``, the stub, the settings' look at META_STUB_SNAPSHOT.
+A message quotes a bad value cut short and stays one line (``input_rules.echo``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Callable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, SkipValidation, ValidationError, field_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainValidator, SkipValidation, StrictBool, ValidationError,
+    field_validator,
+)
+
+from ..input_rules import AD_ACCOUNT_FORM, AD_ACCOUNT_ID, DIGITS, echo, shown, unicode_text, utf8_text
 
 # Currencies whose Graph API "offset" is 1: budgets are whole units, not hundredths.
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -30,43 +40,108 @@ STATUSES = ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUE
 ENTITY_TYPES = ("campaign", "adset", "ad", "creative")
 ACTION_TYPES = ("scale_up", "scale_down", "pause", "resume", "reallocate", "publish_winner", "create_variant")
 
+# Bounds (docs/snapshot-format.md). A value past them is a unit mistake or garbage, never a real
+# ad's day, and within them every number stays exact in the frames (int64 counts, float64 money).
+# Counts per insights row: a thousand times more impressions than there are people on Earth.
+COUNT_MAX = 10**12
+# Money per insights row in major units: the bound must hold in every currency, and 10^12 VND is
+# still about 40 million USD; 10^12 with cents is 10^14, well inside float64's exact 2^53.
+MONEY_MAX = 10**12
+# A daily budget in minor units (10^13 USD, 10^15 JPY); below 2^53, so exact as a float too.
+BUDGET_MAX = 10**15
+# Times: Meta's ads exist since 2007; past these years pandas' timestamps (1677-2262) are near.
+YEARS = (1970, 2199)
+COUNTRY = re.compile(r"[A-Z]{2}")
+DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # as the Graph API writes money: "64.29"
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 
 class SnapshotError(ValueError):
     """The snapshot breaks the format; the message names the object and the field."""
 
 
-def _non_negative_decimal(value: Any) -> float:
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError("not a number") from None
-    if not number.is_finite() or number < 0:
-        raise ValueError("must be a finite number >= 0")
-    return float(number)
+def whole_number(value: Any, maximum: int) -> int | None:
+    """A count or budget as the Graph API sends it (a string of digits) or a JSON integer, if it
+    is a whole number from 0 to ``maximum``; None otherwise (a fraction, a float, a bool, text)."""
+    # A string longer than 20 digits is past every bound; int() of it would only cost (and past
+    # 4300 digits raise).
+    if isinstance(value, str) and len(value) <= 20 and DIGITS.fullmatch(value):
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        return None
+    return number if 0 <= number <= maximum else None
 
 
-def _non_negative_int(value: Any) -> int:
-    text = str(value)
-    if not re.fullmatch(r"\d+", text):
-        raise ValueError("must be a whole number >= 0")
-    return int(text)
+def money(value: Any) -> float | None:
+    """An amount as the Graph API sends it (a decimal string such as "64.29") or a JSON number,
+    if finite and from 0 to MONEY_MAX; None otherwise."""
+    if isinstance(value, str) and len(value) <= 40 and DECIMAL.fullmatch(value):
+        number = float(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value  # an int is compared as it is: float() of a huge one would overflow
+    else:
+        return None
+    # NaN fails both comparisons, infinity the second.
+    return float(number) if 0 <= number <= MONEY_MAX else None
+
+
+COUNT_RULE = f"must be a whole number from 0 to {COUNT_MAX:,}"
+MONEY_RULE = f"must be a finite number from 0 to {MONEY_MAX:,}"
+ID_RULE = "must be an id: a string of digits 0-9 (or a JSON integer)"
+
+
+def _object_id(value: Any) -> str:
+    # Graph ids are strings of digits; a JSON integer is accepted as one, a boolean is not (int's subclass).
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and DIGITS.fullmatch(value):
+        return value
+    raise ValueError(ID_RULE)
+
+
+def _ad_account_id(value: Any) -> str:
+    if isinstance(value, str) and AD_ACCOUNT_ID.fullmatch(value):
+        return value
+    raise ValueError(f"must be an ad account id ({AD_ACCOUNT_FORM})")
 
 
 def _minor_units(value: Any) -> int | None:
     if value is None:
         return None
-    text = str(value)
-    if not re.fullmatch(r"\d+", text):
-        raise ValueError("a budget must be a whole number of minor units (e.g. \"50000\")")
-    return int(text)
+    number = whole_number(value, BUDGET_MAX)
+    if number is None:
+        raise ValueError(f"a budget must be a whole number of minor units from 0 to {BUDGET_MAX:,} (e.g. \"50000\")")
+    return number
 
 
-Money = Annotated[float, BeforeValidator(_non_negative_decimal)]
-Count = Annotated[int, BeforeValidator(_non_negative_int)]
-MinorUnits = Annotated[int | None, BeforeValidator(_minor_units)]
+def _iso_time(value: Any) -> datetime:
+    rule = "must be an ISO 8601 time string with a UTC offset, e.g. \"2026-11-20T10:00:00+00:00\""
+    if not isinstance(value, str):  # a number would be an epoch: in seconds or milliseconds?
+        raise ValueError(rule)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(rule) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{rule} (this one has no offset)")
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ValueError(f"must be in the years {YEARS[0]} to {YEARS[1]}")
+    return moment
+
+
+def _country_code(value: Any) -> str:
+    if isinstance(value, str) and COUNTRY.fullmatch(value):
+        return value
+    raise ValueError("must be a two-letter country code in capitals (ES)")
+
+
+ObjectId = Annotated[str, BeforeValidator(_object_id)]
+MinorUnits = Annotated[int | None, PlainValidator(_minor_units)]
+Time = Annotated[datetime, PlainValidator(_iso_time)]
+Text = Annotated[str, AfterValidator(unicode_text)]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
-# Graph ids are strings; a JSON integer is accepted as one, a boolean is not (int's subclass).
-ObjectId = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
 
 
 class _Strict(BaseModel):
@@ -74,7 +149,9 @@ class _Strict(BaseModel):
 
 
 class Account(_Strict):
-    id: ObjectId
+    # act_<digits>, as the stub and the Dagster partitions name accounts: a snapshot of any other
+    # form would be refused by every cycle, so `plan` refuses it too.
+    id: Annotated[str, PlainValidator(_ad_account_id)]
     currency: str
     timezone_name: str
 
@@ -90,29 +167,34 @@ class Account(_Strict):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+        # OSError: ZoneInfo opens a file named after the value (too long a name, a directory).
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("unknown time zone (an IANA name such as Europe/Madrid)") from None
         return value
 
 
 class Campaign(_Strict):
     id: ObjectId
-    name: str = ""
+    name: Text = ""
     status: Status
-    created_time: AwareDatetime
+    created_time: Time
     daily_budget: MinorUnits = None
 
 
+class GeoLocations(_Strict):
+    countries: list[Annotated[str, PlainValidator(_country_code)]] = []
+
+
 class Targeting(_Strict):
-    geo_locations: dict[str, Any] = {}
+    geo_locations: GeoLocations = GeoLocations()
 
 
 class AdSet(_Strict):
     id: ObjectId
     campaign_id: ObjectId
-    name: str = ""
+    name: Text = ""
     status: Status
-    created_time: AwareDatetime
+    created_time: Time
     daily_budget: MinorUnits = None
     targeting: Targeting = Targeting()
 
@@ -125,21 +207,23 @@ class Ad(_Strict):
     id: ObjectId
     adset_id: ObjectId
     campaign_id: ObjectId
-    name: str = ""
+    name: Text = ""
     status: Status
-    created_time: AwareDatetime
+    created_time: Time
     creative: CreativeRef
 
 
 class Creative(_Strict):
     id: ObjectId
-    approved: bool
+    # A JSON true/false only: "yes", 1 or "false" would be read as true by a lax bool, and an
+    # unapproved creative must never be put live.
+    approved: StrictBool
 
 
 class ABTest(_Strict):
-    id: str
+    id: Text
     ad_ids: list[ObjectId]
-    started_at: AwareDatetime
+    started_at: Time
 
     @field_validator("ad_ids")
     @classmethod
@@ -155,11 +239,11 @@ class RecentAction(_Strict):
     entity_type: Literal[ENTITY_TYPES]  # type: ignore[valid-type]
     entity_id: ObjectId
     type: Literal[ACTION_TYPES]  # type: ignore[valid-type]
-    executed_at: AwareDatetime
+    executed_at: Time
 
 
 class SnapshotDocument(_Strict):
-    as_of: AwareDatetime
+    as_of: Time
     account: Account
     campaigns: list[Campaign]
     adsets: list[AdSet]
@@ -193,7 +277,7 @@ class AccountSnapshot:
 def parse_snapshot(document: Any) -> AccountSnapshot:
     """Validate ``document`` (already-decoded JSON) and return it as frames, or raise SnapshotError."""
     if not isinstance(document, dict):
-        raise SnapshotError(f"snapshot: must be a JSON object, got {type(document).__name__}")
+        raise SnapshotError(f"snapshot rejected: must be a JSON object, got {type(document).__name__}")
     try:
         doc = SnapshotDocument.model_validate(document)
     except ValidationError as exc:
@@ -215,10 +299,11 @@ def _describe(exc: ValidationError, document: dict) -> str:
             where += f"[{index}]"
             row = (document.get(loc[0]) or [None] * (index + 1))[index] if isinstance(document.get(loc[0]), list) else None
             if isinstance(row, dict) and "id" in row:
-                where += f" (id {row['id']})"
-        field = ".".join(str(part) for part in rest)
-        value = f" (got {error['input']!r})" if error["type"] != "missing" else ""
-        problems.append(f"{where}{'.' + field if field else ''}: {error['msg']}{value}")
+                where += f" (id {shown(row['id'])})"
+        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
+        value = f" (got {echo(error['input'])})" if error["type"] != "missing" else ""
+        message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own rules
+        problems.append(f"{where}{field}: {message}{value}")
     more = len(exc.errors()) - len(problems)
     return "snapshot rejected: " + "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
@@ -242,7 +327,7 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
     adsets = _frame(
         [
             a.model_dump(exclude={"targeting"})
-            | {"countries": tuple(a.targeting.geo_locations.get("countries") or ())}
+            | {"countries": tuple(a.targeting.geo_locations.countries)}
             for a in doc.adsets
         ],
         ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries"],
@@ -288,10 +373,17 @@ INSIGHT_REQUIRED = (*INSIGHT_IDS, "date_start", "date_stop", "country", "spend",
 INSIGHT_COLUMNS = [*INSIGHT_IDS, "date", "country", "spend", "impressions", "clicks", "purchases", "revenue"]
 
 
-def _reject_first(bad: pd.Series, values: pd.Series, field: str, message: str) -> None:
-    if bad.any():
-        index = int(bad.to_numpy().nonzero()[0][0])
-        raise SnapshotError(f"snapshot rejected: insights[{index}].{field}: {message} (got {values.iloc[index]!r})")
+def _reject_first(values: list, bad: list[bool], field: str, message: str) -> None:
+    if any(bad):
+        index = bad.index(True)
+        raise SnapshotError(f"snapshot rejected: insights[{index}].{field}: {message} (got {echo(values[index])})")
+
+
+def _parsed(values: list, parse: Callable[[Any], Any], field: str, message: str) -> list:
+    """``parse`` of every value, rejecting the first one it refuses (returns None for)."""
+    parsed = [parse(value) for value in values]
+    _reject_first(values, [value is None for value in parsed], field, message)
+    return parsed
 
 
 def _parse_insights(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -300,76 +392,86 @@ def _parse_insights(rows: list[dict[str, Any]]) -> pd.DataFrame:
         raise SnapshotError(f"snapshot rejected: insights: must be a list (got {type(rows).__name__})")
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise SnapshotError(f"snapshot rejected: insights[{index}]: must be an object (got {row!r})")
-    raw = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=list(INSIGHT_REQUIRED))
+            raise SnapshotError(f"snapshot rejected: insights[{index}]: must be an object (got {echo(row)})")
+    # Plain lists of the values as decoded: a frame would upcast a column of ints holding one
+    # float to floats, and then blame row 0 for another row's fraction.
+    raw = {field: [row.get(field) for row in rows] for field in (*INSIGHT_REQUIRED, "actions", "action_values")}
     for field in INSIGHT_REQUIRED:
-        values = raw[field] if field in raw else pd.Series([None] * len(raw), dtype=object)
-        _reject_first(values.isna(), values, field, "Field required")
-    for field in INSIGHT_IDS:
-        _reject_first(~raw[field].map(lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)), raw[field], field, "must be an id string")
+        _reject_first(raw[field], [value is None for value in raw[field]], field, "Field required")
+    ids = {field: _parsed(raw[field], _id_or_none, field, ID_RULE) for field in INSIGHT_IDS}
     dates = {}
     for field in ("date_start", "date_stop"):
-        dates[field] = pd.to_datetime(raw[field].astype(str), format="%Y-%m-%d", errors="coerce")
-        _reject_first(dates[field].isna(), raw[field], field, "must be a date YYYY-MM-DD")
-    _reject_first(dates["date_stop"] != dates["date_start"], raw["date_stop"], "date_stop",
+        text = [value if isinstance(value, str) and DATE.fullmatch(value) else "" for value in raw[field]]
+        dates[field] = pd.to_datetime(pd.Series(text, dtype=object), format="%Y-%m-%d", errors="coerce")
+        _reject_first(raw[field], dates[field].isna().tolist(), field, "must be a date YYYY-MM-DD")
+    _reject_first(raw["date_stop"], (dates["date_stop"] != dates["date_start"]).tolist(), "date_stop",
                   "insights must be daily (time_increment=1): date_stop must equal date_start")
-    spend = pd.to_numeric(raw["spend"].astype(str), errors="coerce")
-    _reject_first(~(spend >= 0) | ~np.isfinite(spend), raw["spend"], "spend", "must be a finite number >= 0")
-    counts = {}
-    for field in ("impressions", "clicks"):
-        text = raw[field].astype(str)
-        _reject_first(~text.str.fullmatch(r"\d+"), raw[field], field, "must be a whole number >= 0")
-        counts[field] = text.astype("int64")
     # Meta reports spend it cannot place as country "unknown".
-    _reject_first(
-        ~raw["country"].map(lambda v: isinstance(v, str) and ((len(v) == 2 and v.isalpha()) or v == "unknown")),
-        raw["country"], "country", "must be a two-letter country code (or \"unknown\")",
-    )
+    _parsed(raw["country"], _country_or_none, "country", "must be a two-letter country code in capitals (or \"unknown\")")
     return pd.DataFrame(
         {
-            **{field: raw[field].astype(str) for field in INSIGHT_IDS},
+            **{field: pd.Series(ids[field], dtype=object) for field in INSIGHT_IDS},
             "date": dates["date_start"],
-            "country": raw["country"],
-            "spend": spend.astype("float64"),
-            **counts,
-            "purchases": _purchase_totals(raw, "actions"),
-            "revenue": _purchase_totals(raw, "action_values"),
+            "country": pd.Series(raw["country"], dtype=object),
+            "spend": np.array(_parsed(raw["spend"], money, "spend", MONEY_RULE), dtype="float64"),
+            **{
+                field: np.array(_parsed(raw[field], lambda v: whole_number(v, COUNT_MAX), field, COUNT_RULE), dtype="int64")
+                for field in ("impressions", "clicks")
+            },
+            # Purchases are whole: the Graph API counts them with the attribution windows the live
+            # client asks for (7d_click, 1d_view); only data-driven attribution splits a purchase.
+            "purchases": _purchase_totals(raw["actions"], "actions", lambda v: whole_number(v, COUNT_MAX), COUNT_RULE),
+            "revenue": _purchase_totals(raw["action_values"], "action_values", money, MONEY_RULE),
         },
         columns=INSIGHT_COLUMNS,
     )
 
 
-def _purchase_totals(raw: pd.DataFrame, field: str) -> np.ndarray:
-    """The ``purchase`` entry of each row's ``field`` list (a missing list counts as zero)."""
-    if field not in raw:
-        return np.zeros(len(raw))
-    column = raw[field]
-    is_list = column.map(lambda v: isinstance(v, list))
-    _reject_first(~is_list & column.notna(), column, field, "must be a list of {action_type, value}")
-    entries = [(row, position, entry) for row, items in zip(range(len(column)), column) if isinstance(items, list) for position, entry in enumerate(items)]
-    flat = pd.DataFrame(entries, columns=["row", "position", "entry"])
-    well_formed = flat["entry"].map(lambda e: isinstance(e, dict) and "action_type" in e and "value" in e)
-    if not well_formed.all():
-        bad = flat[~well_formed].iloc[0]
-        raise SnapshotError(f"snapshot rejected: insights[{bad['row']}].{field}[{bad['position']}]: needs action_type and value (got {bad['entry']!r})")
-    purchases = flat[flat["entry"].map(lambda e: e["action_type"] == "purchase")]
-    raw_values = purchases["entry"].map(lambda e: e["value"])
-    values = pd.to_numeric(raw_values.astype(str), errors="coerce")
-    bad = ~(values >= 0) | ~np.isfinite(values)
-    if bad.any():
-        first = purchases[bad.to_numpy()].iloc[0]
-        raise SnapshotError(
-            f"snapshot rejected: insights[{first['row']}].{field}[{first['position']}].value: must be a finite number >= 0 (got {first['entry']['value']!r})"
-        )
-    return np.bincount(purchases["row"].to_numpy(dtype=int), weights=values.to_numpy(), minlength=len(raw)).astype(float)
+def _id_or_none(value: Any) -> str | None:
+    try:
+        return _object_id(value)
+    except ValueError:
+        return None
+
+
+def _country_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and (COUNTRY.fullmatch(value) or value == "unknown") else None
+
+
+def _purchase_totals(lists: list, field: str, parse: Callable[[Any], Any], rule: str) -> np.ndarray:
+    """The ``purchase`` entry of each row's ``field`` list, read by ``parse`` (a missing list, or
+    one without a purchase entry, counts as zero)."""
+    totals = np.zeros(len(lists))
+    for row, entries in enumerate(lists):
+        if entries is None:
+            continue
+        where = f"snapshot rejected: insights[{row}].{field}"
+        if not isinstance(entries, list):
+            raise SnapshotError(f"{where}: must be a list of {{action_type, value}} (got {echo(entries)})")
+        seen = None
+        for position, entry in enumerate(entries):
+            if not (isinstance(entry, dict) and "action_type" in entry and "value" in entry):
+                raise SnapshotError(f"{where}[{position}]: needs action_type and value (got {echo(entry)})")
+            if not isinstance(entry["action_type"], str):
+                raise SnapshotError(f"{where}[{position}].action_type: must be a string (got {echo(entry['action_type'])})")
+            if entry["action_type"] != "purchase":
+                continue
+            if seen is not None:  # summing both would count the row's purchases twice
+                raise SnapshotError(f"{where}[{position}].action_type: a second purchase entry (the first is [{seen}])")
+            number = parse(entry["value"])
+            if number is None:
+                raise SnapshotError(f"{where}[{position}].value: {rule} (got {echo(entry['value'])})")
+            totals[row], seen = number, position
+    return totals
 
 
 def _first_offender(frame: pd.DataFrame, bad: pd.Series, label: str, key: str, message: str) -> None:
     if bad.any():
         position = int(bad.to_numpy().nonzero()[0][0])
         index, row = frame.index[position], frame.iloc[position]
-        ident = f" (id {row[key]})" if key in frame.columns else ""
-        raise SnapshotError(f"snapshot rejected: {label}[{index}]{ident}.{message.format(**row.to_dict())}")
+        ident = f" (id {shown(row[key])})" if key in frame.columns else ""
+        values = {name: shown(value) if isinstance(value, str) else value for name, value in row.items()}
+        raise SnapshotError(f"snapshot rejected: {label}[{index}]{ident}.{message.format(**values)}")
 
 
 def _check_relations(s: AccountSnapshot) -> None:
@@ -413,6 +515,11 @@ def _check_relations(s: AccountSnapshot) -> None:
         ins, ins["clicks"] > ins["impressions"], "insights", "ad_id",
         "clicks: {clicks} clicks exceed {impressions} impressions",
     )
+    # Every purchase follows an impression of the ad on that day (the default action report time).
+    _first_offender(
+        ins, ins["purchases"] > ins["impressions"], "insights", "ad_id",
+        "actions: {purchases:.0f} purchases exceed {impressions} impressions",
+    )
     _first_offender(
         ins, ins["date"] > s.today, "insights", "ad_id",
         "date_start: {date} is after the snapshot's as_of date",
@@ -429,12 +536,38 @@ def _check_relations(s: AccountSnapshot) -> None:
     )
 
 
-def load_snapshot_text(text: str) -> AccountSnapshot:
-    """Parse a JSON text; invalid JSON is a SnapshotError too."""
-    import json
-
+def decode_snapshot(data: bytes | str) -> Any:
+    """The JSON document in ``data`` (a file's bytes, which must be UTF-8, or its text), not yet
+    validated; SnapshotError saying where it is not UTF-8 or not JSON. Every reader of snapshot
+    files goes through here: ``meta-ads plan``, the stub, and the settings' check of
+    META_STUB_SNAPSHOT, so they answer a broken file alike."""
+    if isinstance(data, bytes):
+        try:
+            data = utf8_text(data)
+        except ValueError as exc:
+            raise SnapshotError(f"snapshot rejected: {exc}") from None
     try:
-        document = json.loads(text)
+        return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise SnapshotError(f"snapshot rejected: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return parse_snapshot(document)
+        raise SnapshotError(f"snapshot rejected: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # the decoder recurses once per level: a snapshot needs fewer than ten
+        raise SnapshotError("snapshot rejected: not valid JSON: nested too deep to read") from None
+    except ValueError:  # an integer literal past Python's int() limit (sys.get_int_max_str_digits)
+        raise SnapshotError("snapshot rejected: not valid JSON: a number too long to read") from None
+
+
+def load_snapshot_text(data: bytes | str) -> AccountSnapshot:
+    """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too."""
+    return parse_snapshot(decode_snapshot(data))
+
+
+def snapshot_account_id(document: Any) -> str:
+    """``account.id`` of a decoded snapshot, checked as :func:`parse_snapshot` checks it, without
+    reading the rest (the settings find a stub file's account this way)."""
+    account = document.get("account") if isinstance(document, dict) else None
+    if not isinstance(account, dict) or "id" not in account:
+        raise SnapshotError("snapshot rejected: account.id: Field required")
+    try:
+        return _ad_account_id(account["id"])
+    except ValueError as exc:
+        raise SnapshotError(f"snapshot rejected: account.id: {exc} (got {echo(account['id'])})") from None

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from pydantic import PrivateAttr
 
+from ..engine.snapshot import decode_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
 from .demo import demo_snapshot
@@ -73,7 +74,7 @@ class StubMetaAdsClient(MetaAdsClient):
             if not self.account_id:
                 raise ValueError(f"stub: {path} holds one snapshot per account; this client has no account (for_account)")
             path = path / f"{self.account_id}.json"
-        return json.loads(path.read_text())
+        return decode_snapshot(path.read_bytes())
 
     def _state_file(self) -> Path:
         if self.account_id:

@@ -114,7 +114,46 @@ def test_plan_missing_file_and_invalid_json(capsys, tmp_path):
     assert code == 2 and "cannot read snapshot" in err and out == ""
     (tmp_path / "bad.json").write_text("{not json")
     code, out, err = _plan(capsys, "--snapshot", str(tmp_path / "bad.json"))
-    assert code == 2 and "not valid JSON" in err and out == ""
+    assert (code, out) == (2, "")
+    assert err == "meta-ads: snapshot rejected: not valid JSON at line 1 column 2: Expecting property name enclosed in double quotes\n"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    # Issue 10: these were tracebacks (UnicodeDecodeError, RecursionError).
+    (SEED_SNAPSHOT_PATH.read_bytes().replace(b"Black Friday", "Black Fr\u00eeday".encode("latin-1")),
+     r"not UTF-8 text: byte 0xee at line \d+ column \d+"),
+    (b"\xff\xfe{}", r"not UTF-8 text: byte 0xff at line 1 column 1"),
+    (b'{"as_of": ' + b"[" * 5000 + b"]" * 5000 + b"}", r"not valid JSON: nested too deep to read"),
+])
+def test_plan_answers_a_file_that_is_not_json_in_one_line(capsys, tmp_path, data, message):
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(data)
+    code, out, err = _plan(capsys, "--snapshot", str(path))
+    assert (code, out) == (2, "")
+    assert re.fullmatch(f"meta-ads: snapshot rejected: {message}\n", err), err
+
+
+def test_plan_and_cycle_refuse_the_same_account_id(capsys, tmp_path, monkeypatch):
+    """Input checks match everywhere: what `cycle` cannot run, `plan` does not plan (issue 10)."""
+    document = json.loads(SEED_SNAPSHOT_PATH.read_text())
+    document["account"]["id"] = "act_abc"
+    path = tmp_path / "act_abc.json"
+    path.write_text(json.dumps(document))
+    expected = "snapshot rejected: account.id: must be an ad account id (act_<digits>) (got 'act_abc')\n"
+    code, out, err = _plan(capsys, "--snapshot", str(path))
+    assert (code, out, err) == (2, "", f"meta-ads: {expected}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("META_STUB_SNAPSHOT", str(path))
+    assert main(["cycle"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"meta-ads: META_STUB_SNAPSHOT: {path}: {expected}" and "cycle run" not in out
+
+
+@pytest.mark.parametrize("account", ["act_１２", "١٢", "act_12ab", ""])
+def test_an_account_argument_must_be_ascii_digits(capsys, account):
+    with pytest.raises(SystemExit) as refused:  # argparse: usage error, exit 2, before anything runs
+        main(["pending", "--account", account])
+    assert refused.value.code == 2 and "is not an ad account id (act_<digits>)" in capsys.readouterr().err
 
 
 def test_cycle_creates_a_dagster_home_and_records_the_run(capsys, tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ class Day:
 
     spend: float = 100.0
     revenue: float = 200.0
-    purchases: float = 10
+    purchases: int = 10  # whole, as the Graph API counts them (docs/snapshot-format.md)
     impressions: int = 5000
     clicks: int = 100
 
@@ -72,7 +72,7 @@ class Day:
         return Day(
             spend=round(self.spend * factor, 2),
             revenue=round(self.revenue * factor, 2),
-            purchases=round(self.purchases * factor, 2),
+            purchases=int(round(self.purchases * factor)),
             impressions=int(round(self.impressions * factor)),
             clicks=min(int(round(self.clicks * factor)), int(round(self.impressions * factor))),
         )
@@ -83,7 +83,7 @@ def steady_days(
     *,
     spend: float = 100.0,
     roas: float = 2.0,
-    purchases: float = 10,
+    purchases: int = 10,
     impressions: int = 5000,
     clicks: int = 100,
 ) -> list[Day]:
@@ -96,7 +96,7 @@ def days_from(
     spend: Sequence[float],
     revenue: Sequence[float] | None = None,
     roas: float | None = None,
-    purchases: Sequence[float] | float = 10,
+    purchases: Sequence[int] | int = 10,
     impressions: Sequence[int] | int = 5000,
     clicks: Sequence[int] | int = 100,
 ) -> list[Day]:
@@ -159,7 +159,7 @@ def campaign(
     *,
     roas: float = 2.0,
     spend: float = 100.0,
-    purchases: float = 10,
+    purchases: int = 10,
     impressions: int = 5000,
     clicks: int = 100,
     days: Sequence[Day] | None = None,
@@ -252,15 +252,12 @@ def _split(day: Day, countries: Sequence[str], shares: Mapping[str, float] | Non
 
     impressions = whole(day.impressions)
     clicks = [min(c, i) for c, i in zip(whole(day.clicks), impressions)]
-    purchases = money(day.purchases) if day.purchases != int(day.purchases) else whole(int(day.purchases))
+    # Rounding can put one purchase more than impressions in a tiny country share; the format refuses that.
+    purchases = [min(p, i) for p, i in zip(whole(day.purchases), impressions)]
     return [
         (name, Day(s, r, p, i, c))
         for name, s, r, p, i, c in zip(names, money(day.spend), money(day.revenue), purchases, impressions, clicks)
     ]
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
 
 
 def _iso(moment: datetime) -> str:
@@ -335,7 +332,7 @@ def make_snapshot(
                             "date_start": date.isoformat(), "date_stop": date.isoformat(), "country": country,
                             "spend": f"{part.spend:.2f}", "impressions": str(part.impressions),
                             "clicks": str(part.clicks),
-                            "actions": [{"action_type": "purchase", "value": _number(part.purchases)}],
+                            "actions": [{"action_type": "purchase", "value": str(part.purchases)}],
                             "action_values": [{"action_type": "purchase", "value": f"{part.revenue:.2f}"}],
                         })
     return doc

@@ -93,9 +93,10 @@ def test_hard_stop_pauses_and_executes_in_both_modes(mode):
 
 
 def test_hard_stop_needs_confidence():
-    # 24.5 purchases in the week: confidence 0.68, below the hard stop's 0.70 but above the 0.65
+    # 25 purchases in the week: confidence 0.68, below the hard stop's 0.70 but above the 0.65
     # every budget action needs, so only the ROAS cut is proposed.
-    row = single(plan(make_snapshot([campaign(roas=0.5, purchases=3.5)])))
+    week = days_from(spend=[100] * 7, roas=0.5, purchases=[4, 3, 4, 3, 4, 3, 4])
+    row = single(plan(make_snapshot([campaign(days=week)])))
     assert 0.65 <= row["confidence"] < 0.70
     assert (row["type"], row["rule"]) == ("scale_down", "roas_low")
 
@@ -228,7 +229,7 @@ def test_fatigue_numbers():
 
 
 def test_no_impressions_on_the_last_day_is_not_fatigue():
-    days = days_from(spend=[100] * 7, roas=2.0, purchases=10, impressions=[5000] * 6 + [0], clicks=[100] * 6 + [0])
+    days = days_from(spend=[100] * 7, roas=2.0, purchases=[10] * 6 + [0], impressions=[5000] * 6 + [0], clicks=[100] * 6 + [0])
     snap = parse_snapshot(make_snapshot([campaign(days=days)]))
     row = detect_fatigue(snap, entity_table(snap)).iloc[0]
     assert pd.isna(row["ctr_last_day"]) and not row["fatigued"]

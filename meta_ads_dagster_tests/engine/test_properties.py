@@ -48,10 +48,11 @@ def adset_specs(draw, cbo: bool) -> AdSetSpec:
         spend = draw(st.sampled_from([5.0, 20.0, 60.0, 150.0, 700.0]))
         roas = draw(st.sampled_from([0.0, 0.5, 0.85, 1.2, 2.0, 2.5, 3.2, 3.6, 4.5, 5.0, 8.0]))
         purchases = draw(st.sampled_from([0, 1, 4, 12, 20, 40]))
-        impressions = draw(st.sampled_from([50, 400, 3000, 20_000, 20_000]))
         last = draw(st.sampled_from([None, 0, 3 * purchases + 10]))  # a possible spike yesterday
         n_days = draw(st.sampled_from([3, 8]))
         per_day = [purchases] * (n_days - 1) + [purchases if last is None else last]
+        # Never fewer impressions than purchases in a day: the format refuses such a row.
+        impressions = max(draw(st.sampled_from([50, 400, 3000, 20_000, 20_000])), max(per_day))
         days = days_from(spend=[spend] * n_days, roas=roas, purchases=per_day, impressions=impressions,
                          clicks=[impressions // 50] * (n_days - 1) + [draw(st.sampled_from([0] + [impressions // 50] * 4))])
         ads.append(AdSpec(

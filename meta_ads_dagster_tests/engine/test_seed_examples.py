@@ -21,7 +21,7 @@ from ..repo_files import (
     ACTION_KEYS, ACTION_TYPES, ENTITY_TYPES, PLAN_KEYS, RULES, SNAPSHOT_FORMAT_DOC, STATS_KEYS, VERDICTS, documented_tables,
 )
 from .factories import (
-    SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, make_action, make_snapshot, plan_actions, steady_days,
+    SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, days_from, make_action, make_snapshot, plan_actions, steady_days,
 )
 
 BLACK_FRIDAY, EVERGREEN, EVERGREEN_ADSET, VARIANT_B = "100001", "100005", "100006", "100013"
@@ -83,8 +83,9 @@ def test_variant_b_is_hard_stopped_in_both_modes(seed_plans, mode):
 @pytest.mark.parametrize("mode", ["suggest", "auto"])
 def test_roas_07_with_confidence_082_is_halted_and_executed(mode):
     # 45 purchases → confidence 2·Φ(0.2·√45) − 1 = 0.82; its sibling keeps the ad set at ROAS 1.55 (hold band).
-    bad = AdSpec(days=steady_days(spend=50, roas=0.7, purchases=45 / 7))
-    good = AdSpec(days=steady_days(spend=50, roas=2.4, purchases=45 / 7))
+    week = [7, 6, 6, 7, 6, 6, 7]  # 45 purchases
+    bad = AdSpec(days=days_from(spend=[50] * 7, roas=0.7, purchases=week))
+    good = AdSpec(days=days_from(spend=[50] * 7, roas=2.4, purchases=week))
     doc = make_snapshot([CampaignSpec(daily_budget_usd=None, adsets=[AdSetSpec(ads=[good, bad], daily_budget_usd=100)])])
     actions = plan_actions(doc, meta_auto_mode=mode)
     assert len(actions) == 1

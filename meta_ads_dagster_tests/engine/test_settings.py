@@ -71,6 +71,7 @@ def test_keyword_overrides_win_over_environment(monkeypatch):
     ("MAX_ACTIONS_PER_TICK", "-1"),
     ("MIN_IMPRESSIONS", "many"),
     ("META_AD_ACCOUNT_IDS", "act_1001,acme"),
+    ("META_AD_ACCOUNT_IDS", "act_1001,act_１００２"),  # full-width digits are not digits (issue 10)
 ])
 def test_invalid_value_names_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
@@ -78,6 +79,14 @@ def test_invalid_value_names_the_variable(monkeypatch, variable, value):
         load_settings()
     assert variable in str(caught.value)
     assert f"(got {value!r})" in str(caught.value)
+
+
+def test_an_invalid_value_is_quoted_cut_short(monkeypatch):
+    monkeypatch.setenv("MIN_IMPRESSIONS", "many" * 10_000)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "MIN_IMPRESSIONS" in str(caught.value) and "(got 'manymany" in str(caught.value)
+    assert len(str(caught.value)) < 300
 
 
 def test_auto_limit_may_not_exceed_the_suggest_limit(monkeypatch):
@@ -140,17 +149,22 @@ def test_a_snapshot_file_is_its_own_account(tmp_path):
 
 @pytest.mark.parametrize("content, problem", [
     (None, "cannot read"),
-    ("not json", "no account.id"),
-    ('{"campaigns": []}', "no account.id"),
-    ('{"account": {"id": "shop-1"}}', "is not an ad account id"),
-    ('{"account": {"id": "42"}}', "is not an ad account id"),  # SNAPSHOT.md's form is act_<digits>
+    # The snapshot loader's and parser's own messages, as `meta-ads plan` gives them (issue 10).
+    (b"not json", r"snapshot rejected: not valid JSON at line 1 column 1: Expecting value"),
+    (b'{"account": {"id": "act_1\xff"}}', r"snapshot rejected: not UTF-8 text: byte 0xff at line 1 column 26"),
+    (b"[" * 100_000, r"snapshot rejected: not valid JSON: nested too deep to read"),
+    (b'{"campaigns": []}', r"snapshot rejected: account.id: Field required"),
+    (b'{"account": {"id": "shop-1"}}', r"account.id: must be an ad account id \(act_<digits>\) \(got 'shop-1'\)"),
+    (b'{"account": {"id": "42"}}', r"account.id: must be an ad account id"),  # the format's form is act_<digits>
+    ('{"account": {"id": "act_１２"}}'.encode(), r"account.id: must be an ad account id"),  # full-width digits
 ])
 def test_a_bad_snapshot_file_names_meta_stub_snapshot(tmp_path, content, problem):
     path = tmp_path / "snapshot.json"
     if content is not None:
-        path.write_text(content)
-    with pytest.raises(SettingsError, match=f"META_STUB_SNAPSHOT.*{problem}"):
+        path.write_bytes(content)
+    with pytest.raises(SettingsError, match=f"META_STUB_SNAPSHOT.*{problem}") as error:
         load_settings(meta_stub_snapshot=str(path)).cycle_accounts()
+    assert "\n" not in str(error.value)
 
 
 def test_a_snapshot_directory_serves_one_account_per_file(tmp_path):

@@ -139,6 +139,82 @@ REJECTIONS = {
                                    "executed_at": "2026-11-25T01:00:00+00:00"}]),
         "recent_actions[0].type",
     ),
+    # Issue 10: what a fuzz run of `meta-ads plan` crashed on ...
+    "impressions above int64": (_set(["insights", 0, "impressions"], str(2**64)), "insights[0].impressions"),
+    "clicks a JSON integer above int64": (_set(["insights", 0, "clicks"], 2**64), "insights[0].clicks"),
+    "impressions above 10^12": (_set(["insights", 0, "impressions"], str(10**12 + 1)), "insights[0].impressions"),
+    "budget of 2^63": (_set(["campaigns", 0, "daily_budget"], str(2**63)), "campaigns[0] (id 100001).daily_budget"),
+    "budget above 10^15": (_set(["campaigns", 0, "daily_budget"], 10**15 + 1), "campaigns[0] (id 100001).daily_budget"),
+    "countries a number": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], 34), "adsets[0] (id 100002).targeting.geo_locations.countries",
+    ),
+    "countries holding a dict": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], [{"code": "ES"}]),
+        "adsets[0] (id 100002).targeting.geo_locations.countries[0]",
+    ),
+    "countries holding a list": (
+        _set(["adsets", 1, "targeting", "geo_locations", "countries"], ["ES", ["PT"]]),
+        "adsets[1] (id 100006).targeting.geo_locations.countries[1]",
+    ),
+    "countries holding a bool": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], [True]), "adsets[0] (id 100002).targeting.geo_locations.countries[0]",
+    ),
+    "bad row in a column of numbers": (_set(["insights", 7, "impressions"], 1.5), "insights[7].impressions"),
+    # ... and what it accepted.
+    "action_type not a string": (
+        lambda d: d["insights"][0]["actions"].append({"action_type": 7, "value": "1"}), "insights[0].actions[1].action_type",
+    ),
+    "two purchase entries in a row": (
+        lambda d: d["insights"][0]["actions"].append({"action_type": "purchase", "value": "1"}), "insights[0].actions[1].action_type",
+    ),
+    "created_time as a numeric epoch": (_set(["campaigns", 0, "created_time"], 1764000000), "campaigns[0] (id 100001).created_time"),
+    "started_at as a numeric epoch": (_add_ab_tests({**AB, "started_at": 1764000000}), "ab_tests[0] (id ab-1).started_at"),
+    "executed_at as a numeric epoch": (
+        _set(["recent_actions"], [{"entity_type": "campaign", "entity_id": "100001", "type": "pause", "executed_at": 1764000000}]),
+        "recent_actions[0].executed_at",
+    ),
+    "a time in year 1": (_set(["as_of"], "0001-01-01T00:00:00+00:00"), "as_of"),
+    "countries as a string": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], "ES"), "adsets[0] (id 100002).targeting.geo_locations.countries",
+    ),
+    "a null country code": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], [None]), "adsets[0] (id 100002).targeting.geo_locations.countries[0]",
+    ),
+    "an empty country code": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], ["ES", ""]),
+        "adsets[0] (id 100002).targeting.geo_locations.countries[1]",
+    ),
+    "countries null": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], None), "adsets[0] (id 100002).targeting.geo_locations.countries",
+    ),
+    "a lower-case country code": (
+        _set(["adsets", 0, "targeting", "geo_locations", "countries"], ["es"]), "adsets[0] (id 100002).targeting.geo_locations.countries[0]",
+    ),
+    "insights country in lower case": (_set(["insights", 2, "country"], "es"), "insights[2].country"),
+    "approved as \"yes\"": (_set(["creatives", 0, "approved"], "yes"), "creatives[0] (id 100004).approved"),
+    "approved as 1": (_set(["creatives", 0, "approved"], 1), "creatives[0] (id 100004).approved"),
+    "approved as \"false\"": (_set(["creatives", 0, "approved"], "false"), "creatives[0] (id 100004).approved"),
+    "purchases above impressions": (
+        _set(["insights", 0, "actions"], [{"action_type": "purchase", "value": "2143"}]), "insights[0] (id 100003).actions",
+    ),
+    "fractional purchases": (
+        _set(["insights", 0, "actions"], [{"action_type": "purchase", "value": "12.5"}]), "insights[0].actions[0].value",
+    ),
+    "spend of 1e15": (_set(["insights", 0, "spend"], 1e15), "insights[0].spend"),
+    "spend in exponent form": (_set(["insights", 0, "spend"], "6.429e1"), "insights[0].spend"),
+    "revenue above 10^12": (
+        _set(["insights", 0, "action_values"], [{"action_type": "purchase", "value": "1000000000000.01"}]),
+        "insights[0].action_values[0].value",
+    ),
+    "full-width digits in a budget": (_set(["campaigns", 0, "daily_budget"], "５００００"), "campaigns[0] (id 100001).daily_budget"),
+    "full-width digits in an id": (_set(["campaigns", 2, "id"], "１０００９"), "campaigns[2] (id １０００９).id"),
+    "Arabic-Indic digits in an insights id": (_set(["insights", 0, "ad_id"], "١٠٠٠٠٣"), "insights[0].ad_id"),
+    "full-width digits in a count": (_set(["insights", 0, "clicks"], "４２"), "insights[0].clicks"),
+    "account.id without act_": (_set(["account", "id"], "1234"), "account.id"),
+    "account.id act_12ab": (_set(["account", "id"], "act_12ab"), "account.id"),
+    "account.id act_abc": (_set(["account", "id"], "act_abc"), "account.id"),
+    "a name with a lone surrogate": (_set(["campaigns", 0, "name"], "Black \ud800 Friday"), "campaigns[0] (id 100001).name"),
+    "a time zone too long for a file name": (_set(["account", "timezone_name"], "Europe/" + "x" * 5000), "account.timezone_name"),
 }
 
 
@@ -160,16 +236,34 @@ def test_missing_required_field_says_so():
         parse_snapshot(doc)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("{not json", "not valid JSON (line 1"),
-    ('{"as_of": "2026-11-25T10:30:00+00:00",', "not valid JSON"),
+@pytest.mark.parametrize("data, message", [
+    ("{not json", "not valid JSON at line 1 column 2: Expecting property name enclosed in double quotes"),
+    ('{"as_of": "2026-11-25T10:30:00+00:00",', "not valid JSON at line 1 column 39: Expecting property name enclosed in double quotes"),
+    ('{\n  "as_of": 2026-11-25\n}', "not valid JSON at line 2 column 16: Expecting ',' delimiter"),
     ("[1, 2, 3]", "must be a JSON object, got list"),
-    ("", "not valid JSON"),
+    ("", "not valid JSON at line 1 column 1: Expecting value"),
+    (b'{"as_of": "caf\xe9"}', "not UTF-8 text: byte 0xe9 at line 1 column 15"),
+    (b'{\n"a": 1,\n"b": "\xc3("}', "not UTF-8 text: byte 0xc3 at line 3 column 7"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deep to read"),
+    ('{"as_of": ' + "9" * 5000 + "}", "not valid JSON: a number too long to read"),
 ])
-def test_invalid_json_text_is_a_snapshot_error(text, fragment):
+def test_a_file_that_is_not_json_is_a_snapshot_error_in_one_line(data, message):
     with pytest.raises(SnapshotError) as caught:
-        load_snapshot_text(text)
-    assert fragment in str(caught.value)
+        load_snapshot_text(data)
+    assert str(caught.value) == f"snapshot rejected: {message}"
+
+
+def test_an_error_never_pastes_a_whole_value():
+    doc = seed_document()
+    doc["campaigns"][0]["status"] = "RUNNING " * 100_000
+    doc["campaigns"][1]["id"] = "1\n2"  # shown escaped: the message stays one line
+    doc["campaigns"][1]["status"] = "x"
+    with pytest.raises(SnapshotError) as caught:
+        parse_snapshot(doc)
+    message = str(caught.value)
+    assert len(message) < 600 and "\n" not in message, message
+    assert "campaigns[0] (id 100001).status" in message and "(got 'RUNNING RUNNING" in message
+    assert "campaigns[1] (id '1\\n2').id" in message
 
 
 def test_snapshot_error_is_a_value_error():
@@ -180,9 +274,30 @@ def test_integer_ids_and_numbers_are_accepted_like_strings():
     doc = seed_document()
     doc["campaigns"][0]["daily_budget"] = 50000
     doc["insights"][0]["impressions"] = 2142
+    doc["insights"][0]["spend"] = 64.29
+    doc["insights"][0]["actions"][0]["value"] = 13
     snap = parse_snapshot(doc)
     assert snap.campaigns.loc[0, "daily_budget"] == 50_000
-    assert snap.insights.loc[0, "impressions"] == 2142
+    assert tuple(snap.insights.loc[0, ["impressions", "spend", "purchases"]]) == (2142, 64.29, 13)
+
+
+def test_the_bounds_themselves_are_allowed():
+    doc = seed_document()
+    doc["campaigns"][0]["daily_budget"] = str(10**15)
+    doc["insights"][0].update(impressions=str(10**12), spend=str(10**12))
+    doc["insights"][0]["action_values"][0]["value"] = 10**12
+    doc["as_of"] = "2199-12-31T23:59:59-12:00"  # the account's today moves far away: insights stay in the past
+    snap = parse_snapshot(doc)
+    assert snap.campaigns.loc[0, "daily_budget"] == 10**15
+    assert tuple(snap.insights.loc[0, ["impressions", "spend", "revenue"]]) == (10**12, 1e12, 1e12)
+
+
+def test_countries_may_be_empty_or_absent():
+    doc = seed_document()
+    doc["adsets"][0]["targeting"]["geo_locations"]["countries"] = []
+    del doc["adsets"][1]["targeting"]
+    snap = parse_snapshot(doc)
+    assert list(snap.adsets["countries"][:2]) == [(), ()]
 
 
 @pytest.mark.parametrize("currency, minor", [("JPY", 1), ("KRW", 1), ("USD", 100), ("EUR", 100)])
