@@ -83,6 +83,24 @@ def set_verdict(actions: pd.DataFrame, mask: Iterable[bool], verdict: str, messa
     actions.loc[note(actions, mask, message), "verdict"] = verdict
 
 
+def give_verdict(actions: pd.DataFrame, mask: Iterable[bool], verdict: str, message: str | Iterable[str]) -> None:
+    """Route, limit or overrule rows: the rows in ``mask`` get ``verdict`` and ``message`` as the
+    reason that states it. A reason that stated an earlier verdict (e.g. "queued for human
+    approval") is taken out first, so a row never carries two contradictory verdict reasons: the
+    final verdict's reason comes last and alone decides. Findings and clamps are kept."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    messages = [message] * len(actions) if isinstance(message, str) else list(message)
+    stated = actions["verdict_reason"] if "verdict_reason" in actions else pd.Series([None] * len(actions), index=actions.index)
+    actions["reasons"] = [
+        [r for r in reasons if r != old] + [text] if flag else reasons
+        for reasons, flag, old, text in zip(actions["reasons"], mask, stated, messages)
+    ]
+    actions["verdict_reason"] = np.where(mask, np.array(messages, dtype=object), stated.to_numpy(dtype=object))
+    actions.loc[mask, "verdict"] = verdict
+
+
 def checked(inputs, allowed: np.ndarray, reason: np.ndarray, ok: str):
     """Return ``(allowed, reason)`` as scalars when the check was called with a scalar, else arrays.
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import ACTION_COLUMNS, add_reason, is_approval, set_verdict, written_entities
+from .actions import ACTION_COLUMNS, add_reason, give_verdict, is_approval, set_verdict, written_entities
 from .history import describe, over_written_entities
 from .policy import PolicyEngine
 from .safety import AccountSpend, SafetyEngine
@@ -115,9 +115,7 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
     # The cycle's own raises come first: an approval gets only the room they left under the caps.
     human = settings.with_mode("suggest")  # a person approved it: the human limit applies
     actions = SafetyEngine(human).evaluate(PolicyEngine(human).evaluate(actions), spend.after_raises(cycle_actions))
-    go = actions["verdict"].eq("proposed").to_numpy()
-    add_reason(actions, go, "re-validated against the current account: executing")
-    actions.loc[go, "verdict"] = "executed"
+    give_verdict(actions, actions["verdict"].eq("proposed").to_numpy(), "executed", "re-validated against the current account: executing")
     return actions
 
 
@@ -133,6 +131,5 @@ def supersede_by_approvals(actions: pd.DataFrame) -> pd.DataFrame:
     touched = written_entities(going)
     keys = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]])
     moot = keys.isin(pd.MultiIndex.from_frame(touched[["entity_type", "entity_id"]])) & actions["verdict"].eq("queued").to_numpy()
-    add_reason(actions, moot, "an approved action for this entity is carried out now or in a coming cycle: superseded, not queued again")
-    actions.loc[moot, "verdict"] = "superseded"
+    give_verdict(actions, moot, "superseded", "an approved action for this entity is carried out now or in a coming cycle: superseded")
     return actions

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, add_reason, is_approval, note, written_entities
+from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, give_verdict, is_approval, written_entities
 from .policy import EPS
 from .safety import AUTO_MIN_CONFIDENCE, SafetyEngine
 
@@ -68,9 +68,7 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     why_queued = why_queued.astype(object)  # filled in below with longer messages
     execute = _always_ask(actions, proposed & (hard_stop | auto_ok), why_queued, settings)
     actions.loc[execute, "verdict"] = "executed"
-    queue = proposed & ~execute
-    note(actions, queue, why_queued)
-    actions.loc[queue, "verdict"] = "queued"
+    give_verdict(actions, proposed & ~execute, "queued", why_queued)
     return actions
 
 
@@ -179,23 +177,19 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             break
         mass |= more
     found = int(_pauses_of(actions)[executable & ~superseded & ~is_approval(actions) & actions["type"].isin(PAUSING_TYPES).to_numpy()].sum())
-    add_reason(actions, superseded, why)
-    actions.loc[superseded, "verdict"] = "superseded"
-    add_reason(actions, mass, f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT {settings.mass_pause_limit}; "
-               "those losing the most money per day are paused now, this one needs approval")
-    actions.loc[mass, "verdict"] = "queued"
+    give_verdict(actions, superseded, "superseded", why)
+    give_verdict(actions, mass, "queued", f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT "
+                 f"{settings.mass_pause_limit}; those losing the most money per day are paused now, this one needs approval")
 
     if not settings.meta_auto_enabled:
-        stopped = actions["verdict"].eq("executed").to_numpy()
-        add_reason(actions, stopped, "META_AUTO_ENABLED is false: the autonomous system is stopped, nothing is written")
-        actions.loc[stopped, "verdict"] = "deferred"
+        give_verdict(actions, actions["verdict"].eq("executed").to_numpy(), "deferred",
+                     "META_AUTO_ENABLED is false: the autonomous system is stopped, nothing is written")
         return actions
 
     executed = actions["verdict"].eq("executed").to_numpy()
     live = [position for position in order if executed[position] and actions.at[position, "rule"] != "hard_stop"]
-    deferred = actions.index.isin(live[settings.max_actions_per_tick:])
-    add_reason(actions, deferred, f"per-tick limit of {settings.max_actions_per_tick} executed actions reached; deferred to the next cycle")
-    actions.loc[deferred, "verdict"] = "deferred"
+    give_verdict(actions, actions.index.isin(live[settings.max_actions_per_tick:]), "deferred",
+                 f"per-tick limit of {settings.max_actions_per_tick} executed actions reached; deferred to the next cycle")
     own_stops = actions["verdict"].eq("executed").to_numpy() & actions["rule"].eq("hard_stop").to_numpy() & ~is_approval(actions)
-    add_reason(actions, own_stops, "hard stop executes immediately in both modes")
+    give_verdict(actions, own_stops, "executed", "hard stop executes immediately in both modes")
     return actions

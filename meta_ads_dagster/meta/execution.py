@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..engine.actions import add_reason, optional_float, optional_int
+from ..engine.actions import add_reason, give_verdict, optional_float, optional_int
 from ..engine.history import hours_since_last_action
 from .client import MetaAdsClient, Write, WriteOutcome
 
@@ -44,8 +44,7 @@ def hold_back_already_sent(actions: pd.DataFrame, sent: dict[str, str]) -> pd.Da
     """
     actions = actions.copy()
     repeat = (actions["verdict"].eq("executed") & actions["id"].isin(list(sent))).to_numpy()
-    add_reason(actions, repeat, [f"already sent by run {sent.get(i, '')}; not sent again" for i in actions["id"]])
-    actions.loc[repeat, "verdict"] = "superseded"
+    give_verdict(actions, repeat, "superseded", [f"already sent by run {sent.get(i, '')}; not sent again" for i in actions["id"]])
     return actions
 
 
@@ -57,8 +56,7 @@ def hold_back_changed_since(actions: pd.DataFrame, history: pd.DataFrame, as_of:
     seen = actions["hours_since_last_action"].astype(float).to_numpy()
     now = hours_since_last_action(actions, history, as_of)
     changed = np.where(np.isnan(seen), ~np.isnan(now), now < seen - 1e-6) & actions["verdict"].eq("executed").to_numpy()
-    add_reason(actions, changed, "changed by another run after this cycle read the account: not sent, decided again next cycle")
-    actions.loc[changed, "verdict"] = "deferred"
+    give_verdict(actions, changed, "deferred", "changed by another run after this cycle read the account: not sent, decided again next cycle")
     return actions
 
 

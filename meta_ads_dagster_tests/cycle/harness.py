@@ -70,3 +70,21 @@ class Account:
 
     def close(self) -> None:
         self.ledger.dispose()
+
+
+# The reasons that state a routing verdict: a row may carry one, and only for the verdict it has.
+VERDICT_REASONS = {
+    "queued": ("queued for human approval", "queued for approval", "needs approval", "need human approval"),
+    "executed": ("executes immediately", "re-validated against the current account: executing"),
+}
+
+
+def contradictions(actions: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    """Rows whose reasons state a verdict they no longer have (issue 10: "queued for human
+    approval" beside "not queued again" on one row)."""
+    found = []
+    for row in actions.itertuples(index=False):
+        for verdict, phrases in VERDICT_REASONS.items():
+            if row.verdict != verdict and row.verdict != "failed" and any(p in r for r in row.reasons for p in phrases):
+                found.append((row.id, row.verdict, list(row.reasons)))
+    return found

@@ -19,7 +19,7 @@ from meta_ads_dagster.settings import load_settings
 from ..engine.factories import (
     AdSetSpec, AdSpec, CampaignSpec, adset_id, campaign, campaign_id, make_snapshot, steady_days,
 )
-from .harness import Account
+from .harness import Account, contradictions
 from .simulation import bad_day
 
 
@@ -99,6 +99,7 @@ def test_two_approvals_of_one_entity_write_it_once_the_newest_wins(account_facto
     writes_before = len(account.writes())
     actions, stats = account.cycle()
     assert entity_writes(account, writes_before) == [("update_budget", target)]  # one write, not two
+    assert contradictions(actions) == []  # the superseded ones say so, and nothing else about their verdict
     assert account.snapshot().adsets.set_index("id").loc[target, "daily_budget"] == 44000  # bob's, the newest
     by_id = actions.set_index("id")
     assert by_id.loc["todays-proposal", "verdict"] == "executed"
@@ -129,6 +130,7 @@ def test_approvals_count_toward_the_per_tick_limit_and_wait_when_it_is_full(acco
         carried += [entity for _, entity in written]
         deferred = actions[actions["verdict"].eq("deferred")]
         assert all("per-tick limit of 1 executed actions reached" in r[-1] for r in deferred["reasons"])
+        assert contradictions(actions) == []  # no deferred approval still says "executing"
         assert stats["approvals_executed"] == 1 and stats["approvals_not_executed"] == len(deferred)
     # Highest 7-day spend first; the deferred ones stayed approved and went in the next ticks.
     assert carried == [campaign_id(0), campaign_id(1), campaign_id(2)]
