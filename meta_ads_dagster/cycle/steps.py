@@ -159,7 +159,7 @@ def execute(
         actions = hold_back_already_sent(actions, store.already_sent(account, executable))
         actions = hold_back_changed_since(actions, account_history(store, snapshot, settings), snapshot.as_of)
         actions = with_prior_state(actions, snapshot)
-        store.record_cycle(actions, run_id, account, snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours)
+        store.record_cycle(actions, run_id, account, snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours, currency=snapshot.currency)
         store.record_evaluated(account, scope, snapshot.as_of)
         executed, records = execute_actions(
             actions, client,

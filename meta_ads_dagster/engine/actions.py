@@ -21,7 +21,7 @@ PROTECTIVE_TYPES = ("pause", "publish_winner", "scale_down")  # cut or hold spen
 VERDICTS = ("proposed", "policy_blocked", "safety_blocked", "deferred", "superseded", "queued", "executed", "failed")
 
 ACTION_COLUMNS = [
-    "id", "type", "entity_type", "entity_id", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
+    "id", "type", "entity_type", "entity_id", "entity_name", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
     "current_budget_minor", "new_budget_minor", "confidence", "roas_7d", "spend_7d", "impressions_7d",
     "age_hours", "creative_id", "creative_approved", "countries", "spain_share", "top_country_share",
     "loser_ad_ids", "hours_since_last_action", "hours_since_creative_change", "changed_24h_pct", "minor_per_unit",

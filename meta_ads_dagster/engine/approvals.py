@@ -47,6 +47,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "type": current["type"],
             "entity_type": current["entity_type"],
             "entity_id": current["entity_id"],
+            "entity_name": current["name"],
             "campaign_id": current["campaign_id"],
             "adset_id": current["adset_id"],
             "rule": current["rule"],

@@ -161,6 +161,7 @@ def propose_actions(
     actions["reasons"] = [reasons + [n] if isinstance(n, str) else reasons for reasons, n in zip(actions["reasons"], noted)]
 
     as_of = snapshot.as_of.isoformat()
+    actions["entity_name"] = actions["name"]
     actions["id"] = [action_id(as_of, t, e, a) for t, e, a in zip(actions["entity_type"], actions["entity_id"], actions["type"])]
     actions["current_budget_minor"] = actions["daily_budget"].where(actions["type"].isin(["scale_up", "scale_down"]))
     actions["amount_pct"] = actions["proposed_pct"]

@@ -193,11 +193,12 @@ class Ledger:
 
     def record_cycle(
         self, actions: pd.DataFrame, cycle_run_id: str, account_id: str, as_of,
-        actor: str = "autonomous", approval_ttl_hours: float | None = None,
+        actor: str = "autonomous", approval_ttl_hours: float | None = None, currency: str | None = None,
     ) -> None:
         """Write one cycle's actions in one transaction (all or nothing), before any Meta write.
 
         Optional action columns: ``actor`` (per row, e.g. the reviewer of an approved action),
+        ``entity_name``, ``undoes`` (a rollback's restore: the action it undoes),
         ``prior_status`` and ``prior_loser_statuses`` (the state a rollback restores; a budget's
         prior value is ``current_budget_minor``). Queued rows get a deadline ``approval_ttl_hours``
         from now.
@@ -212,6 +213,9 @@ class Ledger:
                 key: value
                 for key, value in (("loser_ad_ids", losers), ("prior_loser_statuses", getattr(a, "prior_loser_statuses", None)))
                 if isinstance(value, (list, dict)) and value
+            } | {  # what a person reading the queue needs: the entity's name, the money's currency
+                key: value for key, value in (("entity_name", _text(getattr(a, "entity_name", None))), ("currency", currency),
+                                              ("undoes", _text(getattr(a, "undoes", None)))) if value
             }
             rows.append(
                 {
@@ -371,6 +375,22 @@ class Ledger:
                 .values(**values, reasons=json.dumps(reasons))
             )
 
+    def run_ids_starting_with(self, prefix: str) -> list[str]:
+        """The runs (cycles, rollbacks) with ledger rows whose id starts with ``prefix``."""
+        c = actions_table.c
+        query = sa.select(c.cycle_run_id).where(c.cycle_run_id.startswith(prefix, autoescape=True)).distinct()
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def rollbacks(self, account: str | None = None, of_run: str | None = None) -> pd.DataFrame:
+        """The restore rows of rollbacks (of one account, or of one rolled-back run)."""
+        condition = actions_table.c.rollback_of_run.is_not(None)
+        if account:
+            condition = condition & (actions_table.c.account_id == account)
+        if of_run:
+            condition = condition & (actions_table.c.rollback_of_run == of_run)
+        return self.select(condition)
+
     def cycle_actions(self, cycle_run_id: str) -> pd.DataFrame:
         return self.select(actions_table.c.cycle_run_id == cycle_run_id)
 
@@ -385,7 +405,10 @@ class Ledger:
             rows = conn.execute(sa.select(actions_table).where(condition).order_by(actions_table.c.row_id)).mappings().all()
         frame = pd.DataFrame(rows, columns=[col.name for col in actions_table.columns])
         frame["reasons"] = frame["reasons"].map(json.loads)
-        frame["loser_ad_ids"] = frame["details"].map(_loser_ad_ids)
+        details = frame["details"].map(lambda d: json.loads(d) if isinstance(d, str) else {})
+        frame["loser_ad_ids"] = details.map(lambda d: d.get("loser_ad_ids"))
+        for key in ("entity_name", "currency", "undoes"):
+            frame[key] = details.map(lambda d: d.get(key))
         return frame
 
     def dispose(self) -> None:

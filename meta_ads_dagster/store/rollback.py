@@ -48,10 +48,12 @@ class RollbackReport:
     refused: list[str] = field(default_factory=list)  # a guard rail said no (--force overrides)
     forced: list[str] = field(default_factory=list)  # restored past a guard rail because of --force
     failed: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # one per restore or note, for the table: amounts before → after
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "rollback_run_id": self.rollback_run_id, "restored": self.restored,
-                "skipped": self.skipped, "refused": self.refused, "forced": self.forced, "failed": self.failed}
+                "skipped": self.skipped, "refused": self.refused, "forced": self.forced, "failed": self.failed,
+                "restores": self.rows}
 
 
 class RestoreGuard:
@@ -77,10 +79,15 @@ class RestoreGuard:
         self.total, self.spend_today = spend.total_active_daily_budget, spend.spend_today
         self.campaign_totals = spend.campaign_budgets.to_dict()
 
-    def name(self, entity_type: str, entity_id: str) -> str:
+    def title(self, entity_type: str, entity_id: str) -> str | None:
+        """The entity's name in the account (None when it has none, or is gone)."""
         key = (entity_type, entity_id)
         title = self.metrics["name"].get(key) if key in self.metrics.index else None
-        return f"{entity_type} {entity_id}" + (f" '{title}'" if isinstance(title, str) and title else "")
+        return title if isinstance(title, str) and title else None
+
+    def name(self, entity_type: str, entity_id: str) -> str:
+        title = self.title(entity_type, entity_id)
+        return f"{entity_type} {entity_id}" + (f" '{title}'" if title else "")
 
     def check(self, kind: str, entity_type: str, entity_id: str, current_minor=None, new_minor=None, force: bool = False) -> str | None:
         """Why a restore may not be sent now (None: it may). With ``force`` the restore is sent
@@ -142,35 +149,39 @@ def _restore_id(run_id: str, action_id: str, entity_id: str) -> str:
 
 def plan_restores(
     rows: pd.DataFrame, snapshot: AccountSnapshot, force: bool, sent: dict[str, str] | None = None,
-    guard: RestoreGuard | None = None, refused: list[str] | None = None,
-) -> tuple[list[dict], list[str]]:
-    """Restore writes for a cycle's executed rows, newest first, and the entities skipped (why).
-    ``sent``: restore id → the rollback run that already sent it (skipped as already restored).
-    ``guard``: the guard rails each restore meets; what it refuses is appended to ``refused``
-    (or, with ``force``, restored with a ``forced`` note)."""
+    guard: RestoreGuard | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Restore writes for a cycle's executed rows, newest first, and notes on what is not restored
+    (``outcome`` skipped or refused, ``reason``). ``sent``: restore id → the rollback run that
+    already sent it (skipped as already restored). ``guard``: the guard rails each restore meets;
+    what it refuses is noted as refused (or, with ``force``, restored with a ``forced`` note)."""
     sent = sent or {}
     status = {("campaign", r.id): r.status for r in snapshot.campaigns.itertuples()}
     status |= {("adset", r.id): r.status for r in snapshot.adsets.itertuples()}
     status |= {("ad", r.id): r.status for r in snapshot.ads.itertuples()}
     budget = {("campaign", r.id): r.daily_budget for r in snapshot.campaigns.itertuples()}
     budget |= {("adset", r.id): r.daily_budget for r in snapshot.adsets.itertuples()}
-    restores, skipped = [], []
+    restores, notes = [], []
+
+    def note(outcome, kind, entity_type, entity_id, reason):
+        notes.append({"outcome": outcome, "action": kind, "entity_type": entity_type, "entity_id": entity_id, "reason": reason})
 
     def restore(row, kind, entity_type, entity_id, now, left, **write):
         key = (entity_type, entity_id)
         restore_id = _restore_id(row.cycle_run_id, row.action_id, entity_id)
         if restore_id in sent:
-            skipped.append(f"{entity_type} {entity_id}: already restored by run {sent[restore_id]}")
+            note("skipped", kind, *key, f"already restored by run {sent[restore_id]}")
         elif key not in status:
-            skipped.append(f"{entity_type} {entity_id}: no longer in the account")
+            note("skipped", kind, *key, "no longer in the account")
         elif now != left and not force:
-            skipped.append(f"{entity_type} {entity_id}: changed since the cycle ({left} → {now}); use --force to restore anyway")
+            note("skipped", kind, *key, f"changed since the cycle ({left} → {now}); use --force to restore anyway")
         elif guard is not None and (why := guard.check(kind, entity_type, entity_id, write.get("current_budget_minor"), write.get("new_budget_minor"), force)) and not force:
-            refused.append(f"{guard.name(entity_type, entity_id)}: {why}; use --force to restore anyway")
+            note("refused", kind, *key, f"{why}; use --force to restore anyway")
         else:
             forced = f"forced past a guard rail: {why}" if guard is not None and why else None
             restores.append({"id": restore_id, "type": kind, "entity_type": entity_type, "entity_id": entity_id,
-                             "undoes": row.action_id, "forced": forced, **write})
+                             "undoes": row.action_id, "forced": forced, "before": now, "after": write.get("new_budget_minor", "ACTIVE"),
+                             **write})
 
     for row in rows.sort_values("row_id", ascending=False).itertuples():
         key = (row.entity_type, row.entity_id)
@@ -187,12 +198,12 @@ def plan_restores(
                 if prior == "ACTIVE":
                     restore(row, "resume", "ad", ad, status.get(("ad", ad)), "PAUSED")
         elif row.type == "create_variant":
-            skipped.append(f"ad {row.entity_id}: its creative variant was created paused and is left as is")
-    return restores, skipped
+            note("skipped", "create_variant", "ad", row.entity_id, "its creative variant was created paused and is left as is")
+    return restores, notes
 
 
 def _as_actions(restores: list[dict], run_id: str, minor_per_unit: int) -> pd.DataFrame:
-    frame = pd.DataFrame(restores, columns=["id", "type", "entity_type", "entity_id", "undoes", "forced", "current_budget_minor", "new_budget_minor"])
+    frame = pd.DataFrame(restores, columns=["id", "type", "entity_type", "entity_id", "entity_name", "undoes", "forced", "current_budget_minor", "new_budget_minor"])
     actions = frame.reindex(columns=ACTION_COLUMNS)
     actions["rule"] = "rollback"
     actions["minor_per_unit"] = minor_per_unit
@@ -201,6 +212,7 @@ def _as_actions(restores: list[dict], run_id: str, minor_per_unit: int) -> pd.Da
         [f"rollback of run {run_id}: undoes action {u}", *([f] if isinstance(f, str) else [])] for u, f in zip(frame["undoes"], frame["forced"])
     ]
     actions["rollback_of_run"] = run_id
+    actions["undoes"] = frame["undoes"]
     actions["loser_ad_ids"] = None
     for column in ("current_budget_minor", "new_budget_minor", "proposed_pct", "amount_pct", "confidence", "roas_7d", "spend_7d"):
         actions[column] = pd.to_numeric(actions[column], errors="coerce").astype(float)
@@ -241,21 +253,47 @@ def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapsho
         # and never sent again: decided under the lock, so two rollbacks at once send it once.
         candidates, _ = plan_restores(done, snapshot, force=True)
         sent = ledger.already_sent(snapshot.account_id, [r["id"] for r in candidates])
-        restores, report.skipped = plan_restores(done, snapshot, force, sent, RestoreGuard(snapshot, settings), report.refused)
+        guard = RestoreGuard(snapshot, settings)
+        restores, notes = plan_restores(done, snapshot, force, sent, guard)
+        report.skipped = [f"{n['entity_type']} {n['entity_id']}: {n['reason']}" for n in notes if n["outcome"] == "skipped"]
+        report.refused = [f"{guard.name(n['entity_type'], n['entity_id'])}: {n['reason']}" for n in notes if n["outcome"] == "refused"]
         report.forced = [f"{r['type']} {r['entity_type']} {r['entity_id']}: {r['forced']}" for r in restores if r["forced"]]
+        for r in restores:
+            r["entity_name"] = guard.title(r["entity_type"], r["entity_id"])
         actions = _as_actions(restores, run_id, snapshot.minor_per_unit)
-        if actions.empty:
-            return report
-        ledger.record_cycle(actions, rollback_run_id, snapshot.account_id, snapshot.as_of, actor=actor)
-        done_actions, _ = execute_actions(
-            actions, client,
-            lambda o: ledger.mark_outcome(rollback_run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result),
-        )
-    supersede_written_by(ledger, snapshot.account_id, rollback_run_id)
-    for action in done_actions.itertuples():
-        label = f"{action.type} {action.entity_type} {action.entity_id}"
-        if action.verdict == "executed":
+        done_actions = actions
+        if not actions.empty:
+            ledger.record_cycle(actions, rollback_run_id, snapshot.account_id, snapshot.as_of, actor=actor, currency=snapshot.currency)
+            done_actions, _ = execute_actions(
+                actions, client,
+                lambda o: ledger.mark_outcome(rollback_run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result),
+            )
+    if not actions.empty:
+        supersede_written_by(ledger, snapshot.account_id, rollback_run_id)
+    outcome = dict(zip(done_actions["id"], done_actions["verdict"]))
+    last_reason = dict(zip(done_actions["id"], done_actions["reasons"].map(lambda r: r[-1] if r else "")))
+    for r in restores:
+        label = f"{r['type']} {r['entity_type']} {r['entity_id']}"
+        if outcome.get(r["id"]) == "executed":
             report.restored.append(label)
         else:
-            report.failed.append(f"{label}: {action.reasons[-1]}")
+            report.failed.append(f"{label}: {last_reason.get(r['id'], '')}")
+    report.rows = [
+        {"action": r["type"], "entity": guard.name(r["entity_type"], r["entity_id"]), "before": _shown(r["before"], snapshot.minor_per_unit),
+         "after": _shown(r["after"], snapshot.minor_per_unit),
+         "outcome": ("restored" if outcome.get(r["id"]) == "executed" else "failed") + (" (forced)" if r["forced"] else ""),
+         "reason": r["forced"] or ("" if outcome.get(r["id"]) == "executed" else last_reason.get(r["id"], ""))}
+        for r in restores
+    ] + [
+        {"action": n["action"], "entity": guard.name(n["entity_type"], n["entity_id"]), "before": None, "after": None,
+         "outcome": n["outcome"], "reason": n["reason"]}
+        for n in notes
+    ]
     return report
+
+
+def _shown(value, minor_per_unit: int) -> str | None:
+    """A restore's before/after for people: a budget in major units, or a status."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else f"{int(value) / minor_per_unit:,.2f}"

@@ -82,7 +82,7 @@ def test_plan_table(capsys, seed_path):
     assert lines[0] == "plan as of 2026-11-25T10:30:00+00:00 in suggest mode"
     assert lines[1].split() == ["id", "type", "entity_type", "entity_id", "rule", "amount_pct",
                                 "current_budget_usd", "new_budget_usd", "confidence", "verdict"]
-    document = json.loads(_plan(capsys, "--snapshot", str(seed_path), "--mode", "suggest")[1])
+    document = json.loads(_plan(capsys, "--snapshot", str(seed_path), "--mode", "suggest", "--format", "json")[1])
     for action in document["actions"]:
         assert any(line.startswith(action["id"]) and action["verdict"] in line for line in lines)
         for reason in action["reasons"]:
@@ -196,9 +196,9 @@ def test_live_cycle_without_a_token_fails_naming_the_variable(capsys, monkeypatc
     monkeypatch.setenv("META_AD_ACCOUNT_IDS", "act_2001")
     for name in ("META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    assert main(["cycle"]) == 1
+    assert main(["cycle"]) == 2
     out, err = capsys.readouterr()
-    assert "cycle could not start" in err and "META_ACCESS_TOKEN" in err
+    assert err.startswith("meta-ads: the cycle could not start: ") and "META_ACCESS_TOKEN" in err and err.count("\n") == 1
 
 
 # --- several ad accounts ---------------------------------------------------------------------------
@@ -235,6 +235,6 @@ def test_cycle_history_and_rollback_per_account(capsys, monkeypatch):
 
     # Rolling back act_2002's first cycle restores act_2002's entities (the ledger knows the run's
     # account), whatever account the CLI's settings name first.
-    assert main(["rollback", first["act_2002"], "--by", "alice"]) == 0
+    assert main(["rollback", first["act_2002"], "--by", "alice", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["restored"] and all(label.split()[-1].startswith("2002") for label in report["restored"])

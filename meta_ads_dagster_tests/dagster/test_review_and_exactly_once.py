@@ -68,7 +68,7 @@ def failure_message(result) -> str:
 
 def cli_json(capsys, *argv) -> list | dict:
     """``meta-ads ARGV`` must succeed; its stdout parsed (listing commands asked for ``--format json``)."""
-    assert main([*argv, "--format", "json"] if argv[0] != "rollback" else list(argv)) == 0
+    assert main([*argv, "--format", "json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -203,7 +203,9 @@ def test_big_budget_changes_and_mass_pauses_need_a_person_even_in_auto_mode(ledg
     assert {row["entity_id"]: row["status"] for row in log} == {**{s: "done" for s in paused}, waiting: "pending", big: "pending", small: "done"}
     assert main(["pending"]) == 0  # the table for people names the same ids
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split()[:4] == ["id", "type", "entity_type", "entity_id"]
+    header, columns = table.splitlines()[:2]
+    assert header.startswith("pending and approved actions · home ") and "ledger " in header
+    assert columns.split()[:5] == ["account", "id", "type", "rule", "entity"]
     assert all(row["id"] in table for row in pending)
     assert main(["log", "no-such-run", "--format", "json"]) == 2
     capsys.readouterr()
@@ -409,7 +411,7 @@ def test_rollback_through_the_job_and_the_cli(ledger, monkeypatch, capsys):
     assert sorted(writes_of(cycle, writes)) == [("resume", "1001016"), ("update_budget", "1001036")]
     assert ledger.cycle_actions(forced["rollback_run_id"])["actor"].tolist() == ["carol", "carol"]
     assert cli_json(capsys, "rollback", first.run_id, "--force")["restored"] == []
-    assert main(["rollback", "no-such-run"]) == 2 and "no ledger rows for run no-such-run" in capsys.readouterr().err
+    assert main(["rollback", "no-such-run"]) == 2 and capsys.readouterr().err == "meta-ads: run_id: no actions recorded for run no-such-run\n"
     assert len(cycle.client().writes) == writes + 2
 
 

@@ -359,7 +359,8 @@ def make_action(**overrides: Any) -> dict:
     """One row of the action frame: a confident, well-aged, ES-only 20 % scale-up of a $500 CBO
     campaign with plenty of data. Override any column (see engine.actions.ACTION_COLUMNS)."""
     row = {
-        "id": "a1", "type": "scale_up", "entity_type": "campaign", "entity_id": "100000", "campaign_id": "100000",
+        "id": "a1", "type": "scale_up", "entity_type": "campaign", "entity_id": "100000", "entity_name": "Campaign 0",
+        "campaign_id": "100000",
         "adset_id": None, "rule": "roas_high", "proposed_pct": 0.20, "amount_pct": 0.20,
         "current_budget_minor": 50_000.0, "new_budget_minor": np.nan, "confidence": 0.95, "roas_7d": 3.5,
         "spend_7d": 700.0, "impressions_7d": 35_000, "age_hours": DEFAULT_AGE_HOURS, "creative_id": None,

@@ -69,7 +69,7 @@ def test_demo_example_is_the_stubs_demo_account():
 @pytest.mark.parametrize("path", [SEED_SNAPSHOT_PATH, DEMO_SNAPSHOT_PATH], ids=lambda p: p.name)
 @pytest.mark.parametrize("mode", ["suggest", "auto"])
 def test_examples_plan_cleanly(path, mode, capsys):
-    assert main(["plan", "--snapshot", str(path), "--mode", mode]) == 0
+    assert main(["plan", "--snapshot", str(path), "--mode", mode, "--format", "json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == plan_document(load_snapshot_text(path.read_text()), load_settings(meta_auto_mode=mode))
     assert printed["actions"] and {a["verdict"] for a in printed["actions"]} <= VERDICTS

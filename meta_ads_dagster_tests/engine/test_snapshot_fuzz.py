@@ -292,7 +292,7 @@ def problems_with(outcome: tuple[Any, str, str], document: dict | None) -> list[
 
 def _run_plan(capsys, path) -> tuple[Any, str, str]:
     try:
-        code = main(["plan", "--snapshot", str(path)])
+        code = main(["plan", "--snapshot", str(path), "--format", "json"])
     except BaseException as exc:  # noqa: BLE001 - a traceback is exactly what this test looks for
         code = f"{type(exc).__name__}: {str(exc)[:200]}"
     out, err = capsys.readouterr()

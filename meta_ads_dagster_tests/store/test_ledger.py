@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -65,8 +67,9 @@ def test_record_cycle_writes_every_row(ledger, suggest_actions, snapshot):
     by_entity = rows.set_index("entity_id")
     assert by_entity.loc["1001001", "current_budget_minor"] == 50000 and by_entity.loc["1001001", "new_budget_minor"] == 60000
     assert pd.isna(by_entity.loc["1001016", "new_budget_minor"])
-    assert by_entity.loc["1001020", "details"] == '{"loser_ad_ids": ["1001022"]}'
-    assert pd.isna(by_entity.loc["1001001", "details"])
+    assert json.loads(by_entity.loc["1001020", "details"]) == {"loser_ad_ids": ["1001022"], "entity_name": "Spring A"}
+    assert json.loads(by_entity.loc["1001001", "details"]) == {"entity_name": "Black Friday - ES"}
+    assert (by_entity.loc["1001020", "entity_name"], by_entity.loc["1001020", "loser_ad_ids"]) == ("Spring A", ["1001022"])
     assert (rows["actor"] == "autonomous").all()
 
 

@@ -1,0 +1,66 @@
+"""``meta-ads``: the small command line beside the Dagster UI, by command family.
+
+- dry run (``dryrun.py``): ``plan``;
+- operate (``operate.py``): ``cycle``;
+- review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``.
+
+Every error a person can cause is answered in one line on stderr with exit status 2, never with a
+traceback: a bad setting, a bad snapshot, a bad id, a locked account, an unreachable database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..engine.snapshot import SnapshotError
+from ..settings import SettingsError
+from ..store.approvals import ReviewError
+from .common import CliError, fail
+
+EPILOG = """examples:
+  meta-ads plan --snapshot examples/seed_worked_examples.json --mode auto
+  meta-ads cycle && meta-ads pending
+  meta-ads approve 44a63fb191a2045e --by alice && meta-ads cycle
+
+settings come from environment variables (META_AUTO_MODE, MAX_DAILY_CHANGE_PCT, …): see the
+settings table in README.md. Data lives under DAGSTER_HOME (./.dagster_home when unset)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import dryrun, operate, review
+
+    parser = argparse.ArgumentParser(
+        prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, run and review optimization cycles.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    formats = argparse.ArgumentParser(add_help=False)
+    formats.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default) or json for scripts")
+    dryrun.register(commands, formats)
+    operate.register(commands)
+    review.register(commands, formats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CliError, SettingsError, SnapshotError, ReviewError, LookupError) as exc:
+        return fail(str(exc).removeprefix("Value error, "))
+    except Exception as exc:  # noqa: BLE001 - storage and lock errors reach a person as one line
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ..store.locks import AccountLocked
+
+        if isinstance(exc, AccountLocked):
+            return fail(str(exc))
+        if isinstance(exc, SQLAlchemyError):
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return fail(f"the database could not be used: {first}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
