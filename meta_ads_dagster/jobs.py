@@ -45,6 +45,16 @@ def cycle_tags(settings: Settings, triggered_by: str) -> dict[str, str]:
 
 
 def cycle_job(settings: Settings, accounts: StaticPartitionsDefinition):
+    # A run launched by hand (UI "Materialize", `dagster job execute`) is a manual cycle; the
+    # schedule overrides this tag with "schedule".
+    tags = cycle_tags(settings, "manual")
+    configured = accounts.get_partition_keys()
+    if len(configured) == 1:
+        # `dagster job execute -j meta_ads_cycle` has no --partition option: a run launched without
+        # `--tags '{"dagster/partition": ...}'` names no account. With one account configured it is
+        # that account's cycle, a partitioned run like any other (its own partition tag, when it
+        # has one, wins over the job's). With several, account_snapshot refuses to guess.
+        tags[ACCOUNT_TAG] = configured[0]
     return define_asset_job(
         CYCLE_JOB_NAME,
         selection=AssetSelection.groups("collection", "cycle"),
@@ -54,7 +64,5 @@ def cycle_job(settings: Settings, accounts: StaticPartitionsDefinition):
         # Scale comes from running accounts side by side, one run (process / pod) per account.
         executor_def=in_process_executor,
         description="One optimization cycle over one ad account (the run's partition): collect, decide, guard, execute, finalize.",
-        # A run launched by hand (UI "Materialize", `dagster job execute`) is a manual cycle;
-        # the schedule overrides this tag with "schedule".
-        tags=cycle_tags(settings, "manual"),
+        tags=tags,
     )

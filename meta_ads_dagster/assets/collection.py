@@ -12,6 +12,7 @@ from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
 from ..engine.snapshot import AccountSnapshot, SnapshotError, parse_snapshot
 from ..engine.spikes import detect_spikes
+from ..jobs import ACCOUNT_TAG
 from ..meta.client import MetaAdsClient
 from ..meta.live import MetaApiError, MetaTransientError
 
@@ -32,8 +33,18 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     A document that breaks the snapshot format fails this step with a message naming the object
     and field; nothing downstream runs, so nothing is executed or written.
     """
-    account = context.partition_key
     accounts = context.assets_def.partitions_def
+    if not context.has_partition_key:
+        # A run launched without a partition (`dagster job execute` without --tags) while several
+        # accounts are configured (with one, the job's own tag names it): which account is not
+        # ours to guess.
+        configured = accounts.get_partition_keys()
+        raise Failure(
+            description=f"{ACCOUNT_TAG}: this run names no ad account and several are configured ({', '.join(configured)}): "
+            f"add --tags '{{\"{ACCOUNT_TAG}\": \"{configured[0]}\"}}' to `dagster job execute`, or pick the account as the partition in the UI",
+            allow_retries=False,
+        )
+    account = context.partition_key
     if accounts is not None and not accounts.has_partition_key(account):
         # A run tagged by hand with an account that is not (or no longer) configured: read nothing.
         raise Failure(description=f"dagster/partition: {account} is not a configured ad account", allow_retries=False)

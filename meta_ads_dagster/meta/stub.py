@@ -4,6 +4,16 @@ The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file, or a directory 
 ``act_<digits>.json`` per account) or, when that is unset, from the deterministic demo account
 (``demo.py``). Its state lives in one JSON file per account under
 ``state_dir``, so the second cycle sees the first one's budget changes, pauses and cooldowns.
+
+Where the state starts from: a document is validated by the engine's parser before anything is
+stored, so a rejected file never reaches ``state_dir`` (a stored one would fail every later cycle
+with the same error, whatever file the variable named next). The state records its source (the
+file's path and a SHA-256 of its content); when ``sync_insights`` (the start of a cycle) finds
+the account's source changed since, it starts over from the new one and logs a warning saying
+so. Starting over is what deleting the state file did by hand, and is safe: the ledger keeps
+every row (cooldowns and already-sent writes still hold), and the next cycle's ``reconcile``
+settles open writes against the account as the new file has it. A new source the parser rejects
+leaves the state as it is.
 Every write, and every ``sync_insights``, is appended to ``writes`` in that file. Several clients
 may share one state file (a cycle and a ``meta-ads rollback`` in another process, two threads):
 every read loads the file afresh and every change is a read-modify-write under a file lock, so
@@ -18,6 +28,7 @@ passes midnight (account time) the insights history moves forward by the same da
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import tempfile
@@ -27,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dagster import get_dagster_logger
 from pydantic import PrivateAttr
 
-from ..engine.snapshot import decode_snapshot
+from ..engine.snapshot import SnapshotError, decode_snapshot, parse_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
 from .demo import demo_snapshot
@@ -38,6 +50,9 @@ try:
     import fcntl
 except ImportError:  # not POSIX: one client per state file
     fcntl = None
+
+# A Python logger whose records Dagster also puts in the run's event log (a restart shows in the UI).
+logger = get_dagster_logger(__name__)
 
 
 class StubWriteError(RuntimeError):
@@ -66,15 +81,35 @@ class StubMetaAdsClient(MetaAdsClient):
     _in_change: bool = PrivateAttr(default=False)
 
     # --- state ------------------------------------------------------------------------------------
-    def _initial_document(self) -> dict[str, Any]:
+    def _source(self) -> tuple[dict[str, str | None], bytes | None]:
+        """The account's source as its state records it (the snapshot file's path and a hash of
+        its content; both None for the demo account), and the file's bytes."""
         if not self.snapshot_path:
-            return demo_snapshot(self.account_id or DEMO_ACCOUNT_ID)
+            return {"path": None, "sha256": None}, None
         path = Path(self.snapshot_path)
         if path.is_dir():
             if not self.account_id:
                 raise ValueError(f"stub: {path} holds one snapshot per account; this client has no account (for_account)")
             path = path / f"{self.account_id}.json"
-        return decode_snapshot(path.read_bytes())
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SnapshotError(f"stub snapshot {path}: cannot read it: {exc.strerror}") from None
+        return {"path": str(path.resolve()), "sha256": hashlib.sha256(data).hexdigest()}, data
+
+    def _new_state(self, source: dict[str, str | None], data: bytes | None) -> dict[str, Any]:
+        """A state that starts from ``source``, whose document the engine's parser accepted (a
+        SnapshotError naming the file otherwise): only a valid account is ever stored."""
+        try:
+            document = demo_snapshot(self.account_id or DEMO_ACCOUNT_ID) if data is None else decode_snapshot(data)
+            held = parse_snapshot(document).account_id
+            if self.account_id and held != self.account_id:
+                # The state file is named after this account: another account's data would be
+                # stored (and served) under its name.
+                raise SnapshotError(f"account.id: the snapshot is of {held}, not of {self.account_id}")
+        except SnapshotError as exc:
+            raise SnapshotError(f"stub snapshot {source['path'] or 'demo account'}: {exc}") from None
+        return {"source": source, "snapshot": document, "syncs": 0, "writes": []}
 
     def _state_file(self) -> Path:
         if self.account_id:
@@ -93,7 +128,7 @@ class StubMetaAdsClient(MetaAdsClient):
             if path.exists():
                 self._state = json.loads(path.read_text())
             elif self._state is None:
-                self._state = {"snapshot": self._initial_document(), "syncs": 0, "writes": []}
+                self._state = self._new_state(*self._source())
         return self._state
 
     @contextmanager
@@ -147,8 +182,27 @@ class StubMetaAdsClient(MetaAdsClient):
 
     # --- the client API ----------------------------------------------------------------------------
     def sync_insights(self) -> None:
-        with self._change():
+        source, data = self._source()
+        # A changed source is validated before the lock is taken: one the parser rejects leaves
+        # state_dir as it was (no state, not even a lock file, for a new account).
+        fresh = None if self.load_state().get("source") == source else self._new_state(source, data)
+        with self._change() as state:
+            if state.get("source") != source:  # looked at again under the lock
+                self._start_over(state, fresh or self._new_state(source, data))
             self._sync_insights()
+
+    def _start_over(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        def shown(source: dict[str, str | None] | None) -> str:
+            if source is None:  # a state stored before states recorded their source
+                return "an unrecorded source"
+            return f"{source['path']} (sha256 {source['sha256'][:12]})" if source["path"] else "the demo account"
+
+        logger.warning(
+            f"stub: the snapshot changed since {self._state_file()} was made from "
+            f"{shown(old.get('source'))}: starting over from {shown(new['source'])} (its clock and its "
+            f"{len(old['writes'])} recorded calls are dropped; the ledger keeps its rows)"
+        )
+        self._state = new
 
     def _sync_insights(self) -> None:
         state = self.load_state()

@@ -88,13 +88,28 @@ def test_the_location_wide_client_reads_the_runs_account(tmp_path):
     assert shared.account_id == ""  # binding made new clients; the shared one is untouched
 
 
+class OtherAccountClient(StubMetaAdsClient):
+    """Serves act_1001's document whatever account it reads (the stub itself refuses to)."""
+
+    def fetch_snapshot(self) -> dict:
+        return demo_snapshot("act_1001")
+
+
 def test_a_snapshot_of_another_account_fails_the_run(tmp_path):
-    path = tmp_path / "act_1001.json"
-    path.write_text(json.dumps(demo_snapshot("act_1001")))
-    client = StubMetaAdsClient(state_dir=str(tmp_path / "stub"), snapshot_path=str(path))
+    client = OtherAccountClient(state_dir=str(tmp_path / "stub"))
     with pytest.raises(Failure, match="account.id: the snapshot is of act_1001, not of this run's account act_3003") as caught:
         invoke(account_snapshot, resources={"meta_client": client}, partition_key="act_3003")
     assert caught.value.allow_retries is False
+
+
+def test_the_stub_refuses_a_file_of_another_account_before_storing_it(tmp_path):
+    path = tmp_path / "act_1001.json"
+    path.write_text(json.dumps(demo_snapshot("act_1001")))
+    client = StubMetaAdsClient(state_dir=str(tmp_path / "stub"), snapshot_path=str(path))
+    with pytest.raises(Failure, match=r"act_1001\.json: account.id: the snapshot is of act_1001, not of act_3003") as caught:
+        invoke(account_snapshot, resources={"meta_client": client}, partition_key="act_3003")
+    assert caught.value.allow_retries is False
+    assert not (tmp_path / "stub").exists()
 
 
 def test_derived_assets_return_the_engines_frames(snapshot):

@@ -302,6 +302,7 @@ def test_a_run_of_an_account_that_is_not_configured_reads_nothing(database_file,
 
 
 def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatch, database_file):
+    """Issue 10: the rejected file is not stored, so pointing the variable at a good file works."""
     document = demo_snapshot()
     document["insights"][5]["clicks"] = str(int(document["insights"][5]["impressions"]) + 10)
     path = tmp_path / "broken.json"
@@ -309,23 +310,54 @@ def test_a_broken_snapshot_fails_the_run_and_writes_nothing(tmp_path, monkeypatc
     monkeypatch.setenv("META_STUB_SNAPSHOT", str(path))
 
     cycle = Cycle()  # before instance_for_test, which points DAGSTER_HOME at a temp dir it deletes
+    state_dir = Path(cycle.resources["meta_client"].state_dir)
     with instance_for_test() as instance:
         result = cycle.run(instance, raise_on_error=False)
         assert not result.success
         failures = result.get_step_failure_events()
         assert [event.step_key for event in failures] == ["account_snapshot"]
-        message = failures[0].step_failure_data.error.to_string()
-        assert "insights[5]" in message and "clicks" in message and "impressions" in message
+        message = failures[0].step_failure_data.error.message
+        assert f"stub snapshot {path}: snapshot rejected: insights[5]" in message and "clicks" in message and "impressions" in message
         # A rejected document is not retried (it would never pass, and each try advances the stub clock).
         assert not result.filter_events(lambda e: e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
         assert instance.get_latest_materialization_event(AssetKey("optimization_cycle")) is None
         assert instance.get_latest_materialization_event(AssetKey("account_snapshot")) is None
+    assert not list(state_dir.rglob("*"))  # nothing of the rejected file was stored
 
-    assert [w["method"] for w in cycle.stub_writes()] == ["sync_insights"]
     ledger = cycle.ledger()
     assert ledger.cycle_actions(result.run_id).empty and ledger.pending().empty
     assert ledger.history("act_1001", pd.Timestamp("2026-01-01", tz="UTC")).empty
     ledger.dispose()
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(demo_snapshot()))
+    monkeypatch.setenv("META_STUB_SNAPSHOT", str(good))
+    cycle = Cycle()
+    with instance_for_test() as instance:
+        assert cycle.run(instance).success
+    assert [w["method"] for w in cycle.stub_writes()] == ["sync_insights", "pause"]
+
+
+def test_a_changed_snapshot_file_starts_the_account_over_and_the_run_log_says_so(tmp_path, monkeypatch, database_file):
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(demo_snapshot()))
+    monkeypatch.setenv("META_STUB_SNAPSHOT", str(path))
+    cycle = Cycle()
+    with instance_for_test() as instance:
+        first = cycle.run(instance)
+        assert first.success
+        assert not [e for e in instance.all_logs(first.run_id) if "starting over" in e.user_message]
+
+        document = demo_snapshot()
+        document["campaigns"][0]["daily_budget"] = "41000"
+        path.write_text(json.dumps(document))
+        second = cycle.run(instance)
+        assert second.success
+        (restart,) = [e for e in instance.all_logs(second.run_id) if "starting over" in e.user_message]
+    assert restart.step_key == "account_snapshot" and str(path) in restart.user_message
+    snapshot = second.output_for_node("account_snapshot")
+    assert snapshot.as_of == first.output_for_node("account_snapshot").as_of  # the file's clock, not one interval on
+    assert snapshot.campaigns.set_index("id").loc[document["campaigns"][0]["id"], "daily_budget"] == 41000
 
 
 def reconstructable_cycle_job():

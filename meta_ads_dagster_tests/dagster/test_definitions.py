@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from dagster import AssetKey, DefaultScheduleStatus, Definitions, EnvVar
 
@@ -34,6 +39,7 @@ def test_job_schedule_and_tags_by_default():
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
     assert job.run_tags == {
         "dagster/max_runtime": "1500", "meta/cycle": "true", "meta/mode": "stub", "meta/auto_mode": "suggest", "meta/triggered_by": "manual",
+        "dagster/partition": "act_1001",  # the one account: a run launched without a partition is its cycle
     }
     # One partition per account: the stub's demo account when META_AD_ACCOUNT_IDS is unset.
     assert job.partitions_def.get_partition_keys() == ["act_1001"]
@@ -100,7 +106,9 @@ def test_every_account_is_a_partition_of_the_assets_checks_and_job(monkeypatch):
     assert {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys} == {
         "roas_metrics_are_sane": "roas_metrics", "executed_actions_within_guard_rails": "optimization_cycle",
     }
-    assert defs.resolve_job_def(CYCLE_JOB_NAME).partitions_def.get_partition_keys() == accounts
+    job = defs.resolve_job_def(CYCLE_JOB_NAME)
+    assert job.partitions_def.get_partition_keys() == accounts
+    assert "dagster/partition" not in job.run_tags  # no default among several: a run must name its account
 
 
 def test_live_mode_without_accounts_is_refused_naming_the_variable(monkeypatch):
@@ -155,3 +163,70 @@ def test_instance_configs_load_with_one_cycle_per_account(request, monkeypatch, 
         {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         {"key": "meta/cycle", "limit": 10 if config == "dagster.yaml" else 4},
     ]
+
+
+# --- the code location through Dagster's own command line (issue 10) ------------------------------
+DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def dagster_job_execute(home: Path, module: str, *extra: str, **env: str) -> subprocess.CompletedProcess:
+    """``dagster job execute -m MODULE -j meta_ads_cycle`` as a person types it, outside the
+    repository (so only the installed package is found), recording into ``home``."""
+    return subprocess.run(
+        [str(DAGSTER), "job", "execute", "-m", module, "-j", CYCLE_JOB_NAME, *extra],
+        cwd=home.parent, env={**os.environ, "DAGSTER_HOME": str(home), **env}, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.parametrize("module", ["meta_ads_dagster.definitions", "meta_ads_dagster"])
+def test_dagster_job_execute_without_a_partition_cycles_the_one_account(module):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    done = dagster_job_execute(home, module)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/partition"] == "act_1001"  # a partitioned run: the account's history, queue limit and storage
+        event = instance.get_latest_materialization_event(AssetKey("optimization_cycle"))
+        assert event.run_id == run.run_id and event.dagster_event.partition == "act_1001"
+
+
+def test_dagster_job_execute_without_a_partition_among_several_accounts_names_the_tag_to_add():
+    from dagster import DagsterInstance
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    done = dagster_job_execute(home, "meta_ads_dagster.definitions", META_AD_ACCOUNT_IDS="act_1001,act_2002")
+    assert done.returncode == 1
+    expected = (
+        "dagster/partition: this run names no ad account and several are configured (act_1001, act_2002): "
+        """add --tags '{"dagster/partition": "act_1001"}' to `dagster job execute`, or pick the account as the partition in the UI"""
+    )
+    assert f"Failure: {expected}\n" in done.stderr  # one line, in the step's failure event
+    assert not (home / "stub_state").exists()  # no account read
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_latest_materialization_event(AssetKey("account_snapshot")) is None
+
+    # The tag it names is what the command needs.
+    tagged = dagster_job_execute(home, "meta_ads_dagster.definitions", "--tags", '{"dagster/partition": "act_2002"}', META_AD_ACCOUNT_IDS="act_1001,act_2002")
+    assert tagged.returncode == 0, tagged.stderr[-3000:]
+    assert (home / "stub_state" / "stub_act_2002.json").is_file() and not (home / "stub_state" / "stub_act_1001.json").exists()
+
+
+def test_the_package_imports_without_dagster_and_plan_stays_light(tmp_path):
+    """``defs`` on the package is built on first use: importing the engine or running
+    ``meta-ads plan`` neither imports Dagster nor builds the definitions."""
+    from ..repo_files import SEED_SNAPSHOT_PATH
+
+    script = f"""
+import sys
+import meta_ads_dagster, meta_ads_dagster.engine.cycle
+from meta_ads_dagster.cli import main
+assert main(["plan", "--snapshot", {str(SEED_SNAPSHOT_PATH)!r}]) == 0
+loaded = sorted(name for name in sys.modules if name == "dagster" or name.startswith(("dagster.", "meta_ads_dagster.definitions")))
+print("LOADED", loaded, file=sys.stderr)
+sys.exit(1 if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -8,7 +8,9 @@ PostgreSQL is then read directly.
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -188,24 +190,43 @@ def test_a_schedule_tick_launches_one_cycle_per_account(deployment):
     assert {run["status"] for run in runs.values()} == {"SUCCESS"}, f"{runs}\n{deployment.logs()}"
 
 
-def test_ledger_shares_a_schema_with_dagster(postgres_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("first", ["dagster", "ledger"])
+def test_ledger_shares_a_database_and_schema_with_dagster(postgres_url, monkeypatch, first):
+    """The documented setup (README, dagster.yaml, docs/deploy.md): META_ADS_DATABASE_URL is the
+    very database (and schema) of Dagster's storage. Whichever creates its tables first, both
+    migrate, a cycle runs with its run in Dagster's tables and its actions in the ledger's, and
+    Dagster's own migration (`dagster instance migrate`) leaves the ledger alone."""
     from dagster import DagsterInstance
 
-    from meta_ads_dagster.store.ledger import Ledger
+    from meta_ads_dagster.definitions import build_definitions
+    from meta_ads_dagster.jobs import CYCLE_JOB_NAME
+    from meta_ads_dagster.settings import load_settings
+    from meta_ads_dagster.store.ledger import VERSION_TABLE, Ledger, _head_revision
 
     for name, value in pg_env(postgres_url).items():
         monkeypatch.setenv(name, value)
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
-    with DagsterInstance.from_config(str(tmp_path)):
-        pass  # Dagster's tables and its alembic_version, in the public schema
-    ledger = Ledger(postgres_url)  # the same schema: the ledger keeps its revision in its own table
-    ledger.dispose()
-    ledger = Ledger(postgres_url)  # and opens again without confusing the two
-    ledger.dispose()
+    monkeypatch.setenv("META_ADS_DATABASE_URL", postgres_url)  # no search_path: the same schema
+    home = Path(os.environ["DAGSTER_HOME"])
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+
+    if first == "ledger":
+        Ledger(postgres_url).dispose()
+    with DagsterInstance.get() as instance:  # creates (or finds) Dagster's tables and its alembic_version
+        result = build_definitions(load_settings()).resolve_job_def(CYCLE_JOB_NAME).execute_in_process(instance=instance, partition_key="act_1001")
+        assert result.success
+        instance.upgrade()  # what `dagster instance migrate` runs
+
     engine = sa.create_engine(postgres_url)
-    with engine.connect() as conn:
-        tables = set(sa.inspect(conn).get_table_names())
-        dagster_revision = conn.execute(sa.text("select version_num from alembic_version")).scalar_one()
-    engine.dispose()
-    assert {"runs", "event_logs", "meta_actions", "meta_ads_alembic_version"} <= tables
-    assert dagster_revision != "0002"  # Dagster's revision is Dagster's
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())  # the default schema: public
+            dagster_revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+            ledger_revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+            (run_status,) = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": result.run_id}).one()
+            recorded = conn.execute(sa.text("SELECT count(*) FROM meta_actions WHERE cycle_run_id = :r"), {"r": result.run_id}).scalar_one()
+    finally:
+        engine.dispose()
+    assert {"runs", "event_logs", "alembic_version"} | {"meta_actions", "meta_cycle_locks", "meta_campaign_evaluations", VERSION_TABLE} <= tables
+    assert ledger_revision == _head_revision() and dagster_revision != ledger_revision  # each its own
+    assert run_status == "SUCCESS" and recorded == len(result.output_for_node("optimization_cycle")) > 0
+    Ledger(postgres_url).dispose()  # opens again at its head, whatever Dagster's table says

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.engine.snapshot import SnapshotError, parse_snapshot
 from meta_ads_dagster.meta.demo import DEMO_AS_OF, demo_snapshot
 from meta_ads_dagster.meta.stub import StubMetaAdsClient, StubWriteError
 
@@ -213,3 +214,113 @@ def test_for_account_makes_a_new_client_and_keeps_the_configuration(state_dir):
     assert bound is not shared and shared.account_id == ""
     assert (bound.account_id, bound.state_dir, bound.clock_step_minutes, bound.fail_writes_for) == ("act_2002", state_dir, 15, ["1"])
     assert bound.for_account("act_2002") is bound
+
+
+# --- where the state starts from (issue 10: a bad snapshot must not poison the account) ------------
+def _write(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _negative_spend(account: str = "act_1001") -> dict:
+    document = demo_snapshot(account)
+    document["insights"][0]["spend"] = "-5.00"
+    return document
+
+
+def _stored(state_dir: str) -> list[str]:
+    return sorted(str(p.relative_to(state_dir)) for p in Path(state_dir).rglob("*"))
+
+
+def test_a_rejected_snapshot_is_never_stored_and_a_good_one_then_works(tmp_path, state_dir):
+    bad = _write(tmp_path / "bad.json", _negative_spend())
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(bad), account_id="act_1001")
+    for call in (client.sync_insights, client.fetch_snapshot):
+        with pytest.raises(SnapshotError, match=r"stub snapshot .*bad\.json: snapshot rejected: insights\[0\]\.spend"):
+            call()
+    assert _stored(state_dir) == []  # not the state, not even its lock file
+
+    good = _write(tmp_path / "good.json", demo_snapshot("act_1001"))
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(good), account_id="act_1001")
+    client.sync_insights()
+    assert client.fetch_snapshot() == demo_snapshot("act_1001")
+    assert parse_snapshot(client.fetch_snapshot()).account_id == "act_1001"
+
+
+def test_a_state_stored_from_a_rejected_snapshot_is_replaced_by_the_good_file(tmp_path, state_dir):
+    """What the stub stored before it validated: a state file of rejected data (and no record of
+    its source). Pointing META_STUB_SNAPSHOT at a good file starts over from it."""
+    Path(state_dir).mkdir()
+    poisoned = {"snapshot": _negative_spend(), "syncs": 1, "writes": [{"method": "sync_insights", "at": DEMO_AS_OF.isoformat()}]}
+    (Path(state_dir) / "stub_act_1001.json").write_text(json.dumps(poisoned))
+    good = _write(tmp_path / "good.json", demo_snapshot("act_1001"))
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(good), account_id="act_1001")
+    client.sync_insights()
+    parse_snapshot(client.fetch_snapshot())
+    assert [w["method"] for w in client.writes] == ["sync_insights"]
+
+
+def test_a_changed_snapshot_file_restarts_the_state_from_it(seed_path, state_dir, caplog):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.sync_insights()
+    client.sync_insights()
+    client.update_budget("campaign", "100001", 55000)
+
+    # The same file, untouched: the next client carries on (no restart, nothing logged).
+    with caplog.at_level(logging.INFO):
+        StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
+    assert not caplog.records
+
+    edited = json.loads(seed_path.read_text())
+    _row(edited, "campaigns", "100001")["daily_budget"] = "42000"
+    _write(seed_path, edited)
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    with caplog.at_level(logging.INFO):
+        fresh.sync_insights()
+    document = fresh.fetch_snapshot()
+    assert _row(document, "campaigns", "100001")["daily_budget"] == "42000"
+    assert document["as_of"] == edited["as_of"]  # the clock starts over too
+    assert [w["method"] for w in fresh.writes] == ["sync_insights"]
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "stub_seed_worked_examples.json" in record.getMessage() and str(seed_path) in record.getMessage()
+    assert "starting over" in record.getMessage() and "changed" in record.getMessage()
+
+
+def test_a_snapshot_changed_into_a_rejected_one_keeps_the_state(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.sync_insights()
+    client.update_budget("campaign", "100001", 55000)
+    state_file = Path(state_dir) / "stub_seed_worked_examples.json"
+    kept, good = state_file.read_bytes(), seed_path.read_bytes()
+
+    broken = json.loads(good)
+    broken["insights"][0]["spend"] = "-1"
+    _write(seed_path, broken)
+    with pytest.raises(SnapshotError, match=r"seed_worked_examples\.json: snapshot rejected: insights\[0\]\.spend"):
+        StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
+    assert state_file.read_bytes() == kept and _stored(state_dir) == ["stub_seed_worked_examples.json", "stub_seed_worked_examples.json.lock"]
+
+    # The file put back as it was: the state it made carries on, writes and clock included.
+    seed_path.write_bytes(good)
+    again = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    again.sync_insights()
+    assert [w["method"] for w in again.writes] == ["sync_insights", "update_budget", "sync_insights"]
+    assert _row(again.fetch_snapshot(), "campaigns", "100001")["daily_budget"] == "55000"
+
+
+def test_a_snapshot_of_another_account_is_never_stored(tmp_path, state_dir):
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    _write(accounts / "act_2002.json", demo_snapshot("act_1001"))  # misnamed
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(accounts), account_id="act_2002")
+    with pytest.raises(SnapshotError, match=r"act_2002\.json: account\.id: the snapshot is of act_1001, not of act_2002"):
+        client.sync_insights()
+    assert _stored(state_dir) == []
+
+
+def test_an_unreadable_snapshot_is_one_clear_error(tmp_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(tmp_path / "gone.json"), account_id="act_1001")
+    with pytest.raises(SnapshotError, match=r"stub snapshot .*gone\.json: cannot read it: No such file or directory"):
+        client.sync_insights()
+    assert _stored(state_dir) == []
