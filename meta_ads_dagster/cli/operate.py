@@ -127,7 +127,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             failed += not result.success
     print(
         "\nWhere to look:\n"
-        f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster.definitions"
+        f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster"
         "   (then open http://127.0.0.1:3000)\n"
         f"  Runs → {', '.join(run_id[:8] for run_id in run_ids)}: each cycle's event log, one 'action {{...}}' line per action\n"
         "  Assets → optimization_cycle: the action table and the stats plotted over cycles (one partition per account)\n"

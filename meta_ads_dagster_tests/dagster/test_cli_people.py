@@ -141,8 +141,8 @@ def test_a_rejected_snapshot_in_a_cycle_is_one_line_not_a_stack_trace(capsys, mo
     code, out, err = run(capsys, "cycle")
     assert code == 1 and "Traceback" not in out + err and "dagster._core" not in out
     failure = [line for line in out.splitlines() if line.startswith("  account_snapshot: ")]
-    assert failure == [f"  account_snapshot: snapshot rejected: insights[0].spend: must be a finite number from 0 to "
-                       f"1,000,000,000,000 (got '-5')"]
+    assert failure == [f"  account_snapshot: stub snapshot {path}: snapshot rejected: insights[0].spend: must be a finite "
+                       f"number from 0 to 1,000,000,000,000 (got '-5')"]
 
 
 def test_pending_shows_account_rule_confidence_money_and_names_sorted_by_money_at_stake(capsys, monkeypatch):
