@@ -20,7 +20,7 @@ from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
 
 from ..repo_files import SEED_SNAPSHOT_PATH
-from .fake_graph import FakeGraphServer
+from .fake_graph import DEFAULT_HTML_502, FakeGraphServer
 
 TOKEN = "EAAB-live-token-0123456789"
 SECRET = "app-secret-live"
@@ -249,3 +249,60 @@ def test_a_client_bound_to_another_account_reads_that_account_with_nothing_cache
         other.fetch_snapshot()
     assert server.find("GET", "/act_3003"), "the bound client asked Graph for its own account"
     assert client.for_account(ACCOUNT) is client
+
+
+# --- writes that must never be applied twice ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "options", "times"),
+    [("server_error", {}, 1), ("rate_limit", {"code": 17}, 2), ("html_502", {"status": 200}, 1), ("timeout", {"seconds": 3}, 1)],
+    ids=["500-after-the-copy", "code-17-twice", "html-200", "timeout"],
+)
+def test_a_creative_copy_is_sent_once_and_an_ambiguous_answer_is_unknown(server, clock, kind, options, times):
+    """Issue 11 #1: POST /{ad_id}/copies is not idempotent. A 500 after Meta applied it was retried
+    (2 copies), code 17 twice gave 3 copies. An answer that leaves the outcome open is unknown."""
+    server.inject(kind, match="/100013/copies", times=times, **({"apply": True} if kind != "timeout" else {}), **options)
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
+    assert outcome.status == "unknown", outcome
+    assert len(server.find("POST", "/100013/copies")) == 1  # sent once, never again
+    assert len(server.document["ads"]) == len(SEED["ads"]) + 1  # one copy, as Meta applied it
+    assert TOKEN not in outcome.error
+
+
+def test_a_permanent_error_on_a_copy_fails_it(server, clock):
+    server.inject("permanent", match="/100013/copies", code=100)
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
+    assert outcome.status == "failed" and "Meta error 100" in outcome.error
+    assert len(server.document["ads"]) == len(SEED["ads"])
+
+
+# --- unparseable answers -------------------------------------------------------------------------------
+def test_an_html_body_with_http_200_on_a_batch_leaves_its_writes_unknown(server, clock):
+    """Issue 11 #4: the SDK parsed the HTML page as the batch's answer and crashed ('str' object
+    has no attribute 'get'). The batch was sent and may have been applied: its writes are unknown."""
+    server.inject("html_502", match=lambda method, path, params: method == "POST" and path == "/", status=200, apply=True)
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(3))
+    assert [o.status for o in outcomes] == ["unknown"] * 3
+    assert "unparseable" in outcomes[0].error
+    assert len(server.find("POST", "/", batch_items=False)) == 1  # not re-sent
+
+
+def test_a_batch_answer_of_the_wrong_shape_leaves_its_writes_unknown(server, clock):
+    server.inject("server_error", match=lambda method, path, params: method == "POST" and path == "/", status=200, body={"data": []})
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(2))
+    assert [o.status for o in outcomes] == ["unknown"] * 2
+    assert len(server.find("POST", "/", batch_items=False)) == 1
+
+
+def test_an_unparseable_batch_item_leaves_that_write_unknown(server, clock):
+    server.inject("batch_item", index=1, status=200, body=DEFAULT_HTML_502, apply=True)
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(3))
+    assert [o.status for o in outcomes] == ["executed", "unknown", "executed"]
+
+
+def test_an_unparseable_read_is_retried(server, clock):
+    server.inject("html_502", match="/act_2001/campaigns", status=200)
+    document = make_client(server, clock).fetch_snapshot()
+    assert [c["id"] for c in document["campaigns"]] == [c["id"] for c in SEED["campaigns"]]
+    first, again = server.find("GET", "/act_2001/campaigns")[:2]
+    assert (first["fault"], first["status"], again["fault"], again["params"].get("after")) == ("html_502", 200, None, None)
+    assert len(clock.sleeps) == 1  # one backoff, then the same page again
