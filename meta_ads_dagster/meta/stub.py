@@ -216,6 +216,7 @@ class StubMetaAdsClient(MetaAdsClient):
         new_ad = {
             **source,
             "id": f"{ad_id}9{serial:03d}",
+            "source_ad_id": ad_id,
             "name": f"{source.get('name', ad_id)} (variant {serial})",
             "status": "PAUSED",
             "created_time": snapshot["as_of"],
