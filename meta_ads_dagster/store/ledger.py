@@ -80,6 +80,9 @@ cycle_locks_table = sa.Table(
     sa.Column("account_id", sa.String(64), primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    # revision 0004: the holder's process, so a lock whose process is gone is taken over at once
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String(255)),
 )
 
 # When each campaign was last evaluated by a tick (revision 0003): the per-tick scope rotates on it.
@@ -104,6 +107,7 @@ STATUS_BY_VERDICT = {
     "failed": "failed",
 }
 WRITTEN_STATUSES = ("done", "executing", "unknown")  # sent, or may have been
+OPEN_STATUSES = ("executing", "unknown")  # sent or being sent, outcome not known yet
 QUEUE_STATUSES = ("pending", "approved")
 
 
@@ -347,29 +351,25 @@ class Ledger:
             return {row.action_id: row.cycle_run_id for row in conn.execute(query)}
 
     def open_writes(self, account_id: str, other_than_run: str) -> pd.DataFrame:
-        """Writes whose outcome is open: ``unknown``, or ``executing`` left by another (dead) run."""
+        """Writes of other runs whose outcome is open: ``unknown``, or still ``executing``."""
         c = actions_table.c
-        frame = self.select(
-            (c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(["unknown", "executing"])
-        )
-        return frame
+        return self.select((c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(OPEN_STATUSES))
 
-    def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> None:
-        """Close an open write after reading the account: ``done`` if it landed, else ``failed``."""
-        values = (
-            {"verdict": "executed", "status": "done"}
-            if landed
-            else {"verdict": "failed", "status": "failed"}
-        )
+    def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> bool:
+        """Close an open write after reading the account: ``done`` if it landed, else ``failed``.
+
+        Compare-and-set: only while the row is still open. An outcome recorded meanwhile (the
+        write's own run got its answer after all, another run settled it) wins. Returns whether
+        this call closed it."""
+        values = {"verdict": "executed", "status": "done"} if landed else {"verdict": "failed", "status": "failed"}
         c = actions_table.c
+        where = (c.cycle_run_id == cycle_run_id, c.action_id == action_id, c.status.in_(OPEN_STATUSES))
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(c.reasons).where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)).one()
+            row = conn.execute(sa.select(c.reasons).where(*where)).first()
+            if row is None:
+                return False
             reasons = [*json.loads(row.reasons), f"reconciled: {note}"]
-            conn.execute(
-                actions_table.update()
-                .where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)
-                .values(**values, reasons=json.dumps(reasons))
-            )
+            return conn.execute(actions_table.update().where(*where).values(**values, reasons=json.dumps(reasons))).rowcount == 1
 
     def cycle_actions(self, cycle_run_id: str) -> pd.DataFrame:
         return self.select(actions_table.c.cycle_run_id == cycle_run_id)
