@@ -8,10 +8,12 @@ cycle reads the account and decides from the entity's current state whether the 
 |-------------------|------------------------------------------------------------------------|
 | scale_up/down     | the entity's daily budget equals the new one                           |
 | pause             | the entity is PAUSED                                                   |
+| resume            | the entity is ACTIVE (a rollback's restore)                            |
 | publish_winner    | every loser ad is PAUSED                                               |
 | create_variant    | an ad copied from it (``source_ad_id``) created at or after the write's cycle read the account (``as_of``) |
 
-Anything else did not land, and the next cycle decides again.
+Otherwise it did not land, and the next cycle decides again. Any other type (``reallocate``,
+never sent automatically) cannot be told from the account and stays open.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 from .snapshot import AccountSnapshot
 
-VERIFIABLE = ("scale_up", "scale_down", "pause", "publish_winner", "create_variant")
+VERIFIABLE = ("scale_up", "scale_down", "pause", "resume", "publish_winner", "create_variant")
 
 
 def _current_state(snapshot: AccountSnapshot) -> pd.DataFrame:
@@ -62,16 +64,16 @@ def reconcile_writes(open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd
     budget_now = pd.to_numeric(writes["budget_now"], errors="coerce")
     is_budget = writes["type"].isin(["scale_up", "scale_down"])
     writes["landed"] = np.select(
-        [is_budget, writes["type"].eq("pause"), writes["type"].eq("publish_winner"), is_copy],
+        [is_budget, writes["type"].eq("pause"), writes["type"].eq("resume"), writes["type"].eq("publish_winner"), is_copy],
         [budget_now.eq(pd.to_numeric(writes["new_budget_minor"])).fillna(False),
-         writes["status_now"].eq("PAUSED"), losers_paused, copy_found.notna()],
+         writes["status_now"].eq("PAUSED"), writes["status_now"].eq("ACTIVE"), losers_paused, copy_found.notna()],
         default=False,
     ).astype(bool)
     writes["observed"] = np.select(
         [is_budget, is_copy & copy_found.notna(), is_copy],
         ["daily budget now " + budget_now.astype("Int64").astype(str),
          "copy " + copy_found.fillna("").astype(str),
-         "no copy of it created since " + since.map(pd.Timestamp.isoformat)],
+         [f"no copy of it created since {at.isoformat()}" for at in since]],
         default="status now " + writes["status_now"].fillna("missing").astype(str),
     )
     return writes[[*open_writes.columns, "landed", "observed"]]

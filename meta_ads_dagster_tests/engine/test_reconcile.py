@@ -32,11 +32,16 @@ def test_open_writes_are_judged_by_the_current_state():
             ["f", "r1", now, "create_variant", "ad", "100003", None, None],    # a copy made since: landed
             ["g", "r0", earlier, "create_variant", "ad", "100003", None, None],  # the older copy is its own
             ["h", "r1", now, "create_variant", "ad", "100007", None, None],    # no copy of 100007: did not land
+            ["i", "r1", now, "resume", "ad", "100011", None, None],            # ACTIVE: landed
+            ["j", "r1", now, "resume", "ad", "100013", None, None],            # still PAUSED: did not land
+            ["k", "r1", now, "reallocate", "campaign", "100001", None, None],  # cannot be told: left open
         ],
         columns=COLUMNS,
     )
     settled = reconcile_writes(open_writes, snapshot).set_index("action_id")
-    assert settled["landed"].to_dict() == {"a": True, "b": False, "c": True, "d": True, "e": False, "f": True, "g": True, "h": False}
+    assert settled["landed"].to_dict() == {
+        "a": True, "b": False, "c": True, "d": True, "e": False, "f": True, "g": True, "h": False, "i": True, "j": False,
+    }
     assert settled.loc["b", "observed"] == "daily budget now 10000"
     assert settled.loc["c", "observed"] == "status now PAUSED"
     assert settled.loc["f", "observed"] == "copy 100091 created 2026-11-25T09:00:00+00:00"
