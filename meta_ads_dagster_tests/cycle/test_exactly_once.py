@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
 
+import pandas as pd
 import pytest
 
 from meta_ads_dagster.cycle import steps
@@ -138,6 +140,12 @@ def wait_for(condition, process, seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def utc(moment) -> pd.Timestamp:
+    """SQLite hands back naive UTC datetimes; the stub's log has ISO strings with an offset."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def open_rows(account: Account):
     return account.ledger.open_writes(account.account_id, "nobody")
 
@@ -166,3 +174,43 @@ def test_a_run_killed_while_writing_leaves_the_lock_to_the_next_cycle_at_once(ac
     assert (actions["verdict"] == "executed").sum() == 7  # what did not land is decided again and sent
     assert budget_writes(account) == Counter({campaign_id(i): 1 for i in range(RAISES)})
     assert open_rows(account).empty
+
+
+def test_kill_loop_every_write_lands_exactly_once_or_is_recorded_failed(tmp_path):
+    """SIGKILLs at random points of the write phase of three cycles in a row (each writes at most
+    4 of the 12 raises: MAX_ACTIONS_PER_TICK), then a normal cycle. From the stub's write log and
+    the ledger: every write a cycle sent landed exactly once and is ``done``, every ``failed`` one
+    never landed, no campaign was raised twice, and no row is left open."""
+    account = Account(
+        make_snapshot([campaign(roas=4.0, spend=150, budget_usd=200) for _ in range(RAISES)]), tmp_path,
+        meta_auto_mode="auto", max_actions_per_tick=4,
+    )
+    rng = random.Random(11)
+    try:
+        for n in range(3):
+            run_id = f"killed-{n}"
+            child = killable.start(account, run_id, pause_seconds=0.1, seed=n)
+            try:
+                deadline = time.monotonic() + 60
+                while child.poll() is None and account.ledger.cycle_actions(run_id).query("status == 'executing'").empty:
+                    assert time.monotonic() < deadline, "the cycle process never started writing"
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0, 0.3))  # somewhere in its write phase (4 writes, up to 0.2 s each)
+            finally:
+                child.kill()
+                child.wait()
+        account.cycle()
+
+        rows = pd.concat([account.ledger.cycle_actions(run) for run in [*(f"killed-{n}" for n in range(3)), *account.runs]])
+        rows = rows[rows["type"] == "scale_up"]
+        landed = Counter((utc(w["at"]), w["entity_id"]) for w in account.writes() if w["method"] == "update_budget")
+        done = Counter((utc(r.as_of), r.entity_id) for r in rows.itertuples() if r.status == "done")
+        failed = {(utc(r.as_of), r.entity_id) for r in rows.itertuples() if r.status == "failed"}
+        assert landed == done and set(landed.values()) == {1}  # each sent write landed once, and is done
+        assert not failed & set(landed)  # recorded failed: never landed
+        assert max(budget_writes(account).values()) == 1  # no campaign raised twice within 24 h
+        assert not {"executing", "unknown"} & set(rows["status"]) and open_rows(account).empty
+        # The kills did land inside write phases: rows the dead runs left open were reconciled.
+        assert rows["reasons"].map(lambda reasons: reasons[-1].startswith("reconciled: ")).any()
+    finally:
+        account.close()
