@@ -32,12 +32,9 @@ from pydantic import PrivateAttr
 from ..engine.snapshot import decode_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
+from ..store.filelock import file_lock
 from .demo import demo_snapshot
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: one client per state file
-    fcntl = None
 
 
 class StubWriteError(RuntimeError):
@@ -100,10 +97,7 @@ class StubMetaAdsClient(MetaAdsClient):
     def _change(self) -> Iterator[dict[str, Any]]:
         """One read-modify-write of the state file, holding its lock (see the module docstring)."""
         path = self._state_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "a") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with file_lock(path.with_name(path.name + ".lock")):
             state = self.load_state()  # fresh, under the lock
             self._in_change = True
             try:

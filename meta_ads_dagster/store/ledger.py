@@ -12,6 +12,7 @@ A cycle's rows are written in one transaction before any Meta write, with execut
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from alembic.script import ScriptDirectory
 
 from ..engine.actions import optional_float, optional_int
 from ..engine.history import history_frame
+from .filelock import file_lock
 
 metadata = sa.MetaData()
 
@@ -165,17 +167,31 @@ def _legacy_revision(conn: sa.Connection) -> str | None:
     raise RuntimeError(f"meta_actions has no {VERSION_TABLE} and only part of revision 0002 ({sorted(present)}): fix it by hand")
 
 
+def _migration_lock(engine: sa.Engine) -> contextlib.AbstractContextManager:
+    """One migrator at a time on a SQLite file: a lock file beside it. SQLite runs DDL outside
+    the transaction, so two processes on a new file both created the tables ("table meta_actions
+    already exists"). PostgreSQL takes an advisory lock inside the transaction instead; an
+    in-memory SQLite database belongs to one process."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return contextlib.nullcontext()
+    path = Path(database)
+    return file_lock(path.with_name(path.name + ".migrate.lock"))
+
+
 def upgrade_schema(engine_or_url: sa.Engine | sa.URL | str) -> None:
-    """Bring the ledger tables to the newest revision, in one transaction.
+    """Bring the ledger tables to the newest revision, in one transaction, one migrator at a time
+    (PostgreSQL: an advisory lock; SQLite: a lock file beside the database).
 
     Cheap when already there (one read of the version table). Tables made by the old
     ``metadata.create_all`` (no version table) are stamped with their revision first.
     """
     engine = engine_or_url if isinstance(engine_or_url, sa.Engine) else sa.create_engine(engine_or_url)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             if _current_revision(conn) == _head_revision():
                 return
+        with _migration_lock(engine), engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
             current = _current_revision(conn)  # again, under the lock

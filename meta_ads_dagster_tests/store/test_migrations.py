@@ -18,6 +18,8 @@ from alembic.script import ScriptDirectory
 from meta_ads_dagster.store import ledger as ledger_module
 from meta_ads_dagster.store.ledger import VERSION_TABLE, Ledger, alembic_config, metadata, upgrade_schema
 
+from ..at_once import run_at_once
+
 # meta_actions as ``metadata.create_all`` made it before the migrations (revision 0001): frozen here.
 legacy_metadata = sa.MetaData()
 legacy_actions = sa.Table(
@@ -262,3 +264,21 @@ def test_a_database_at_head_is_not_migrated_again(database_url, monkeypatch):
     monkeypatch.setattr(ledger_module.command, "upgrade", fail)
     monkeypatch.setattr(ledger_module.command, "stamp", fail)
     Ledger(database_url).dispose()
+
+
+def test_processes_migrating_a_new_database_at_once_all_succeed(database_url, engine, tmp_path):
+    """Issue 11 #5: SQLite runs DDL outside the transaction, and two processes migrating a new
+    file at once both created the tables ("table meta_actions already exists"). One migrator at a
+    time: a lock file beside a SQLite database, an advisory lock on PostgreSQL."""
+    # Each migration takes a moment longer than usual: the processes all find the database empty
+    # before any of them has made a table, as they can on a busy host.
+    slow_upgrade = (
+        "from alembic import command\n"
+        "from meta_ads_dagster.store.ledger import Ledger\n"
+        "upgrade = command.upgrade\n"
+        "command.upgrade = lambda *args, **kwargs: (time.sleep(0.5), upgrade(*args, **kwargs))\n"
+    )
+    failures = run_at_once(slow_upgrade, "Ledger(ARGS[0]).dispose()\n", tmp_path / "race", 3, database_url)
+    assert failures == []
+    assert _revision(engine) == "0004"
+    assert _differences(engine, metadata) == []
