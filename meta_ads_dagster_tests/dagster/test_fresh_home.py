@@ -9,7 +9,10 @@ store/test_migrations.py.
 
 from __future__ import annotations
 
+import pytest
 from dagster import DagsterInstance
+
+from meta_ads_dagster.instance import InstanceError, open_instance
 
 from ..at_once import run_at_once
 
@@ -26,3 +29,15 @@ def test_processes_opening_a_new_home_at_once_all_get_the_instance(tmp_path):
     assert failures == []
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs(limit=1) == []
+
+
+def test_a_storage_error_is_one_line(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "history").write_text("")  # where Dagster's run storage must make a folder
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with pytest.raises(InstanceError) as error:
+        open_instance()
+    assert str(error.value).startswith(f"Dagster's storage at {home} could not be opened: ")
+    assert "\n" not in str(error.value)
