@@ -68,6 +68,7 @@ def settle_open_writes(
     runs sent: a snapshot read before them would call what landed "did not land"."""
     open_writes = store.open_writes(account, run_id)
     open_writes = open_writes[open_writes["type"].isin(VERIFIABLE)]  # the others cannot be told: no read for them
+    # A run whose lock was taken over because its process is gone is over, whatever its status says.
     ended = taken_over.run_id if taken_over is not None and taken_over.ended else None
     if run_alive is not None:
         open_writes = open_writes[open_writes["cycle_run_id"].map(lambda r: r == ended or run_alive(r) is not True).astype(bool)]
@@ -96,7 +97,7 @@ def reconcile(
             settled = settle_open_writes(store, client.for_account(account), account, run_id, log, taken_over, run_alive)
     except AccountLocked as exc:
         log.warning(f"open writes not reconciled now: {exc}")
-        settled = reconcile_writes(store.open_writes(account, run_id).iloc[:0], snapshot)
+        settled = store.open_writes(account, run_id).iloc[:0]
     for line in approvals.supersede_stale(store, snapshot):
         log.info(line)
     return settled

@@ -212,10 +212,11 @@ class GuardedGraphApi(FacebookAdsApi):
                 transient = code in TRANSIENT_CODES or (exc.http_status() or 0) >= 500 or exc.api_transient_error()
                 if not transient:
                     raise MetaApiError(self.scrub(exc.api_error_message() or "request failed"), code, exc.api_error_subcode()) from None
+                error = MetaTransientError(self.scrub(exc.api_error_message() or "transient error"), code, exc.api_error_subcode())
                 if once:  # Meta may have applied it before the error (seen: a copy, then a 500 or code 17)
-                    raise OutcomeUnknown(str(MetaTransientError(self.scrub(exc.api_error_message() or "transient error"), code, exc.api_error_subcode()))) from None
+                    raise OutcomeUnknown(str(error)) from None
                 if last:
-                    raise MetaTransientError(self.scrub(exc.api_error_message() or "transient error"), code, exc.api_error_subcode()) from None
+                    raise error from None
                 self.sleep(self.backoff(attempt, usage.regain_seconds))
                 continue
             except (requests.Timeout, requests.ConnectionError) as exc:

@@ -176,6 +176,20 @@ def test_a_run_killed_while_writing_leaves_the_lock_to_the_next_cycle_at_once(ac
     assert open_rows(account).empty
 
 
+def test_a_killed_runs_writes_are_settled_though_dagster_still_reports_it_running(account):
+    """Dagster notices a killed run worker only later (run monitoring): its status still says
+    STARTED. The process gone from this host is proof enough: its lock is taken over and its open
+    writes settled."""
+    child = killable.start(account, "killed-1", hang_after=3)
+    try:
+        wait_for(lambda: len(account.writes()) == 3, child)
+    finally:
+        child.kill()
+        child.wait()
+    steps.reconcile(account.ledger, account.client(), account.snapshot(), account.settings, "run-2", LOG, run_alive={"killed-1": True}.get)
+    assert sorted(account.ledger.cycle_actions("killed-1")["status"]) == ["done"] * 3 + ["failed"] * 9
+
+
 def test_kill_loop_every_write_lands_exactly_once_or_is_recorded_failed(tmp_path):
     """SIGKILLs at random points of the write phase of three cycles in a row (each writes at most
     4 of the 12 raises: MAX_ACTIONS_PER_TICK), then a normal cycle. From the stub's write log and
