@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 import pandas as pd
-from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Out, Output, ResourceParam, graph_asset, op
+from dagster import DagsterInstance, Failure, In, MetadataValue, Nothing, OpExecutionContext, Out, Output, ResourceParam, graph_asset, op
 
 from ..checks import GUARD_RAIL_CHECK, executed_actions_within_guard_rails
 from ..engine import cycle as engine
@@ -22,16 +22,34 @@ from ..engine.snapshot import AccountSnapshot
 from ..meta.client import MetaAdsClient
 from ..resources import LedgerResource
 from ..settings import Settings
-from ..store.locks import AccountLocked
+from ..store.locks import AccountLocked, RunAlive
 from . import steps
 
 
+def run_alive(instance: DagsterInstance) -> RunAlive:
+    """Whether a run still goes on, as the instance's run storage says: not finished (queued,
+    starting, started, canceling); None for a run it does not know (not a Dagster run, e.g. a CLI
+    rollback, or another instance's)."""
+
+    def alive(run_id: str) -> bool | None:
+        run = instance.get_run_by_id(run_id)
+        return None if run is None else not run.is_finished
+
+    return alive
+
+
 @op
-def reconcile(context: OpExecutionContext, ledger: LedgerResource, account_snapshot: AccountSnapshot) -> pd.DataFrame:
-    """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
-    mid-write) from what the account shows now, and take stale proposals out of the queue.
-    Nothing is ever re-sent blindly."""
-    return steps.reconcile(ledger.open(), account_snapshot, context.run_id, context.log)
+def reconcile(
+    context: OpExecutionContext,
+    settings: ResourceParam[Settings],
+    meta_client: MetaAdsClient,
+    ledger: LedgerResource,
+    account_snapshot: AccountSnapshot,
+) -> pd.DataFrame:
+    """STEP 2·0: under the account's write lock, settle earlier writes whose outcome was left open
+    (unknown, or a run that died mid-write) from what the account shows now, never those of a run
+    still going on; then take stale proposals out of the queue. Nothing is ever re-sent blindly."""
+    return steps.reconcile(ledger.open(), meta_client, account_snapshot, settings, context.run_id, context.log, run_alive(context.instance))
 
 
 @op(ins={"reconciled": In(Nothing)}, out={"actions": Out(pd.DataFrame), "scope": Out(list)})
@@ -106,7 +124,7 @@ def execute(
     holding the account's write lock (two cycles never write at once)."""
     try:
         executed, records = steps.execute(
-            ledger.open(), meta_client, account_snapshot, actions, scope, settings, context.run_id, context.log
+            ledger.open(), meta_client, account_snapshot, actions, scope, settings, context.run_id, context.log, run_alive(context.instance)
         )
     except AccountLocked as exc:
         raise Failure(description=str(exc), allow_retries=False) from None

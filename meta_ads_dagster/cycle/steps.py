@@ -19,7 +19,7 @@ import pandas as pd
 from ..engine import cycle as engine
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
-from ..engine.reconcile import reconcile_writes, with_prior_state
+from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
 from ..engine.routing import limit_writes, route_actions
 from ..engine.policy import PolicyEngine
 from ..engine.safety import SafetyEngine
@@ -29,7 +29,7 @@ from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_
 from ..settings import Settings
 from ..store import approvals
 from ..store.ledger import Ledger
-from ..store.locks import account_lock
+from ..store.locks import AccountLocked, RunAlive, TakenOver, account_lock
 
 
 class Log(Protocol):
@@ -48,20 +48,56 @@ def account_history(store: Ledger, snapshot: AccountSnapshot, settings: Settings
 
 
 def settle(store: Ledger, open_writes: pd.DataFrame, snapshot: AccountSnapshot, log: Log) -> pd.DataFrame:
-    """Close open writes in the ledger from what ``snapshot`` shows (engine/reconcile.py) and log each."""
+    """Close open writes in the ledger from what ``snapshot`` shows (engine/reconcile.py) and log
+    each; returns those this call closed (a row closed meanwhile keeps its outcome)."""
     settled = reconcile_writes(open_writes, snapshot)
-    for row in settled.itertuples(index=False):
-        note = f"{'landed' if row.landed else 'did not land'} ({row.observed})"
-        store.settle(row.cycle_run_id, row.action_id, row.landed, note)
-        log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
-    return settled
+    notes = [f"{'landed' if row.landed else 'did not land'} ({row.observed})" for row in settled.itertuples(index=False)]
+    closed = [store.settle(row.cycle_run_id, row.action_id, row.landed, note) for row, note in zip(settled.itertuples(index=False), notes)]
+    for row, note, done in zip(settled.itertuples(index=False), notes, closed):
+        if done:
+            log.info(f"reconciled {row.type} {row.entity_type} {row.entity_id} of run {row.cycle_run_id}: {note}")
+    return settled[pd.Series(closed, index=settled.index, dtype=bool)]
 
 
-def reconcile(store: Ledger, snapshot: AccountSnapshot, run_id: str, log: Log) -> pd.DataFrame:
+def settle_open_writes(
+    store: Ledger, client: MetaAdsClient, account: str, run_id: str, log: Log, taken_over: TakenOver | None, run_alive: RunAlive | None,
+) -> pd.DataFrame:
+    """Settle the open writes other runs left, from the account read *now*. The caller holds the
+    account lock, so no other run is writing; a run that may still be alive (``run_alive``; a
+    stale lock's holder is only late) keeps its rows open. The read comes after every write those
+    runs sent: a snapshot read before them would call what landed "did not land"."""
+    open_writes = store.open_writes(account, run_id)
+    open_writes = open_writes[open_writes["type"].isin(VERIFIABLE)]  # the others cannot be told: no read for them
+    # A run whose lock was taken over because its process is gone is over, whatever its status says.
+    ended = taken_over.run_id if taken_over is not None and taken_over.ended else None
+    if run_alive is not None:
+        open_writes = open_writes[open_writes["cycle_run_id"].map(lambda r: r == ended or run_alive(r) is not True).astype(bool)]
+    if open_writes.empty:
+        return open_writes
+    return settle(store, open_writes, parse_snapshot(client.fetch_snapshot()), log)
+
+
+def reconcile(
+    store: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, settings: Settings, run_id: str, log: Log,
+    run_alive: RunAlive | None = None,
+) -> pd.DataFrame:
     """STEP 2·0: settle earlier writes whose outcome was left open (unknown, or a run that died
-    mid-write) from what the account shows now, then take out of the queue what the account no
-    longer bears out (a budget that moved since it was proposed). Nothing is ever re-sent blindly."""
-    settled = settle(store, store.open_writes(snapshot.account_id, run_id), snapshot, log)
+    mid-write) from what the account shows now, under the account's write lock, then take out of
+    the queue what the account no longer bears out (a budget that moved since it was proposed).
+    Nothing is ever re-sent blindly. While a live run holds the lock its writes are its own: they
+    stay open (and count for the cooldown) and the execute step refuses this cycle.
+
+    ``run_alive``: run id → whether it still runs (True/False, None: unknown); by default only the
+    lock's holder counts as alive (:mod:`..store.locks`)."""
+    account = snapshot.account_id
+    try:
+        with account_lock(store, account, run_id, settings.for_account(account).cycle_max_runtime, run_alive) as taken_over:
+            if taken_over is not None:
+                log.warning(str(taken_over))
+            settled = settle_open_writes(store, client.for_account(account), account, run_id, log, taken_over, run_alive)
+    except AccountLocked as exc:
+        log.warning(f"open writes not reconciled now: {exc}")
+        settled = store.open_writes(account, run_id).iloc[:0]
     for line in approvals.supersede_stale(store, snapshot):
         log.info(line)
     return settled
@@ -119,18 +155,6 @@ def limit(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) 
     return supersede_by_approvals(limit_writes(actions, settings.for_account(snapshot.account_id)))
 
 
-def settle_open_writes(store: Ledger, client: MetaAdsClient, account: str, run_id: str, action_ids: pd.Series, log: Log) -> None:
-    """This step is sending writes a dead run already started (a re-execution from failure, a
-    retry): read the account *now* and settle them first. What landed is then held back as already
-    sent; what did not is sent by this run, so each write lands exactly once. Under the account
-    lock, so the run that left them open cannot still be writing."""
-    open_writes = store.open_writes(account, run_id)
-    open_writes = open_writes[open_writes["action_id"].isin(set(action_ids))]
-    if open_writes.empty:
-        return
-    settle(store, open_writes, parse_snapshot(client.fetch_snapshot()), log)
-
-
 def close_carried_approvals(store: Ledger, executed: pd.DataFrame, run_id: str) -> None:
     """The approved queue rows this cycle dealt with: carried out, superseded or refused; a
     deferred one stays approved for the next cycle."""
@@ -145,17 +169,24 @@ def close_carried_approvals(store: Ledger, executed: pd.DataFrame, run_id: str) 
 
 def execute(
     store: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, actions: pd.DataFrame, scope: Sequence[str],
-    settings: Settings, run_id: str, log: Log,
+    settings: Settings, run_id: str, log: Log, run_alive: RunAlive | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """STEP 3: record the cycle in the ledger, then apply the executable actions through the
     client, holding the account's write lock (two cycles never write at once). Returns the actions
-    with their outcomes and one log record per action."""
+    with their outcomes and one log record per action.
+
+    Open writes a run left since reconcile (one that died meanwhile; the parent of a re-execution
+    from failure, which sends the same action ids) are settled first, from the account read now:
+    what landed is then held back as already sent, what did not is sent by this run, so each write
+    lands exactly once."""
     account = snapshot.account_id
     client = client.for_account(account)
     settings = settings.for_account(account)
-    with account_lock(store, account, run_id, stale_after=settings.cycle_max_runtime):
+    with account_lock(store, account, run_id, settings.cycle_max_runtime, run_alive) as taken_over:
+        if taken_over is not None:
+            log.warning(str(taken_over))
+        settle_open_writes(store, client, account, run_id, log, taken_over, run_alive)
         executable = actions.loc[actions["verdict"] == "executed", "id"]
-        settle_open_writes(store, client, account, run_id, executable, log)
         actions = hold_back_already_sent(actions, store.already_sent(account, executable))
         actions = hold_back_changed_since(actions, account_history(store, snapshot, settings), snapshot.as_of)
         actions = with_prior_state(actions, snapshot)
@@ -186,7 +217,7 @@ def run_cycle(
         document = client.fetch_snapshot()
     snapshot = parse_snapshot(document)
     frames = engine.analyze(snapshot)
-    reconcile(store, snapshot, run_id, log)
+    reconcile(store, client, snapshot, settings, run_id, log)
     metrics = frames["roas_metrics"]
     proposed, scope = decide(store, snapshot, frames, settings, log)
     routed = route(snapshot, apply_safety(snapshot, metrics, apply_policy(snapshot, proposed, settings), settings), settings)

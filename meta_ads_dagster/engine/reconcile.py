@@ -4,12 +4,16 @@ A write is *open* when the ledger holds it as ``unknown`` (sent, no answer) or s
 from a run that died between the Meta write and the ledger update. It is never re-sent: the next
 cycle reads the account and decides from the entity's current state whether the write landed.
 
-| action            | landed when the snapshot shows                 |
-|-------------------|------------------------------------------------|
-| scale_up/down     | the entity's daily budget equals the new one   |
-| pause             | the entity is PAUSED                           |
-| publish_winner    | every loser ad is PAUSED                       |
-| create_variant    | (cannot be told from the snapshot: stays open) |
+| action            | landed when the snapshot shows                                         |
+|-------------------|------------------------------------------------------------------------|
+| scale_up/down     | the entity's daily budget equals the new one                           |
+| pause             | the entity is PAUSED                                                   |
+| resume            | the entity is ACTIVE (a rollback's restore)                            |
+| publish_winner    | every loser ad is PAUSED                                               |
+| create_variant    | an ad copied from it (``source_ad_id``) created at or after the write's cycle read the account (``as_of``) |
+
+Otherwise it did not land, and the next cycle decides again. Any other type (``reallocate``,
+never sent automatically) cannot be told from the account and stays open.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pandas as pd
 
 from .snapshot import AccountSnapshot
 
-VERIFIABLE = ("scale_up", "scale_down", "pause", "publish_winner")
+VERIFIABLE = ("scale_up", "scale_down", "pause", "resume", "publish_winner", "create_variant")
 
 
 def _current_state(snapshot: AccountSnapshot) -> pd.DataFrame:
@@ -32,12 +36,26 @@ def _current_state(snapshot: AccountSnapshot) -> pd.DataFrame:
     return state.rename(columns={"id": "entity_id", "status": "status_now", "daily_budget": "budget_now"})
 
 
+def _copy_made(snapshot: AccountSnapshot, ad_id: str, since: pd.Timestamp) -> str | None:
+    """The first ad copied from ``ad_id`` at or after ``since`` ("<id> created <time>"), or None:
+    an older copy is an earlier variant's."""
+    ads = snapshot.ads
+    copies = ads[ads["source_ad_id"].eq(ad_id) & (ads["created_time"] >= since)].sort_values("created_time")
+    return None if copies.empty else f"{copies['id'].iloc[0]} created {copies['created_time'].iloc[0].isoformat()}"
+
+
 def reconcile_writes(open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd.DataFrame:
-    """``open_writes`` (ledger rows: action_id, cycle_run_id, type, entity_type, entity_id,
+    """``open_writes`` (ledger rows: action_id, cycle_run_id, as_of, type, entity_type, entity_id,
     new_budget_minor, loser_ad_ids) with ``landed`` (True/False) and ``observed`` (what the account
     shows), for the verifiable ones."""
     writes = open_writes[open_writes["type"].isin(VERIFIABLE)].merge(
         _current_state(snapshot), on=["entity_type", "entity_id"], how="left"
+    )
+    is_copy = writes["type"].eq("create_variant")
+    since = pd.to_datetime(writes["as_of"], utc=True)
+    copy_found = pd.Series(
+        [_copy_made(snapshot, ad, at) if copy else None for copy, ad, at in zip(is_copy, writes["entity_id"], since)],
+        index=writes.index, dtype=object,
     )
     ad_status = snapshot.ads.set_index("id")["status"]
     losers_paused = writes["loser_ad_ids"].map(
@@ -46,15 +64,17 @@ def reconcile_writes(open_writes: pd.DataFrame, snapshot: AccountSnapshot) -> pd
     budget_now = pd.to_numeric(writes["budget_now"], errors="coerce")
     is_budget = writes["type"].isin(["scale_up", "scale_down"])
     writes["landed"] = np.select(
-        [is_budget, writes["type"].eq("pause"), writes["type"].eq("publish_winner")],
+        [is_budget, writes["type"].eq("pause"), writes["type"].eq("resume"), writes["type"].eq("publish_winner"), is_copy],
         [budget_now.eq(pd.to_numeric(writes["new_budget_minor"])).fillna(False),
-         writes["status_now"].eq("PAUSED"), losers_paused],
+         writes["status_now"].eq("PAUSED"), writes["status_now"].eq("ACTIVE"), losers_paused, copy_found.notna()],
         default=False,
     ).astype(bool)
-    writes["observed"] = np.where(
-        is_budget,
-        "daily budget now " + budget_now.astype("Int64").astype(str),
-        "status now " + writes["status_now"].fillna("missing").astype(str),
+    writes["observed"] = np.select(
+        [is_budget, is_copy & copy_found.notna(), is_copy],
+        ["daily budget now " + budget_now.astype("Int64").astype(str),
+         "copy " + copy_found.fillna("").astype(str),
+         [f"no copy of it created since {at.isoformat()}" for at in since]],
+        default="status now " + writes["status_now"].fillna("missing").astype(str),
     )
     return writes[[*open_writes.columns, "landed", "observed"]]
 

@@ -211,6 +211,7 @@ class Ad(_Strict):
     status: Status
     created_time: Time
     creative: CreativeRef
+    source_ad_id: ObjectId | None = None  # the ad this one was copied from (a created variant)
 
 
 class Creative(_Strict):
@@ -334,7 +335,7 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
     )
     ads = _frame(
         [a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in doc.ads],
-        ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id"],
+        ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"],
     )
     creatives = _frame([c.model_dump() for c in doc.creatives], ["id", "approved"])
     insights = _parse_insights(doc.insights)

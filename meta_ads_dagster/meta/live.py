@@ -8,7 +8,13 @@ What the SDK does not do, and this module adds (facts about facebook-business 26
 - It has no retries: transient errors (codes 1, 2, 4, 17, 32, 341, 613, 80000–80008, HTTP 5xx,
   timeouts and dropped connections) are retried with exponential backoff and jitter, a bounded number
   of times. A *write* that timed out or lost its connection after being sent is never re-sent: its
-  outcome is unknown, and the next cycle reads the entity instead.
+  outcome is unknown, and the next cycle reads the entity instead. A write that is not idempotent
+  (``POST /{ad_id}/copies``: each one makes another ad) is sent at most once: any answer that leaves
+  open whether Meta applied it (5xx, a rate limit, a timeout, an unparseable body) makes it unknown.
+- It trusts any body: an HTML page (or a JSON body of the wrong shape) with HTTP 200 passes as a
+  success and crashes later (a batch: ``'str' object has no attribute 'get'``). Every answer must
+  parse as JSON, and a batch's as one entry per request: else a read is retried, and a write,
+  which may have been applied, is unknown.
 - It parses no usage headers: ``x-business-use-case-usage``, ``x-ad-account-usage`` and
   ``x-app-usage`` are read on every response, and the client pauses before the next call when any
   usage reaches ``usage_pause_pct``, for as long as Meta's ``estimated_time_to_regain_access`` says.
@@ -97,7 +103,21 @@ class MetaTransientError(MetaApiError):
 
 
 class OutcomeUnknown(RuntimeError):
-    """A write was sent but no answer came back: it may or may not have been applied."""
+    """A write was sent but no usable answer came back: it may or may not have been applied."""
+
+
+def unparseable(response: FacebookResponse, params: dict | None) -> str | None:
+    """What is wrong with an answer that is not what Graph sends (None when it is): a body that is
+    not JSON, or, for a batch, anything but a list with one entry (an object or null) per request."""
+    body = response.json()  # the SDK hands back the raw text when the body is not JSON
+    if not isinstance(body, (dict, list)):
+        return f"unparseable answer (HTTP {response.status()}): {str(body)[:60]!r}"
+    batch = (params or {}).get("batch")
+    if isinstance(batch, list) and not (
+        isinstance(body, list) and len(body) == len(batch) and all(item is None or isinstance(item, dict) for item in body)
+    ):
+        return f"unparseable answer to a batch of {len(batch)} (HTTP {response.status()}): {json.dumps(body)[:60]}"
+    return None
 
 
 @dataclass
@@ -174,7 +194,10 @@ class GuardedGraphApi(FacebookAdsApi):
         if wait > 0:
             self.sleep(wait)
 
-    def call(self, method, path, params=None, headers=None, files=None, url_override=None, api_version=None):
+    def call(self, method, path, params=None, headers=None, files=None, url_override=None, api_version=None, *, once=False):
+        """The SDK's call, checked and retried. ``once``: a write that must never be applied twice;
+        an answer that leaves open whether it was (5xx, rate limit) raises OutcomeUnknown instead of
+        being retried, like a timeout on any write."""
         for attempt in range(self.max_tries):
             self._pace()
             self.calls += 1
@@ -189,8 +212,11 @@ class GuardedGraphApi(FacebookAdsApi):
                 transient = code in TRANSIENT_CODES or (exc.http_status() or 0) >= 500 or exc.api_transient_error()
                 if not transient:
                     raise MetaApiError(self.scrub(exc.api_error_message() or "request failed"), code, exc.api_error_subcode()) from None
+                error = MetaTransientError(self.scrub(exc.api_error_message() or "transient error"), code, exc.api_error_subcode())
+                if once:  # Meta may have applied it before the error (seen: a copy, then a 500 or code 17)
+                    raise OutcomeUnknown(str(error)) from None
                 if last:
-                    raise MetaTransientError(self.scrub(exc.api_error_message() or "transient error"), code, exc.api_error_subcode()) from None
+                    raise error from None
                 self.sleep(self.backoff(attempt, usage.regain_seconds))
                 continue
             except (requests.Timeout, requests.ConnectionError) as exc:
@@ -203,12 +229,21 @@ class GuardedGraphApi(FacebookAdsApi):
                 continue
             self._observe(response.headers())
             status = response.status() or 0
-            if status >= 500:  # the SDK counts a 5xx with a JSON (or HTML) body as a success
-                if last:
-                    raise MetaTransientError(f"HTTP {status} after {self.max_tries} tries")
-                self.sleep(self.backoff(attempt))
-                continue
-            return response
+            # The SDK counts a 5xx with a JSON (or HTML) body as a success, and any body with a 200.
+            if status >= 500:
+                fault = f"HTTP {status}"
+                # A budget or status sent again sets the same value: harmless, so it is retried.
+                unknown = once
+            elif (fault := unparseable(response, params)) is None:
+                return response
+            else:
+                # Something between here and Meta answered: a write went out and may have landed.
+                unknown = method != "GET"
+            if unknown:
+                raise OutcomeUnknown(self.scrub(fault))
+            if last:
+                raise MetaTransientError(self.scrub(f"{fault} after {self.max_tries} tries"))
+            self.sleep(self.backoff(attempt))
         raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -331,7 +366,7 @@ class LiveMetaAdsClient(MetaAdsClient):
             "account": {"id": self.act_id, "currency": account["currency"], "timezone_name": account["timezone_name"]},
             "campaigns": self._read_all("get_campaigns", ["id", "name", "status", "created_time", "daily_budget"]),
             "adsets": self._read_all("get_ad_sets", ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "targeting"]),
-            "ads": self._read_all("get_ads", ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative"]),
+            "ads": self._read_all("get_ads", ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative", "source_ad_id"]),
             # Meta has no "approved" flag on a creative: one still in review (IN_PROCESS) or
             # with issues is not approved.
             "creatives": [{"id": c["id"], "approved": c.get("status") == "ACTIVE"} for c in creatives],
@@ -357,7 +392,8 @@ class LiveMetaAdsClient(MetaAdsClient):
         A per-item failure fails that action only. Publishing an A/B winner is several requests and
         one unit: if any of them fails for good, the losers it already paused are set ACTIVE again,
         so the test is never left half-decided. Transient item failures are retried in the next
-        batch (bounded); a batch whose answer never came marks its actions unknown, never re-sent.
+        batch (bounded); a batch (or item) whose answer never came, or came unparseable, marks its
+        actions unknown, never re-sent.
         """
         units = {w.action_id: self._graph_writes(w) for w in writes if w.type != "create_variant"}
         items = [(action_id, object_id, params) for action_id, requests_ in units.items() for object_id, params in requests_]
@@ -370,7 +406,7 @@ class LiveMetaAdsClient(MetaAdsClient):
             for start in range(0, len(pending), MAX_BATCH):
                 chunk = [i for i in pending[start:start + MAX_BATCH] if items[i][0] not in errors and items[i][0] not in unknown]
                 try:
-                    retry += self._send_batch(items, chunk, done, errors)
+                    retry += self._send_batch(items, chunk, done, errors, unknown)
                 except MetaAuthError as exc:
                     # Nothing more may be sent with this token: fail everything not yet done.
                     for i in pending[start:]:
@@ -405,7 +441,7 @@ class LiveMetaAdsClient(MetaAdsClient):
                 outcomes[write.action_id] = self._single(write)
         return [outcomes[w.action_id] for w in writes]
 
-    def _send_batch(self, items, chunk: list[int], done: set[int], errors: dict[str, str]) -> list[int]:
+    def _send_batch(self, items, chunk: list[int], done: set[int], errors: dict[str, str], unknown: dict[str, str]) -> list[int]:
         """One Graph batch; returns the positions to try again (transient, or left unanswered)."""
         if not chunk:
             return []
@@ -417,7 +453,10 @@ class LiveMetaAdsClient(MetaAdsClient):
 
             def succeeded(response: FacebookResponse, i=i) -> None:
                 answered.add(i)
-                done.add(i)
+                if (fault := unparseable(response, None)) is not None:  # the SDK calls any 200 a success
+                    unknown.setdefault(items[i][0], self.scrub(fault))
+                else:
+                    done.add(i)
 
             def failed(response: FacebookResponse, i=i) -> None:
                 answered.add(i)
@@ -453,8 +492,8 @@ class LiveMetaAdsClient(MetaAdsClient):
         except (MetaApiError, FacebookError, ValueError) as exc:
             return WriteOutcome(write.action_id, "failed", error=self.scrub(str(exc)))
 
-    def _post(self, path: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
-        response = self.api.call("POST", path, params=params)
+    def _post(self, path: tuple[str, ...], params: dict[str, Any], once: bool = False) -> dict[str, Any]:
+        response = self.api.call("POST", path, params=params, once=once)
         body = response.json()
         return body if isinstance(body, dict) else {"response": body}
 
@@ -477,8 +516,10 @@ class LiveMetaAdsClient(MetaAdsClient):
         """A PAUSED copy of the ad in its ad set (Graph's ``/{ad_id}/copies``).
 
         The Marketing API cannot write new titles or pick new music: the copy is the variant's
-        starting point, left paused for a person to vary its creative and approve it.
+        starting point, left paused for a person to vary its creative and approve it. Each call
+        makes another ad, so it is sent once (see :meth:`GuardedGraphApi.call`); when its outcome
+        is unknown the next cycle finds the copy by its ``source_ad_id`` and creation time.
         """
-        body = self._post((ad_id, "copies"), {"status_option": "PAUSED"})
+        body = self._post((ad_id, "copies"), {"status_option": "PAUSED"}, once=True)
         return {"new_ad_id": body.get("copied_ad_id"), "source_ad_id": ad_id}
 

@@ -44,12 +44,9 @@ from pydantic import PrivateAttr
 from ..engine.snapshot import SnapshotError, decode_snapshot, parse_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
+from ..store.filelock import file_lock
 from .demo import demo_snapshot
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: one client per state file
-    fcntl = None
 
 # A Python logger whose records Dagster also puts in the run's event log (a restart shows in the UI).
 logger = get_dagster_logger(__name__)
@@ -135,10 +132,7 @@ class StubMetaAdsClient(MetaAdsClient):
     def _change(self) -> Iterator[dict[str, Any]]:
         """One read-modify-write of the state file, holding its lock (see the module docstring)."""
         path = self._state_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "a") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with file_lock(path.with_name(path.name + ".lock")):
             state = self.load_state()  # fresh, under the lock
             self._in_change = True
             try:
@@ -270,6 +264,7 @@ class StubMetaAdsClient(MetaAdsClient):
         new_ad = {
             **source,
             "id": f"{ad_id}9{serial:03d}",
+            "source_ad_id": ad_id,
             "name": f"{source.get('name', ad_id)} (variant {serial})",
             "status": "PAUSED",
             "created_time": snapshot["as_of"],

@@ -12,6 +12,7 @@ A cycle's rows are written in one transaction before any Meta write, with execut
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from alembic.script import ScriptDirectory
 
 from ..engine.actions import optional_float, optional_int
 from ..engine.history import history_frame
+from .filelock import file_lock
 
 metadata = sa.MetaData()
 
@@ -80,6 +82,9 @@ cycle_locks_table = sa.Table(
     sa.Column("account_id", sa.String(64), primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    # revision 0004: the holder's process, so a lock whose process is gone is taken over at once
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String(255)),
 )
 
 # When each campaign was last evaluated by a tick (revision 0003): the per-tick scope rotates on it.
@@ -104,6 +109,7 @@ STATUS_BY_VERDICT = {
     "failed": "failed",
 }
 WRITTEN_STATUSES = ("done", "executing", "unknown")  # sent, or may have been
+OPEN_STATUSES = ("executing", "unknown")  # sent or being sent, outcome not known yet
 QUEUE_STATUSES = ("pending", "approved")
 
 
@@ -161,17 +167,31 @@ def _legacy_revision(conn: sa.Connection) -> str | None:
     raise RuntimeError(f"meta_actions has no {VERSION_TABLE} and only part of revision 0002 ({sorted(present)}): fix it by hand")
 
 
+def _migration_lock(engine: sa.Engine) -> contextlib.AbstractContextManager:
+    """One migrator at a time on a SQLite file: a lock file beside it. SQLite runs DDL outside
+    the transaction, so two processes on a new file both created the tables ("table meta_actions
+    already exists"). PostgreSQL takes an advisory lock inside the transaction instead; an
+    in-memory SQLite database belongs to one process."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return contextlib.nullcontext()
+    path = Path(database)
+    return file_lock(path.with_name(path.name + ".migrate.lock"))
+
+
 def upgrade_schema(engine_or_url: sa.Engine | sa.URL | str) -> None:
-    """Bring the ledger tables to the newest revision, in one transaction.
+    """Bring the ledger tables to the newest revision, in one transaction, one migrator at a time
+    (PostgreSQL: an advisory lock; SQLite: a lock file beside the database).
 
     Cheap when already there (one read of the version table). Tables made by the old
     ``metadata.create_all`` (no version table) are stamped with their revision first.
     """
     engine = engine_or_url if isinstance(engine_or_url, sa.Engine) else sa.create_engine(engine_or_url)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             if _current_revision(conn) == _head_revision():
                 return
+        with _migration_lock(engine), engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
             current = _current_revision(conn)  # again, under the lock
@@ -351,29 +371,25 @@ class Ledger:
             return {row.action_id: row.cycle_run_id for row in conn.execute(query)}
 
     def open_writes(self, account_id: str, other_than_run: str) -> pd.DataFrame:
-        """Writes whose outcome is open: ``unknown``, or ``executing`` left by another (dead) run."""
+        """Writes of other runs whose outcome is open: ``unknown``, or still ``executing``."""
         c = actions_table.c
-        frame = self.select(
-            (c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(["unknown", "executing"])
-        )
-        return frame
+        return self.select((c.account_id == account_id) & (c.cycle_run_id != other_than_run) & c.status.in_(OPEN_STATUSES))
 
-    def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> None:
-        """Close an open write after reading the account: ``done`` if it landed, else ``failed``."""
-        values = (
-            {"verdict": "executed", "status": "done"}
-            if landed
-            else {"verdict": "failed", "status": "failed"}
-        )
+    def settle(self, cycle_run_id: str, action_id: str, landed: bool, note: str) -> bool:
+        """Close an open write after reading the account: ``done`` if it landed, else ``failed``.
+
+        Compare-and-set: only while the row is still open. An outcome recorded meanwhile (the
+        write's own run got its answer after all, another run settled it) wins. Returns whether
+        this call closed it."""
+        values = {"verdict": "executed", "status": "done"} if landed else {"verdict": "failed", "status": "failed"}
         c = actions_table.c
+        where = (c.cycle_run_id == cycle_run_id, c.action_id == action_id, c.status.in_(OPEN_STATUSES))
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(c.reasons).where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)).one()
+            row = conn.execute(sa.select(c.reasons).where(*where)).first()
+            if row is None:
+                return False
             reasons = [*json.loads(row.reasons), f"reconciled: {note}"]
-            conn.execute(
-                actions_table.update()
-                .where(c.cycle_run_id == cycle_run_id, c.action_id == action_id)
-                .values(**values, reasons=json.dumps(reasons))
-            )
+            return conn.execute(actions_table.update().where(*where).values(**values, reasons=json.dumps(reasons))).rowcount == 1
 
     def run_ids_starting_with(self, prefix: str) -> list[str]:
         """The runs (cycles, rollbacks) with ledger rows whose id starts with ``prefix``."""

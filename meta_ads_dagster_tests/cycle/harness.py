@@ -34,6 +34,7 @@ class Account:
         self.account_id = document["account"]["id"]
         self.state_dir = str(folder / "stub_state")
         self.ledger = Ledger(database_url or f"sqlite:///{folder / 'ledger.sqlite'}")
+        self.settings_overrides = settings
         self.settings = load_settings(**settings)
         self.runs: list[str] = []
 

@@ -264,6 +264,24 @@ def test_a_crash_between_the_write_and_the_ledger_then_a_new_cycle(ledger, monke
     assert not ledger.open_writes(ACCOUNT, "nobody").shape[0]
 
 
+def test_the_lock_of_a_run_dagster_reports_failed_is_taken_over_at_once(ledger, monkeypatch):
+    """Issue 11 #3: a run worker killed on another host leaves its lock row behind. Once Dagster
+    reports the run failed, the next cycle takes the lock over at once (not after 25 minutes)
+    and reconciles what the dead run sent."""
+    with DagsterInstance.ephemeral() as instance:
+        cycle, crashed = crash_in_the_middle(instance, ledger, monkeypatch)
+        with ledger.engine.begin() as conn:  # as the killed worker left it: its process is not on this host
+            conn.execute(cycle_locks_table.insert().values(
+                account_id=ACCOUNT, run_id=crashed.run_id, acquired_at=datetime.now(timezone.utc), pid=1, host="another-host",
+            ))
+        after = Cycle().run(instance)
+        assert after.success
+        logs = [entry.user_message for entry in instance.all_logs(after.run_id)]
+    assert f"took over the write lock of run {crashed.run_id}: Dagster reports the run ended" in logs
+    assert_each_write_landed_once(cycle)
+    assert ledger.open_writes(ACCOUNT, "nobody").empty
+
+
 def cycle_job_for(run_id: str):
     """Module-level, so Dagster can rebuild the job for a re-execution. ``run_id`` only keys Dagster's
     per-process cache of rebuilt jobs, which would otherwise hand this test an earlier test's job

@@ -26,6 +26,7 @@ adsets,ads,adcreatives,insights}`` (paged); ``POST /act_<id>/insights`` (async r
 ``GET /<report_run_id>/insights`` (paged); ``GET|POST|DELETE /<object_id>`` for campaigns, ad sets,
 ads and creatives (POST applies ``daily_budget``/``status``/``name``; DELETE sets DELETED);
 ``POST /act_<id>/adcreatives`` and ``POST /act_<id>/ads`` (new objects join the document);
+``POST /<ad_id>/copies`` (a copy naming its ``source_ad_id`` joins the document);
 ``POST /`` with ``batch`` (at most 50 items, else error code 1).
 
 Fault injection: ``server.inject(kind, match=None, times=1, **options)``; see :data:`FAULT_OPTIONS`
@@ -96,8 +97,9 @@ FAULT_OPTIONS: dict[str, set[str]] = {
     "permanent": _COMMON_OPTIONS | {"code", "subcode"},
     # HTTP 400, code 190 invalid OAuth access token (subcode 463 expired by default).
     "token": _COMMON_OPTIONS | {"code", "subcode"},
-    # Inside a batch: item #index fails with `code` (or is null with null=True); others succeed.
-    "batch_item": {"index", "code", "subcode", "status", "message", "null", "apply"},
+    # Inside a batch: item #index fails with `code` (or is null with null=True, or answers `body`
+    # verbatim, e.g. an HTML page); others succeed.
+    "batch_item": {"index", "code", "subcode", "status", "message", "null", "apply", "body"},
 }
 
 _RATE_LIMIT_ERRORS = {
@@ -452,8 +454,8 @@ class FakeGraphServer:
         * ``permanent``: ``code`` 100 (default), 200 or 10; ``subcode``. HTTP 400.
         * ``token``: code 190 (``subcode`` 463 by default, or 460). HTTP 400.
         * ``batch_item``: ``index`` (0) of the item that fails with ``code`` (100), ``subcode``,
-          ``status`` (400), ``message``; ``null=True`` makes it a ``null`` entry instead;
-          ``apply`` executes it anyway (default False).
+          ``status`` (400), ``message``; ``null=True`` makes it a ``null`` entry instead; ``body``
+          (text) is answered verbatim with ``status``; ``apply`` executes it anyway (default False).
         """
         if kind not in FAULT_OPTIONS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(FAULT_OPTIONS)}")
@@ -768,13 +770,16 @@ class FakeGraphServer:
             if o.get("null"):
                 return None
             code = o.get("code", 100)
-            if code in _RATE_LIMIT_ERRORS:
-                message, subcode = _RATE_LIMIT_ERRORS[code]
-                usage = self._usage_at(self.usage, 100, 1, 60, "ads_insights" if "insights" in path else "ads_management")
+            if "body" in o:
+                response = _Response(o.get("status", 400), str(o["body"]), "text/html; charset=utf-8")
             else:
-                message, subcode, usage = _PERMANENT_ERRORS.get(code, f"(#{code}) Invalid request"), None, None
-            response = self._error_response(_GraphError(
-                o.get("status", 400), code, o.get("message", message), subcode=o.get("subcode", subcode)), usage)
+                if code in _RATE_LIMIT_ERRORS:
+                    message, subcode = _RATE_LIMIT_ERRORS[code]
+                    usage = self._usage_at(self.usage, 100, 1, 60, "ads_insights" if "insights" in path else "ads_management")
+                else:
+                    message, subcode, usage = _PERMANENT_ERRORS.get(code, f"(#{code}) Invalid request"), None, None
+                response = self._error_response(_GraphError(
+                    o.get("status", 400), code, o.get("message", message), subcode=o.get("subcode", subcode)), usage)
         else:
             fault = self._take_fault(method, path, params, envelope=False)
             if fault is not None:
@@ -905,6 +910,8 @@ class FakeGraphServer:
             row["targeting"] = copy.deepcopy(obj.get("targeting", {}))
         if kind == "ad":
             row["creative"] = {"id": str(obj["creative"]["id"])}
+            if obj.get("source_ad_id"):
+                row["source_ad_id"] = str(obj["source_ad_id"])
         return row
 
     def _page(self, rows: list[dict], params: dict, context: dict, path: str,
@@ -1036,13 +1043,16 @@ class FakeGraphServer:
         return creative_id
 
     def _copy_ad(self, source: dict, params: dict) -> dict:
-        """POST /{ad_id}/copies: a copy of the ad (same creative) in its ad set, or ``adset_id``."""
+        """POST /{ad_id}/copies: a copy of the ad (same creative) in its ad set, or ``adset_id``.
+        Like Graph, the copy names its source (``source_ad_id``); its ``created_time`` is the
+        served document's ``as_of`` (the server's "now")."""
         option = str(params.get("status_option", "PAUSED"))
         if option not in ("ACTIVE", "PAUSED", "INHERITED_FROM_SOURCE"):
             raise _GraphError(400, 100, "(#100) Param status_option must be one of {ACTIVE, PAUSED, INHERITED_FROM_SOURCE}")
         copy_id = self._new_id()
         self._doc["ads"].append({
-            **copy.deepcopy(source), "id": copy_id, "adset_id": str(params.get("adset_id") or source["adset_id"]),
+            **copy.deepcopy(source), "id": copy_id, "source_ad_id": str(source["id"]),
+            "adset_id": str(params.get("adset_id") or source["adset_id"]),
             "name": f"{source.get('name', '')} - Copy", "created_time": self._doc["as_of"],
             "status": source["status"] if option == "INHERITED_FROM_SOURCE" else option,
         })

@@ -7,10 +7,12 @@ are the client's 1 s request timeout in the timeout tests.
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
 
+from meta_ads_dagster.cycle import steps
 from meta_ads_dagster.engine.cycle import plan_cycle, plan_document
 from meta_ads_dagster.engine.snapshot import parse_snapshot
 from meta_ads_dagster.meta.client import Write
@@ -18,9 +20,11 @@ from meta_ads_dagster.meta.execution import execute_actions
 from meta_ads_dagster.meta.live import LiveMetaAdsClient, MetaApiError, MetaAuthError, MetaTransientError, parse_usage
 from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
+from meta_ads_dagster.store.ledger import Ledger
 
+from ..engine.factories import make_action
 from ..repo_files import SEED_SNAPSHOT_PATH
-from .fake_graph import FakeGraphServer
+from .fake_graph import DEFAULT_HTML_502, FakeGraphServer
 
 TOKEN = "EAAB-live-token-0123456789"
 SECRET = "app-secret-live"
@@ -249,3 +253,117 @@ def test_a_client_bound_to_another_account_reads_that_account_with_nothing_cache
         other.fetch_snapshot()
     assert server.find("GET", "/act_3003"), "the bound client asked Graph for its own account"
     assert client.for_account(ACCOUNT) is client
+
+
+# --- writes that must never be applied twice ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "options", "times"),
+    [("server_error", {}, 1), ("rate_limit", {"code": 17}, 2), ("html_502", {"status": 200}, 1), ("timeout", {"seconds": 3}, 1)],
+    ids=["500-after-the-copy", "code-17-twice", "html-200", "timeout"],
+)
+def test_a_creative_copy_is_sent_once_and_an_ambiguous_answer_is_unknown(server, clock, kind, options, times):
+    """Issue 11 #1: POST /{ad_id}/copies is not idempotent. A 500 after Meta applied it was retried
+    (2 copies), code 17 twice gave 3 copies. An answer that leaves the outcome open is unknown."""
+    server.inject(kind, match="/100013/copies", times=times, **({"apply": True} if kind != "timeout" else {}), **options)
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
+    assert outcome.status == "unknown", outcome
+    assert len(server.find("POST", "/100013/copies")) == 1  # sent once, never again
+    assert len(server.document["ads"]) == len(SEED["ads"]) + 1  # one copy, as Meta applied it
+    assert TOKEN not in outcome.error
+
+
+def test_a_permanent_error_on_a_copy_fails_it(server, clock):
+    server.inject("permanent", match="/100013/copies", code=100)
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
+    assert outcome.status == "failed" and "Meta error 100" in outcome.error
+    assert len(server.document["ads"]) == len(SEED["ads"])
+
+
+# --- unparseable answers -------------------------------------------------------------------------------
+def test_an_html_body_with_http_200_on_a_batch_leaves_its_writes_unknown(server, clock):
+    """Issue 11 #4: the SDK parsed the HTML page as the batch's answer and crashed ('str' object
+    has no attribute 'get'). The batch was sent and may have been applied: its writes are unknown."""
+    server.inject("html_502", match=lambda method, path, params: method == "POST" and path == "/", status=200, apply=True)
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(3))
+    assert [o.status for o in outcomes] == ["unknown"] * 3
+    assert "unparseable" in outcomes[0].error
+    assert len(server.find("POST", "/", batch_items=False)) == 1  # not re-sent
+
+
+def test_a_batch_answer_of_the_wrong_shape_leaves_its_writes_unknown(server, clock):
+    server.inject("server_error", match=lambda method, path, params: method == "POST" and path == "/", status=200, body={"data": []})
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(2))
+    assert [o.status for o in outcomes] == ["unknown"] * 2
+    assert len(server.find("POST", "/", batch_items=False)) == 1
+
+
+def test_an_unparseable_batch_item_leaves_that_write_unknown(server, clock):
+    server.inject("batch_item", index=1, status=200, body=DEFAULT_HTML_502, apply=True)
+    outcomes = make_client(server, clock).apply_writes(_budget_writes(3))
+    assert [o.status for o in outcomes] == ["executed", "unknown", "executed"]
+
+
+def test_an_unparseable_read_is_retried(server, clock):
+    server.inject("html_502", match="/act_2001/campaigns", status=200)
+    document = make_client(server, clock).fetch_snapshot()
+    assert [c["id"] for c in document["campaigns"]] == [c["id"] for c in SEED["campaigns"]]
+    first, again = server.find("GET", "/act_2001/campaigns")[:2]
+    assert (first["fault"], first["status"], again["fault"], again["params"].get("after")) == ("html_502", 200, None, None)
+    assert len(clock.sleeps) == 3  # the report's two polls at 5 s, then one backoff before the same page again
+
+
+# --- an unknown outcome, settled by the next cycle from the account --------------------------------
+def _execute_into_ledger(ledger: Ledger, client: LiveMetaAdsClient, rows: list[dict], run_id: str) -> pd.DataFrame:
+    """What the execute step does with ``rows`` (action rows, verdict executed): record, send, mark."""
+    snapshot = parse_snapshot(client.fetch_snapshot())
+    actions = pd.DataFrame([make_action(**row, verdict="executed", reasons=["test"]) for row in rows])
+    ledger.record_cycle(actions, run_id, ACCOUNT, snapshot.as_of)
+    done, _ = execute_actions(
+        actions, client, lambda o: ledger.mark_outcome(run_id, o.action_id, snapshot.as_of, o.error, o.status, o.result)
+    )
+    return done
+
+
+@pytest.mark.parametrize(("kind", "landed"), [("server_error", True), ("drop", False)], ids=["applied-then-500", "never-applied"])
+def test_an_unknown_copy_is_found_by_the_next_cycle_from_its_source_ad(server, clock, tmp_path, kind, landed):
+    """Issue 11 #1: the copy's outcome is unknown; the next cycle reads the account and settles it
+    from the ads copied from the source ad since the write (``source_ad_id``, ``created_time``):
+    done when the copy is there, failed when not. Never sent again either way."""
+    server.inject(kind, match="/100013/copies", **({"apply": True} if landed else {}))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    client = make_client(server, clock)
+    variant = {"id": "v1", "type": "create_variant", "entity_type": "ad", "entity_id": "100013", "rule": "creative_fatigue"}
+    done = _execute_into_ledger(ledger, client, [variant], "run-1")
+    assert done["verdict"].tolist() == ["failed"] and "outcome unknown" in done["reasons"].iloc[0][-1]
+    assert ledger.cycle_actions("run-1")["status"].tolist() == ["unknown"]
+
+    settled = steps.reconcile(ledger, client, parse_snapshot(client.fetch_snapshot()), load_settings(), "run-2", logging.getLogger(__name__))
+    assert settled["landed"].tolist() == [landed]
+    row = ledger.cycle_actions("run-1").iloc[0]
+    copies = [ad["id"] for ad in server.document["ads"] if ad.get("source_ad_id") == "100013"]
+    if landed:
+        assert row["status"] == "done" and row["reasons"][-1].startswith(f"reconciled: landed (copy {copies[0]} created ")
+    else:
+        assert row["status"] == "failed" and row["reasons"][-1].startswith("reconciled: did not land (no copy of it created since")
+    assert len(copies) == int(landed) and len(server.find("POST", "/100013/copies")) == 1
+    ledger.dispose()
+
+
+def test_an_html_answer_to_a_batch_is_reported_and_settled_next_cycle(server, clock, tmp_path):
+    """Issue 11 #4 end to end: the execute step finishes, both writes are reported failed with the
+    outcome unknown; the next cycle finds them landed."""
+    server.inject("html_502", match=lambda method, path, params: method == "POST" and path == "/", status=200, apply=True)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    client = make_client(server, clock)
+    raises = [
+        {"id": f"r{i}", "entity_id": campaign, "current_budget_minor": 50000.0, "new_budget_minor": 55000.0 + i}
+        for i, campaign in enumerate(("100001", "100005"))
+    ]
+    done = _execute_into_ledger(ledger, client, raises, "run-1")
+    assert done["verdict"].tolist() == ["failed", "failed"]
+    assert all(r[-1].startswith("outcome unknown: unparseable answer (HTTP 200)") for r in done["reasons"])
+    assert ledger.cycle_actions("run-1")["status"].tolist() == ["unknown", "unknown"]
+
+    steps.reconcile(ledger, client, parse_snapshot(client.fetch_snapshot()), load_settings(), "run-2", logging.getLogger(__name__))
+    assert ledger.cycle_actions("run-1")["status"].tolist() == ["done", "done"]
+    ledger.dispose()

@@ -118,6 +118,26 @@ def test_mark_outcome(ledger, auto_actions, snapshot):
     assert ledger.cycle_actions("run-2").set_index("entity_id").loc["1001036", "status"] == "executing"
 
 
+def test_settle_closes_only_a_row_still_open(ledger, auto_actions, snapshot):
+    """Issue 11 #2: settling is a compare-and-set on the status. An outcome recorded meanwhile
+    (its own run got the answer; another run settled it) is never overwritten."""
+    ledger.record_cycle(auto_actions, "run-1", ACCOUNT, snapshot.as_of)
+    ids = auto_actions.set_index("entity_id")["id"]
+    ledger.mark_outcome("run-1", ids["1001001"], AS_OF, None)  # done
+    ledger.mark_outcome("run-1", ids["1001010"], AS_OF, "ReadTimeout", "unknown")
+
+    assert ledger.settle("run-1", ids["1001001"], False, "did not land (daily budget now 50000)") is False
+    assert ledger.settle("run-1", ids["1001010"], True, "landed (daily budget now 9000)") is True
+    assert ledger.settle("run-1", ids["1001010"], False, "did not land (daily budget now 10000)") is False
+    assert ledger.settle("run-1", ids["1001036"], False, "did not land (daily budget now 60000)") is True  # executing
+
+    rows = ledger.cycle_actions("run-1").set_index("entity_id")
+    assert rows.loc["1001001", ["status", "verdict"]].tolist() == ["done", "executed"]
+    assert not any(r.startswith("reconciled") for r in rows.loc["1001001", "reasons"])
+    assert rows.loc["1001010", "status"] == "done" and rows.loc["1001010", "reasons"][-1] == "reconciled: landed (daily budget now 9000)"
+    assert rows.loc["1001036", "status"] == "failed"
+
+
 def test_history_lists_every_write_since_with_its_size_and_executing_counts(ledger, auto_actions, snapshot):
     ids = auto_actions.set_index("entity_id")["id"]
     ledger.record_cycle(auto_actions, "run-1", ACCOUNT, AS_OF)

@@ -18,6 +18,8 @@ from alembic.script import ScriptDirectory
 from meta_ads_dagster.store import ledger as ledger_module
 from meta_ads_dagster.store.ledger import VERSION_TABLE, Ledger, alembic_config, metadata, upgrade_schema
 
+from ..at_once import run_at_once
+
 # meta_actions as ``metadata.create_all`` made it before the migrations (revision 0001): frozen here.
 legacy_metadata = sa.MetaData()
 legacy_actions = sa.Table(
@@ -49,6 +51,14 @@ legacy_actions = sa.Table(
     sa.Index("ix_meta_actions_entity", "account_id", "entity_type", "entity_id"),
 )
 LEGACY_COLUMNS = [c.name for c in legacy_actions.columns]
+# meta_cycle_locks as revisions 0002 and 0003 left it (0004 added the holder's pid and host): frozen here.
+locks_0002 = sa.Table(
+    "meta_cycle_locks",
+    sa.MetaData(),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
 NEW_COLUMNS = [
     "step", "input_snapshot", "output_snapshot", "success", "minor_per_unit", "prior_budget_minor", "prior_status",
     "decided_by", "decided_at", "decision_reason", "expires_at", "rollback_of_run",
@@ -130,13 +140,13 @@ def _assert_old_row_intact(row: dict) -> None:
 
 def test_one_head_and_a_linear_history():
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0003"]
-    assert [r.revision for r in script.walk_revisions()] == ["0003", "0002", "0001"]
+    assert script.get_heads() == ["0004"]
+    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
 
 
 def test_an_empty_database_migrates_to_the_tables_of_ledger_py(engine):
     upgrade_schema(engine)
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     assert _columns(engine) == {t.name: [c.name for c in t.columns] for t in metadata.sorted_tables}
     assert _indexes(engine, "meta_actions") == {
         ix.name: [c.name for c in ix.columns] for ix in metadata.tables["meta_actions"].indexes
@@ -165,7 +175,7 @@ def test_a_database_at_0001_upgrades_in_place(database_url, engine):
 
     ledger = Ledger(database_url)
     try:
-        assert _revision(engine) == "0003"
+        assert _revision(engine) == "0004"
         assert _differences(engine, metadata) == []
         [row] = _rows(engine)
         _assert_old_row_intact(row)
@@ -183,7 +193,7 @@ def test_a_legacy_create_all_database_is_stamped_then_upgraded(database_url, eng
     assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     assert _differences(engine, metadata) == []
     [row] = _rows(engine)
     _assert_old_row_intact(row)
@@ -191,13 +201,28 @@ def test_a_legacy_create_all_database_is_stamped_then_upgraded(database_url, eng
 
 def test_a_legacy_database_already_in_the_0002_shape_is_stamped_then_upgraded(database_url, engine):
     # Made by ledger.py's create_all after 0002's columns, before the migrations (and before 0003).
-    metadata.create_all(engine, tables=[metadata.tables["meta_actions"], metadata.tables["meta_cycle_locks"]])
+    metadata.create_all(engine, tables=[metadata.tables["meta_actions"]])
+    locks_0002.create(engine)
     with engine.begin() as conn:
         conn.execute(metadata.tables["meta_actions"].insert(), OLD_ROW)
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     assert _differences(engine, metadata) == []
     assert len(_rows(engine)) == 1
+
+
+def test_a_lock_held_at_0003_survives_the_upgrade_without_a_known_process(database_url, engine):
+    """Revision 0004 adds the holder's pid and host; a lock taken before it keeps its row, and
+    with no process known only the timeout can free it (store/locks.py)."""
+    _migrate(engine, "upgrade", "0003")
+    acquired = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(locks_0002.insert().values(account_id="act_1001", run_id="run-old", acquired_at=acquired))
+    upgrade_schema(database_url)
+    assert _revision(engine) == "0004"
+    with engine.connect() as conn:
+        [row] = conn.execute(sa.select(metadata.tables["meta_cycle_locks"])).mappings().all()
+    assert (row["run_id"], row["pid"], row["host"]) == ("run-old", None, None)
 
 
 def test_a_half_migrated_legacy_database_is_refused(engine):
@@ -225,7 +250,7 @@ def test_downgrade_to_0001_and_back(database_url, engine):
     }
 
     upgrade_schema(engine)
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     assert _differences(engine, metadata) == []
     _assert_old_row_intact(_rows(engine)[0])
 
@@ -239,3 +264,21 @@ def test_a_database_at_head_is_not_migrated_again(database_url, monkeypatch):
     monkeypatch.setattr(ledger_module.command, "upgrade", fail)
     monkeypatch.setattr(ledger_module.command, "stamp", fail)
     Ledger(database_url).dispose()
+
+
+def test_processes_migrating_a_new_database_at_once_all_succeed(database_url, engine, tmp_path):
+    """Issue 11 #5: SQLite runs DDL outside the transaction, and two processes migrating a new
+    file at once both created the tables ("table meta_actions already exists"). One migrator at a
+    time: a lock file beside a SQLite database, an advisory lock on PostgreSQL."""
+    # Each migration takes a moment longer than usual: the processes all find the database empty
+    # before any of them has made a table, as they can on a busy host.
+    slow_upgrade = (
+        "from alembic import command\n"
+        "from meta_ads_dagster.store.ledger import Ledger\n"
+        "upgrade = command.upgrade\n"
+        "command.upgrade = lambda *args, **kwargs: (time.sleep(0.5), upgrade(*args, **kwargs))\n"
+    )
+    failures = run_at_once(slow_upgrade, "Ledger(ARGS[0]).dispose()\n", tmp_path / "race", 3, database_url)
+    assert failures == []
+    assert _revision(engine) == "0004"
+    assert _differences(engine, metadata) == []
