@@ -18,12 +18,18 @@ INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance.yaml"
 
 
 def ensure_dagster_home() -> Path:
-    """A persistent DAGSTER_HOME (without one Dagster keeps nothing), created on first use."""
+    """A persistent DAGSTER_HOME (without one Dagster keeps nothing), created on first use: its
+    instance config written once, under the home's lock, so a second `meta-ads cycle` started at
+    the same moment never reads a half-written file."""
+    from ..instance import LOCK_FILE
+    from ..store.filelock import file_lock
+
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML.read_text())
+    with file_lock(home / LOCK_FILE):
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(INSTANCE_YAML.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -105,9 +111,8 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     settings = load_settings()  # before anything is created: a bad setting changes nothing
     home = ensure_dagster_home()
     # Imported here: `meta-ads plan` and the review commands must not pay for (or need) Dagster.
-    from dagster import DagsterInstance
-
     from ..definitions import build_definitions
+    from ..instance import InstanceError, open_instance
     from ..jobs import CYCLE_JOB_NAME
 
     if not args.verbose:
@@ -119,7 +124,11 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     if args.account and args.account not in accounts:
         raise CliError(f"--account: {args.account} is not one of the configured accounts ({', '.join(accounts)})")
     run_ids, failed = [], 0
-    with DagsterInstance.get() as instance:
+    try:
+        instance = open_instance()  # once, before any run: a new home's storage is created by one process
+    except InstanceError as exc:
+        raise CliError(str(exc)) from None
+    with instance:
         # Accounts are independent: one account's failed cycle does not stop the others'.
         for account in [args.account] if args.account else accounts:
             result = run_account_cycle(job, instance, account, settings, args.verbose)

@@ -127,13 +127,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     place, ledger = _read(settings)
     if ledger is None:
         return 0
-    from dagster import DagsterInstance, RunsFilter
+    from dagster import RunsFilter
 
+    from ..instance import InstanceError, open_instance
     from ..jobs import ACCOUNT_TAG, CYCLE_JOB_NAME
 
     os.environ["DAGSTER_HOME"] = str(place.home)
     runs = RunsFilter(job_name=CYCLE_JOB_NAME, tags={ACCOUNT_TAG: account} if account else None)
-    with DagsterInstance.get() as instance:
+    try:
+        instance = open_instance()
+    except InstanceError as exc:
+        raise CliError(str(exc)) from None
+    with instance:
         records = instance.get_run_records(runs, limit=args.limit)
     rows = []
     for record in records:

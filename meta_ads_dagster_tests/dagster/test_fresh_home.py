@@ -41,3 +41,20 @@ def test_a_storage_error_is_one_line(tmp_path, monkeypatch):
         open_instance()
     assert str(error.value).startswith(f"Dagster's storage at {home} could not be opened: ")
     assert "\n" not in str(error.value)
+
+
+def test_two_meta_ads_cycles_started_at_once_on_a_new_home_both_succeed(tmp_path):
+    """What the issue saw: `meta-ads cycle` twice at once on a home that does not exist yet (one
+    account each, so neither waits for the other's write lock)."""
+    home = tmp_path / "new_home"  # not created: the first command creates it
+    failures = run_at_once(
+        "from meta_ads_dagster.cli import main\n",
+        # Process n (its start-line file is ready-n) cycles the n-th account.
+        "sys.exit(main(['cycle', '--account', ARGS[int(pathlib.Path(sys.argv[2]).name.split('-')[1])]]))\n",
+        tmp_path / "race", 2, "act_1001", "act_2002",
+        env={"DAGSTER_HOME": str(home), "META_AD_ACCOUNT_IDS": "act_1001,act_2002"},
+    )
+    assert failures == []
+    assert (home / "dagster.yaml").read_text().startswith("# The embedded instance")
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 2
