@@ -48,6 +48,8 @@ def main() -> None:
         for seed, counts, found in pool.map(one_account, [(s, cycles) for s in range(first, first + accounts)], chunksize=4):
             totals.update(counts)
             breaches += [f"seed {seed}: {b}" for b in found]
+            for line in found:
+                print(f"breach, seed {seed}: {line}", flush=True)  # as found: a long run is worth reading while it runs
             done += 1
             if done % 50 == 0:
                 print(f"{done} accounts, {totals['cycles']} cycles, {len(breaches)} breaches, {time.perf_counter() - started:.0f} s", flush=True)

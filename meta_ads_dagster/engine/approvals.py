@@ -123,14 +123,21 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
 def supersede_by_approvals(actions: pd.DataFrame) -> pd.DataFrame:
     """After the writes are limited: this cycle's own newly queued proposal for an entity a
     person's approval writes now, or will write once the per-tick limit lets it (deferred), is
-    moot: it is superseded, not queued again beside the approval."""
+    moot: it is superseded, not queued again beside the approval. A queued hard stop yields only to
+    an approval written now: one that waits may still be refused, and the hard stop must stay
+    before a person until the entity is paused."""
     approved = actions[is_approval(actions)]
-    going = approved[approved["verdict"].isin(["executed", "deferred"])].reset_index(drop=True)
-    actions = actions.copy()
-    if going.empty:
-        return actions
-    touched = written_entities(going)
+    queued = actions["verdict"].eq("queued").to_numpy()
     keys = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]])
-    moot = keys.isin(pd.MultiIndex.from_frame(touched[["entity_type", "entity_id"]])) & actions["verdict"].eq("queued").to_numpy()
+
+    def touched_by(verdicts: tuple[str, ...]) -> np.ndarray:
+        going = approved[approved["verdict"].isin(verdicts)].reset_index(drop=True)
+        if going.empty:
+            return np.zeros(len(actions), dtype=bool)
+        return keys.isin(pd.MultiIndex.from_frame(written_entities(going)[["entity_type", "entity_id"]]))
+
+    hard_stop = actions["rule"].eq("hard_stop").to_numpy()
+    moot = queued & (touched_by(("executed",)) | (touched_by(("deferred",)) & ~hard_stop))
+    actions = actions.copy()
     give_verdict(actions, moot, "superseded", "an approved action for this entity is carried out now or in a coming cycle: superseded")
     return actions

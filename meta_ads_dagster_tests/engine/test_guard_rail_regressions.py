@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from meta_ads_dagster.engine.approvals import supersede_by_approvals
 from meta_ads_dagster.engine.history import changed_in_window, describe, history_frame
 from meta_ads_dagster.engine.policy import PolicyEngine
 from meta_ads_dagster.settings import load_settings
@@ -141,3 +142,16 @@ def test_an_ad_that_loses_two_tests_is_paused_once():
     assert len(actions) == 2 and sorted(actions["verdict"]) == ["executed", "superseded"]
     superseded = actions[actions["verdict"].eq("superseded")].iloc[0]
     assert f"ad {ad_id(0, 0, 1)} is already written this cycle" in superseded["reasons"][-1]
+
+
+@pytest.mark.parametrize("approval_verdict, hard_stop_verdict", [("deferred", "queued"), ("executed", "superseded")])
+def test_a_queued_hard_stop_yields_only_to_an_approval_written_now(approval_verdict, hard_stop_verdict):
+    """Found by the thousand-account run (seed 540): a person's approved A/B decision pausing ad X
+    was deferred by the per-tick limit, and superseded this cycle's mass-paused hard stop on X; the
+    hard stop then stood neither executed nor before a person."""
+    stop = make_action(id="stop", entity_type="ad", entity_id="X", type="pause", rule="hard_stop", verdict="queued")
+    approval = make_action(id="ab", entity_type="ad", entity_id="W", type="publish_winner", rule="ab_winner",
+                           verdict=approval_verdict, loser_ad_ids=("X",))
+    frame = pd.DataFrame([stop, approval]).assign(approved_in_run=[None, "cycle-1"])
+    out = supersede_by_approvals(frame).set_index("id")
+    assert out.loc["stop", "verdict"] == hard_stop_verdict
