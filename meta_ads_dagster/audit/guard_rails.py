@@ -44,7 +44,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 TOLERANCE = 1e-6
 DAY = timedelta(hours=24)
@@ -119,8 +120,8 @@ class Account:
         return math.inf if row is None else (self.as_of - moment(row["created_time"])).total_seconds() / 3600
 
     def window_totals(self) -> dict[tuple[str, str], list[float]]:
-        """(kind, id) → [spend, revenue, purchases] over the 7 full days before as_of's day (UTC accounts)."""
-        today = self.as_of.date()
+        """(kind, id) → [spend, revenue, purchases] over the 7 full days before as_of's day."""
+        today = account_day(self.document)
         first = today - timedelta(days=WINDOW_DAYS)
         totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for row in self.document["insights"]:
@@ -165,6 +166,19 @@ class AccountState:
         self.account = Account(document)
         self.budget = {key: self.account.budget(*key) for key in self.account.row if key[0] != "ad"}
         self.status = {key: row["status"] for key, row in self.account.row.items()}
+
+    def learn(self, document: dict) -> None:
+        """Entities that appeared since (a new campaign, a creative variant) join the replay as
+        ``document`` shows them."""
+        for kind, key in (("campaign", "campaigns"), ("adset", "adsets"), ("ad", "ads")):
+            for row in document[key]:
+                if (kind, row["id"]) in self.account.row:
+                    continue
+                self.account.kind_of[row["id"]] = kind
+                self.account.row[(kind, row["id"])] = row
+                self.status[(kind, row["id"])] = row["status"]
+                if kind != "ad":
+                    self.budget[(kind, row["id"])] = self.account.budget(kind, row["id"])
 
     def apply(self, write: dict) -> None:
         method = write["method"]
@@ -220,6 +234,7 @@ class GuardRailChecker:
         self.checked = defaultdict(int)  # what was looked at, by kind (the test's proof it looked)
 
     def check(self, op: Operation) -> list[Breach]:
+        self.state.learn(op.document)
         if op.kind == "cycle":
             return self._check_cycle(op)
         breaches = []
@@ -383,9 +398,14 @@ class GuardRailChecker:
         return [Breach(RESUME_HALTED, f"{op.run_id}: resumed {key} although the hard stop holds on {held}")] if held else []
 
 
+def account_day(document: dict) -> date:
+    """as_of's calendar day in the account's time zone: the day insights rows are dated by."""
+    return moment(document["as_of"]).astimezone(ZoneInfo(document["account"]["timezone_name"])).date()
+
+
 def today_spend(document: dict) -> float:
-    """The account's spend so far today (the insights rows dated as_of's day; UTC accounts)."""
-    today = moment(document["as_of"]).date().isoformat()
+    """The account's spend so far today (the insights rows dated as_of's day)."""
+    today = account_day(document).isoformat()
     return sum(float(row["spend"]) for row in document["insights"] if row["date_start"] == today)
 
 

@@ -2,7 +2,8 @@
 
 - dry run (``dryrun.py``): ``plan``;
 - operate (``operate.py``): ``cycle``;
-- review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``.
+- review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``;
+- simulate (``simulate.py``): ``simulate`` (policies compared on the simulated market).
 
 Every error a person can cause is answered in one line on stderr with exit status 2, never with a
 traceback: a bad setting, a bad snapshot, a bad id, a locked account, an unreachable database.
@@ -22,13 +23,14 @@ EPILOG = """examples:
   meta-ads plan --snapshot examples/seed_worked_examples.json --mode auto
   meta-ads cycle && meta-ads pending
   meta-ads approve 44a63fb191a2045e --by alice && meta-ads cycle
+  meta-ads simulate --campaigns 200 --days 14 --seed 7 --compare
 
 settings come from environment variables (META_AUTO_MODE, MAX_DAILY_CHANGE_PCT, …): see the
 settings table in README.md. Data lives under DAGSTER_HOME (./.dagster_home when unset)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dryrun, operate, review
+    from . import dryrun, operate, review, simulate
 
     parser = argparse.ArgumentParser(
         prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, run and review optimization cycles.",
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     dryrun.register(commands, formats)
     operate.register(commands)
     review.register(commands, formats)
+    simulate.register(commands)
     return parser
 
 
