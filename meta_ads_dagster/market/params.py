@@ -198,12 +198,17 @@ class MarketParams:
             raise ValueError("reported_same_day + reported_within_week must not exceed 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as JSON data (tuples as lists)."""
+        return {name: _lists(value) for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MarketParams":
         """The inverse of ``to_dict`` after a JSON round trip (lists become tuples again)."""
         return cls(**{f.name: _tuples(data[f.name]) for f in fields(cls) if f.name in data})
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
 
 
 def _tuples(value: Any) -> Any:

@@ -34,16 +34,17 @@ def snapshot_document(market: "Market") -> dict[str, Any]:
     adsets = np.flatnonzero(s["created"] <= now)
     ads = np.flatnonzero(a["created"] <= now)
     campaign_ids, adset_ids, ad_ids = (table["id"].astype(str) for table in (c, s, a))
+    campaign_id, adset_id, ad_id = (ids.tolist() for ids in (campaign_ids, adset_ids, ad_ids))  # str, not numpy str
     doc: dict[str, Any] = {
         "as_of": iso_time(now),
         "account": {"id": p.account_id, "currency": "USD", "timezone_name": p.timezone_name},
         "campaigns": [
-            {"id": campaign_ids[i], "name": f"Campaign {c['serial'][i]:03d}", "status": STATUS_NAMES[c["status"][i]],
+            {"id": campaign_id[i], "name": f"Campaign {c['serial'][i]:03d}", "status": STATUS_NAMES[c["status"][i]],
              "created_time": iso_time(c["created"][i]), "daily_budget": _budget(c["budget"][i])}
             for i in campaigns
         ],
         "adsets": [
-            {"id": adset_ids[i], "campaign_id": campaign_ids[s["campaign"][i]], "name": f"Ad set {s['rank'][i]}",
+            {"id": adset_id[i], "campaign_id": campaign_id[s["campaign"][i]], "name": f"Ad set {s['rank'][i]}",
              "status": STATUS_NAMES[s["status"][i]], "created_time": iso_time(s["created"][i]), "daily_budget": _budget(s["budget"][i]),
              "targeting": {"geo_locations": {"countries": [COUNTRIES[k] for k in s["countries"][i] if k != NOT_YET]}},
              "learning_stage_info": {
@@ -52,11 +53,11 @@ def snapshot_document(market: "Market") -> dict[str, Any]:
              }}
             for i in adsets
         ],
-        "ads": [_ad(market, i, ad_ids, adset_ids, campaign_ids) for i in ads],
+        "ads": [_ad(market, i, ad_id, adset_id, campaign_id) for i in ads],
         "creatives": [{"id": str(a["creative_id"][i]), "approved": bool(a["approved_at"][i] <= now)} for i in ads],
         "insights": _insights(market, ad_ids, adset_ids, campaign_ids),
         "ab_tests": [
-            {"id": f"ab-{campaign_ids[i]}", "ad_ids": list(ad_ids[(a["campaign"] == i) & (a["source"] == NOT_YET)]), "started_at": iso_time(c["created"][i])}
+            {"id": f"ab-{campaign_id[i]}", "ad_ids": ad_ids[(a["campaign"] == i) & (a["source"] == NOT_YET)].tolist(), "started_at": iso_time(c["created"][i])}
             for i in campaigns[c["ab_test"][campaigns]]
         ],
     }

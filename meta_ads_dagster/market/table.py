@@ -34,7 +34,7 @@ class Table:
         return np.arange(start, start + count)
 
     def to_state(self) -> dict[str, Any]:
-        return {name: {"dtype": column.dtype.str, "shape": column.shape, "values": column.ravel().tolist()} for name, column in self.columns.items()}
+        return {name: {"dtype": column.dtype.str, "shape": list(column.shape), "values": column.ravel().tolist()} for name, column in self.columns.items()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Table":
