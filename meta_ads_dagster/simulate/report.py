@@ -62,16 +62,17 @@ def write_chart(runs: list[PolicyRun], title: str, out: Path) -> Path:
 
     matplotlib.use("Agg")  # files only: no display, the same output everywhere
     from matplotlib import pyplot
-    from matplotlib.ticker import StrMethodFormatter
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     figure, axes = pyplot.subplots(figsize=(9, 5))
     try:
-        for run in runs:
-            days = range(1, len(run.daily) + 1)
-            axes.plot(days, [day["cumulative_profit"] for day in run.daily], marker="o", markersize=3, label=run.policy)
+        for run in runs:  # from day 0, before anything was delivered
+            days = range(len(run.daily) + 1)
+            axes.plot(days, [0.0] + [day["cumulative_profit"] for day in run.daily], marker="o", markersize=3, label=run.policy)
         axes.axhline(0, color="grey", linewidth=0.8)
         axes.set(title=title, xlabel="simulated day", ylabel="cumulative profit (revenue − spend, USD)")
         axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend()
         axes.grid(alpha=0.3)
         path = out / CHART_FILE
