@@ -254,6 +254,14 @@ class Market:
             raise MarketRefused(f"{entity_type} {entity_id} does not exist")
         return index
 
+    def _budget_holder(self, entity_type: str, index: int) -> tuple[str, int]:
+        """Which object holds the budget that pays for this one: its CBO campaign, else its ad set."""
+        if entity_type == "campaign":
+            return ("campaign", index) if self.campaigns["cbo"][index] else ("adset", NOT_YET)
+        adset = index if entity_type == "adset" else int(self.ads["adset"][index])
+        campaign = int(self.adsets["campaign"][adset])
+        return ("campaign", campaign) if self.campaigns["cbo"][campaign] else ("adset", adset)
+
     def _adsets_of(self, entity_type: str, index: int) -> np.ndarray:
         if entity_type == "campaign":
             return np.flatnonzero(self.adsets["campaign"] == index)
@@ -262,10 +270,8 @@ class Market:
     def update_budget(self, entity_type: str, entity_id: str, minor: int) -> dict[str, Any]:
         """Set a daily budget (minor units) on a CBO campaign or on an ad set of a non-CBO campaign."""
         index = self._find(entity_type, entity_id)
-        cbo = self.campaigns["cbo"][index if entity_type == "campaign" else self.adsets["campaign"][index]] if entity_type != "ad" else None
-        if entity_type == "ad" or cbo != (entity_type == "campaign"):
-            holder = "its campaign" if entity_type == "adset" else "its ad sets" if entity_type == "campaign" else "its ad set or campaign"
-            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: {holder} holds it")
+        if self._budget_holder(entity_type, index) != (entity_type, index):
+            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: its {self._budget_holder(entity_type, index)[0]} holds it")
         minor = int(minor)
         if minor < self.params.min_budget_minor:
             raise MarketRefused(f"{entity_type} {entity_id}: daily budget {minor} is below the minimum {self.params.min_budget_minor}")
