@@ -277,6 +277,17 @@ def test_new_campaigns_arrive_during_the_run():
     doc = market.snapshot()
     new = [c for c in doc["campaigns"] if c["id"] not in before]
     assert new and all(pd.Timestamp(c["created_time"]) > pd.Timestamp("2026-11-01T22:00:00+00:00") for c in new)
+    assert market.learning_resets == 0  # launches learn, but are not resets caused by an edit
+
+
+def test_a_sale_day_converts_two_to_three_times_better():
+    market = Market(campaigns=30, seed=14, params=MarketParams(sale_probability=0.1, outage_probability=0.0))
+    market.advance(2 * DAY)
+    truth = market.truth_daily(by_campaign=True, include_warmup=True).set_index(["campaign_id", "date"])
+    per_dollar = truth["purchases"] / truth["spend"]
+    sales = market.events().query("kind == 'sale'").set_index(["campaign_id", "date"]).index.intersection(truth.index)
+    lifted = [per_dollar[key] / per_dollar[key[0]].drop(key[1]).mean() for key in sales if truth.loc[key, "spend"] > 200]
+    assert len(lifted) >= 5 and 1.8 < sum(lifted) / len(lifted) < 3.5
 
 
 def test_total_daily_budget_is_the_sum_of_the_active_holders_budgets():
