@@ -168,21 +168,24 @@ def test_a_day_never_spends_more_than_the_overspend_limit_allows(seed, edits):
     """Whatever the budget edits, a holder's day spends at most 1.25 × the largest budget it had
     that day (delivery made very noisy, so days hit the cap)."""
     market = Market(campaigns=4, seed=seed, params=MarketParams(daily_delivery_sigma=0.6, arrivals_per_day_share=0))
+    budgets = budget_holders(market.snapshot())
+    holders = sorted(budgets)
     largest: dict[tuple[str, str], int] = defaultdict(int)
     by_step = defaultdict(list)
     for step, holder, factor in edits:
-        by_step[step].append((holder, factor))
+        by_step[step].append((holders[holder % len(holders)], factor))
     for step in range(96):  # two days
-        holders = budget_holders(market.snapshot()) if by_step[step] else None
-        for holder, factor in by_step[step]:
-            (kind, entity_id), budget = sorted(holders.items())[holder % len(holders)]
+        for (kind, entity_id), factor in by_step[step]:
             try:
-                market.update_budget(kind, entity_id, max(100, round(budget * factor)))
+                market.update_budget(kind, entity_id, max(100, round(budgets[(kind, entity_id)] * factor)))
+                budgets[(kind, entity_id)] = max(100, round(budgets[(kind, entity_id)] * factor))
             except MarketRefused:
                 pass  # the hourly edit limit
-        for (kind, entity_id), budget in budget_holders(market.snapshot()).items():
-            largest[(entity_id, local_date(market))] = max(largest[(entity_id, local_date(market))], budget)
+        day = local_date(market)
+        for (kind, entity_id), budget in budgets.items():
+            largest[(entity_id, day)] = max(largest[(entity_id, day)], budget)
         market.advance(30)
+    assert budget_holders(market.snapshot()) == budgets
     for (holder, day), spend in holder_day_spend(market.snapshot()).items():
         if (holder, day) in largest:  # days before the edits started have the budget of the start
             assert spend <= 1.25 * largest[(holder, day)] / 100 + 0.05
