@@ -270,12 +270,14 @@ class Market:
     def update_budget(self, entity_type: str, entity_id: str, minor: int) -> dict[str, Any]:
         """Set a daily budget (minor units) on a CBO campaign or on an ad set of a non-CBO campaign."""
         index = self._find(entity_type, entity_id)
-        if self._budget_holder(entity_type, index) != (entity_type, index):
-            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: its {self._budget_holder(entity_type, index)[0]} holds it")
+        holder = self._budget_holder(entity_type, index)
+        if holder != (entity_type, index):
+            named = {"campaign": "its campaign (CBO)", "adset": "its ad set" if entity_type == "ad" else "its ad sets"}[holder[0]]
+            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: the budget is on {named}")
         minor = int(minor)
         if minor < self.params.min_budget_minor:
             raise MarketRefused(f"{entity_type} {entity_id}: daily budget {minor} is below the minimum {self.params.min_budget_minor}")
-        key = f"{entity_type}:{entity_id}"
+        key = f"{entity_type}:{index}"
         recent = [t for t in self._budget_edits.get(key, []) if self._now - t < 60]
         if len(recent) >= self.params.budget_edits_per_hour:
             raise MarketRefused(
