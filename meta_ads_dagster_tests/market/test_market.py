@@ -120,6 +120,17 @@ def test_learning_costs_purchases():
     assert roas[1] < roas[0] * 0.9
 
 
+def test_learning_ends_after_50_purchases_or_else_is_limited_after_7_days():
+    market = Market(campaigns=40, seed=6, params=MarketParams(significant_edit_pct=0.0, arrivals_per_day_share=0))
+    for (kind, entity_id), budget in budget_holders(market.snapshot()).items():
+        market.update_budget(kind, entity_id, budget + 100)  # every ad set starts learning again
+    assert {s["learning_stage_info"]["status"] for s in market.snapshot()["adsets"]} == {"LEARNING"}
+    market.advance(7 * DAY + 60)
+    stages = [s["learning_stage_info"] for s in market.snapshot()["adsets"]]
+    assert {s["status"] for s in stages} == {"SUCCESS", "FAIL"}
+    assert all((s["status"] == "SUCCESS") == (s["conversions"] >= 50) for s in stages)
+
+
 def test_conversions_are_reported_late_and_restated_toward_the_truth():
     market = Market(campaigns=60, seed=2)
     market.advance(DAY + 10 * 60)  # 10:00 on the second day
