@@ -6,8 +6,10 @@ effect it is about through the snapshot (what Meta would report) or ``truth_dail
 
 from __future__ import annotations
 
+import ast
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meta_ads_dagster.engine.snapshot import parse_snapshot
+import meta_ads_dagster.market
 from meta_ads_dagster.market import Market, MarketParams, MarketRefused
 
 DAY = 24 * 60
@@ -328,3 +331,17 @@ def test_a_saved_market_continues_exactly_as_the_original():
     pd.testing.assert_frame_equal(copy.truth_daily(), original.truth_daily())
     assert copy.learning_resets == original.learning_resets
     assert copy.to_state() == original.to_state() == json.loads(json.dumps(original.to_state()))
+
+
+def test_the_market_imports_neither_dagster_nor_the_engine():
+    """The market is measured against the engine, so it must not share code with it."""
+    imported = set()
+    for path in Path(meta_ads_dagster.market.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add("." * node.level + (node.module or ""))
+    absolute = {name.split(".")[0] for name in imported if not name.startswith(".")}
+    assert absolute <= {"__future__", "dataclasses", "datetime", "typing", "zoneinfo", "numpy", "pandas"}, absolute
+    assert not [name for name in imported if name.startswith("..")]  # relative imports stay inside market/
