@@ -37,9 +37,9 @@ class Market:
         self.initial_campaigns = campaigns
         self._zone = ZoneInfo(self.params.timezone_name)
         self._rng = np.random.default_rng(seed)
-        self.campaigns = Table.empty(pop.campaign_columns())
-        self.adsets = Table.empty(pop.adset_columns())
-        self.ads = Table.empty(pop.ad_columns(self.params.reported_days))
+        self._campaigns = Table.empty(pop.campaign_columns())
+        self._adsets = Table.empty(pop.adset_columns())
+        self._ads = Table.empty(pop.ad_columns(self.params.reported_days))
         self._next_id = FIRST_ID
         self.learning_resets = 0
         self._budget_edits: dict[str, list[int]] = {}
@@ -89,24 +89,24 @@ class Market:
     def _add_campaigns(self, created: np.ndarray, seasoned: np.ndarray) -> None:
         new = pop.draw_campaigns(
             self._rng, self.params, created.astype(np.int64), seasoned,
-            first_serial=len(self.campaigns) + 1, first_id=self._next_id,
-            first_adset=len(self.adsets), first_campaign=len(self.campaigns),
+            first_serial=len(self._campaigns) + 1, first_id=self._next_id,
+            first_adset=len(self._adsets), first_campaign=len(self._campaigns),
         )
         self._next_id += new.ids_used
-        self.campaigns.append(new.campaigns)
-        self.adsets.append(new.adsets)
-        self.ads.append(new.ads)
+        self._campaigns.append(new.campaigns)
+        self._adsets.append(new.adsets)
+        self._ads.append(new.ads)
 
     def _index_ids(self) -> None:
         self._index = {kind: {int(i): n for n, i in enumerate(table["id"])} for kind, table in self._tables().items()}
 
     def _tables(self) -> dict[str, Table]:
-        return {"campaign": self.campaigns, "adset": self.adsets, "ad": self.ads}
+        return {"campaign": self._campaigns, "adset": self._adsets, "ad": self._ads}
 
     # --- days -----------------------------------------------------------------------------------------------
     def _start_day(self) -> None:
         """Today's draws: delivery level per budget holder, CPM, sales and outages; new campaigns."""
-        p, rng, c, s = self.params, self._rng, self.campaigns, self.adsets
+        p, rng, c, s = self.params, self._rng, self._campaigns, self._adsets
         if self._today >= date.fromisoformat(p.start).toordinal():
             arrivals = rng.poisson(p.arrivals_per_day_share * self.initial_campaigns)
             if arrivals:
@@ -132,7 +132,7 @@ class Market:
 
     def _end_day(self) -> None:
         """Book the day's truth per campaign and move the insights window on by one day."""
-        c = self.campaigns
+        c = self._campaigns
         for index in np.flatnonzero((c["truth_spend"] > 0) | (c["truth_purchases"] > 0)):
             self._truth_rows.append(
                 [self._today, int(index), float(c["truth_spend"][index]), float(c["truth_value"][index]), int(c["truth_purchases"][index])]
@@ -140,14 +140,14 @@ class Market:
         for name in ("truth_spend", "truth_value", "truth_purchases"):
             c[name] = np.zeros_like(c[name])
         for name in ("w_spend", "w_impressions", "w_clicks", "w_purchases", "w_value", "w_reported"):
-            window = np.roll(self.ads[name], 1, axis=2)
+            window = np.roll(self._ads[name], 1, axis=2)
             window[:, :, 0] = 0
-            self.ads[name] = window
+            self._ads[name] = window
 
     # --- one interval of delivery ----------------------------------------------------------------------
     def _deliver_interval(self) -> None:
         p, rng, t = self.params, self._rng, self._now
-        c, s, a = self.campaigns, self.adsets, self.ads
+        c, s, a = self._campaigns, self._adsets, self._ads
         local = self._local(t)
         day_share = p.pacing_curve[local.hour] / sum(p.pacing_curve) * p.step_minutes / 60
 
@@ -213,11 +213,11 @@ class Market:
         cells = np.flatnonzero(flat)
         if not len(cells):
             return
-        outage = np.repeat(self.campaigns["outage"][self.ads["campaign"]], 2)[cells]
+        outage = np.repeat(self._campaigns["outage"][self._ads["campaign"]], 2)[cells]
         reported = self._rng.binomial(flat[cells], np.where(outage, self.params.outage_reported_share, 1.0))
         by_lag = self._rng.multinomial(reported, self._lag_probabilities())
-        window = self.ads["w_reported"].reshape(len(flat), self.params.reported_days, self.params.reported_days)
-        window[cells, 0, :] += by_lag[:, : self.params.reported_days].astype(np.int32)
+        ad, slot = np.divmod(cells, 2)
+        self._ads["w_reported"][ad, slot, 0, :] += by_lag[:, : self.params.reported_days].astype(np.int32)
 
     def _lag_probabilities(self) -> np.ndarray:
         """P(reported d days after the attributed day) for d < reported_days, then the rest (later)."""
@@ -230,7 +230,7 @@ class Market:
         return np.r_[lags[: p.reported_days], lags[p.reported_days :].sum()]
 
     def _learn(self, events: np.ndarray, at: int) -> None:
-        s, p = self.adsets, self.params
+        s, p = self._adsets, self.params
         learning = s["learning"] == LEARNING
         s["learning_events"] += np.where(learning, events, 0)
         learned = learning & (s["learning_events"] >= p.learning_events)
@@ -238,7 +238,7 @@ class Market:
         s["learning"] = np.where(learned, LEARNED, np.where(expired, LEARNING_LIMITED, s["learning"])).astype(np.int8)
 
     def _restart_learning(self, adsets: np.ndarray) -> bool:
-        s = self.adsets
+        s = self._adsets
         s["learning"][adsets] = LEARNING
         s["learning_since"][adsets] = self._now
         s["learning_events"][adsets] = 0
@@ -254,22 +254,30 @@ class Market:
             raise MarketRefused(f"{entity_type} {entity_id} does not exist")
         return index
 
+    def _budget_holder(self, entity_type: str, index: int) -> tuple[str, int]:
+        """Which object holds the budget that pays for this one: its CBO campaign, else its ad set."""
+        if entity_type == "campaign":
+            return ("campaign", index) if self._campaigns["cbo"][index] else ("adset", NOT_YET)
+        adset = index if entity_type == "adset" else int(self._ads["adset"][index])
+        campaign = int(self._adsets["campaign"][adset])
+        return ("campaign", campaign) if self._campaigns["cbo"][campaign] else ("adset", adset)
+
     def _adsets_of(self, entity_type: str, index: int) -> np.ndarray:
         if entity_type == "campaign":
-            return np.flatnonzero(self.adsets["campaign"] == index)
+            return np.flatnonzero(self._adsets["campaign"] == index)
         return np.array([index] if entity_type == "adset" else [], dtype=np.int64)
 
     def update_budget(self, entity_type: str, entity_id: str, minor: int) -> dict[str, Any]:
         """Set a daily budget (minor units) on a CBO campaign or on an ad set of a non-CBO campaign."""
         index = self._find(entity_type, entity_id)
-        cbo = self.campaigns["cbo"][index if entity_type == "campaign" else self.adsets["campaign"][index]] if entity_type != "ad" else None
-        if entity_type == "ad" or cbo != (entity_type == "campaign"):
-            holder = "its campaign" if entity_type == "adset" else "its ad sets" if entity_type == "campaign" else "its ad set or campaign"
-            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: {holder} holds it")
+        holder = self._budget_holder(entity_type, index)
+        if holder != (entity_type, index):
+            named = {"campaign": "its campaign (CBO)", "adset": "its ad set" if entity_type == "ad" else "its ad sets"}[holder[0]]
+            raise MarketRefused(f"{entity_type} {entity_id} has no daily budget: the budget is on {named}")
         minor = int(minor)
         if minor < self.params.min_budget_minor:
             raise MarketRefused(f"{entity_type} {entity_id}: daily budget {minor} is below the minimum {self.params.min_budget_minor}")
-        key = f"{entity_type}:{entity_id}"
+        key = f"{entity_type}:{index}"
         recent = [t for t in self._budget_edits.get(key, []) if self._now - t < 60]
         if len(recent) >= self.params.budget_edits_per_hour:
             raise MarketRefused(
@@ -309,10 +317,10 @@ class Market:
         return {"entity_type": entity_type, "id": str(entity_id), "previous": pop.STATUS_NAMES[previous], "status": "ACTIVE", "learning_restarted": restarted}
 
     def _activate_new_creative(self, ad: int) -> bool:
-        if self.ads["ever_active"][ad]:
+        if self._ads["ever_active"][ad]:
             return False
-        self.ads["ever_active"][ad] = True
-        return self._restart_learning(np.array([self.ads["adset"][ad]]))
+        self._ads["ever_active"][ad] = True
+        return self._restart_learning(np.array([self._ads["adset"][ad]]))
 
     def publish_winner(self, winner_ad_id: str, loser_ad_ids: list[str]) -> dict[str, Any]:
         """End an A/B test as one unit: the winner ACTIVE, every loser PAUSED."""
@@ -321,14 +329,14 @@ class Market:
         result = self.resume("ad", winner_ad_id)
         for ad_id in loser_ad_ids:
             self.pause("ad", ad_id)
-        self.campaigns["ab_test"][self.ads["campaign"][[winner, *losers]]] = False
+        self._campaigns["ab_test"][self._ads["campaign"][[winner, *losers]]] = False
         return {"winner_ad_id": str(winner_ad_id), "loser_ad_ids": [str(i) for i in loser_ad_ids], "learning_restarted": result["learning_restarted"]}
 
     def create_variant(self, ad_id: str) -> dict[str, Any]:
         """A new ad in the same ad set with a fresh creative (no exposure yet), PAUSED, and its
         creative in review for ``creative_review_hours``."""
         source = self._find("ad", ad_id)
-        a, p = self.ads, self.params
+        a, p = self._ads, self.params
         new_id, creative_id = self._next_id, self._next_id + 1
         self._next_id += 2
         change = self._rng.lognormal(0.0, p.variant_quality_sigma)
@@ -349,7 +357,7 @@ class Market:
 
     def total_daily_budget(self) -> float:
         """USD: the daily budgets of every running budget holder (CBO campaigns, ad sets of the others)."""
-        c, s, t = self.campaigns, self.adsets, self._now
+        c, s, t = self._campaigns, self._adsets, self._now
         campaign_on = (c["status"] == ACTIVE) & (c["created"] <= t)
         adset_on = (s["status"] == ACTIVE) & (s["created"] <= t) & campaign_on[s["campaign"]] & ~c["cbo"][s["campaign"]]
         return float((c["budget"][campaign_on & c["cbo"]].sum() + s["budget"][adset_on].sum()) / 100)
@@ -358,7 +366,7 @@ class Market:
         """Per calendar day (account time, ``date`` as YYYY-MM-DD): spend, revenue (the true,
         eventual value of the purchases attributed to that day) and purchases. Today is partial.
         From ``params.start`` on unless ``include_warmup``; per campaign (``campaign_id``) if asked."""
-        c = self.campaigns
+        c = self._campaigns
         today = np.flatnonzero((c["truth_spend"] > 0) | (c["truth_purchases"] > 0))
         rows = self._truth_rows + [
             [self._today, int(i), float(c["truth_spend"][i]), float(c["truth_value"][i]), int(c["truth_purchases"][i])] for i in today
@@ -366,7 +374,8 @@ class Market:
         frame = pd.DataFrame(rows, columns=["day", "campaign", "spend", "revenue", "purchases"])
         if not include_warmup:
             frame = frame[frame["day"] >= date.fromisoformat(self.params.start).toordinal()]
-        frame = frame.assign(date=[date.fromordinal(d).isoformat() for d in frame["day"]], campaign_id=[str(i) for i in c["id"][frame["campaign"]]])
+        campaign_ids = c["id"][frame["campaign"].to_numpy(dtype=np.int64)].astype(str).tolist()
+        frame = frame.assign(date=[date.fromordinal(d).isoformat() for d in frame["day"]], campaign_id=campaign_ids)
         keys = ["date", "campaign_id"] if by_campaign else ["date"]
         return frame.groupby(keys, as_index=False)[["spend", "revenue", "purchases"]].sum()
 
@@ -376,7 +385,7 @@ class Market:
         frame = pd.DataFrame(self._events, columns=["day", "campaign", "kind", "factor"])
         return pd.DataFrame({
             "date": [date.fromordinal(d).isoformat() for d in frame["day"]],
-            "campaign_id": [str(i) for i in self.campaigns["id"][frame["campaign"].to_numpy(dtype=np.int64)]],
+            "campaign_id": [str(i) for i in self._campaigns["id"][frame["campaign"].to_numpy(dtype=np.int64)]],
             "kind": frame["kind"], "factor": frame["factor"],
         })
 
@@ -408,6 +417,6 @@ class Market:
         market._events = [list(row) for row in state["events"]]
         market._start = market._local_midnight(date.fromisoformat(market.params.start))
         tables = {kind: Table.from_state(table) for kind, table in state["tables"].items()}
-        market.campaigns, market.adsets, market.ads = tables["campaign"], tables["adset"], tables["ad"]
+        market._campaigns, market._adsets, market._ads = tables["campaign"], tables["adset"], tables["ad"]
         market._index_ids()
         return market

@@ -17,6 +17,7 @@ ACTIVE, PAUSED = 0, 1
 STATUS_NAMES = ("ACTIVE", "PAUSED")
 LEARNING, LEARNED, LEARNING_LIMITED = 0, 1, 2
 LEARNING_NAMES = ("LEARNING", "SUCCESS", "FAIL")  # the Graph API's learning_stage_info.status
+COUNTRIES = ("ES", "PT", "FR")  # an ad set's country slots hold indices into this
 NOT_YET = -1  # a time column's value for "never" (not paused, no source ad)
 MINUTES_PER_DAY = 24 * 60
 
@@ -141,9 +142,6 @@ def draw_campaigns(
         },
         ids_used=len(ids),
     )
-
-
-COUNTRIES = ("ES", "PT", "FR")
 
 
 def _country_slots(codes: tuple[str, ...]) -> list[int]:

@@ -29,7 +29,7 @@ def _budget(minor: int) -> str | None:
 
 def snapshot_document(market: "Market") -> dict[str, Any]:
     p, now = market.params, market._now
-    c, s, a = market.campaigns, market.adsets, market.ads
+    c, s, a = market._campaigns, market._adsets, market._ads
     campaigns = np.flatnonzero(c["created"] <= now)
     adsets = np.flatnonzero(s["created"] <= now)
     ads = np.flatnonzero(a["created"] <= now)
@@ -65,7 +65,7 @@ def snapshot_document(market: "Market") -> dict[str, Any]:
 
 
 def _ad(market: "Market", i: int, ad_ids, adset_ids, campaign_ids) -> dict[str, Any]:
-    a = market.ads
+    a = market._ads
     ad = {
         "id": ad_ids[i], "adset_id": adset_ids[a["adset"][i]], "campaign_id": campaign_ids[a["campaign"][i]],
         "name": f"Ad {a['rank'][i]}", "status": STATUS_NAMES[a["status"][i]], "created_time": iso_time(a["created"][i]),
@@ -77,7 +77,7 @@ def _ad(market: "Market", i: int, ad_ids, adset_ids, campaign_ids) -> dict[str, 
 
 
 def _insights(market: "Market", ad_ids, adset_ids, campaign_ids) -> list[dict[str, Any]]:
-    a, s, days = market.ads, market.adsets, market.params.reported_days
+    a, s, days = market._ads, market._adsets, market.params.reported_days
     ad, slot, back = np.nonzero(a["w_impressions"])
     # purchases attributed to `back` days ago and reported within `back` days: reported by now
     reported_by_now = np.tril(np.ones((days, days), dtype=np.int32))

@@ -6,8 +6,10 @@ effect it is about through the snapshot (what Meta would report) or ``truth_dail
 
 from __future__ import annotations
 
+import ast
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meta_ads_dagster.engine.snapshot import parse_snapshot
+import meta_ads_dagster.market
 from meta_ads_dagster.market import Market, MarketParams, MarketRefused
 
 DAY = 24 * 60
@@ -120,6 +123,17 @@ def test_learning_costs_purchases():
     assert roas[1] < roas[0] * 0.9
 
 
+def test_learning_ends_after_50_purchases_or_else_is_limited_after_7_days():
+    market = Market(campaigns=40, seed=6, params=MarketParams(significant_edit_pct=0.0, arrivals_per_day_share=0))
+    for (kind, entity_id), budget in budget_holders(market.snapshot()).items():
+        market.update_budget(kind, entity_id, budget + 100)  # every ad set starts learning again
+    assert {s["learning_stage_info"]["status"] for s in market.snapshot()["adsets"]} == {"LEARNING"}
+    market.advance(7 * DAY + 60)
+    stages = [s["learning_stage_info"] for s in market.snapshot()["adsets"]]
+    assert {s["status"] for s in stages} == {"SUCCESS", "FAIL"}
+    assert all((s["status"] == "SUCCESS") == (s["conversions"] >= 50) for s in stages)
+
+
 def test_conversions_are_reported_late_and_restated_toward_the_truth():
     market = Market(campaigns=60, seed=2)
     market.advance(DAY + 10 * 60)  # 10:00 on the second day
@@ -168,21 +182,24 @@ def test_a_day_never_spends_more_than_the_overspend_limit_allows(seed, edits):
     """Whatever the budget edits, a holder's day spends at most 1.25 × the largest budget it had
     that day (delivery made very noisy, so days hit the cap)."""
     market = Market(campaigns=4, seed=seed, params=MarketParams(daily_delivery_sigma=0.6, arrivals_per_day_share=0))
+    budgets = budget_holders(market.snapshot())
+    holders = sorted(budgets)
     largest: dict[tuple[str, str], int] = defaultdict(int)
     by_step = defaultdict(list)
     for step, holder, factor in edits:
-        by_step[step].append((holder, factor))
+        by_step[step].append((holders[holder % len(holders)], factor))
     for step in range(96):  # two days
-        holders = budget_holders(market.snapshot()) if by_step[step] else None
-        for holder, factor in by_step[step]:
-            (kind, entity_id), budget = sorted(holders.items())[holder % len(holders)]
+        for (kind, entity_id), factor in by_step[step]:
             try:
-                market.update_budget(kind, entity_id, max(100, round(budget * factor)))
+                market.update_budget(kind, entity_id, max(100, round(budgets[(kind, entity_id)] * factor)))
+                budgets[(kind, entity_id)] = max(100, round(budgets[(kind, entity_id)] * factor))
             except MarketRefused:
                 pass  # the hourly edit limit
-        for (kind, entity_id), budget in budget_holders(market.snapshot()).items():
-            largest[(entity_id, local_date(market))] = max(largest[(entity_id, local_date(market))], budget)
+        day = local_date(market)
+        for (kind, entity_id), budget in budgets.items():
+            largest[(entity_id, day)] = max(largest[(entity_id, day)], budget)
         market.advance(30)
+    assert budget_holders(market.snapshot()) == budgets
     for (holder, day), spend in holder_day_spend(market.snapshot()).items():
         if (holder, day) in largest:  # days before the edits started have the budget of the start
             assert spend <= 1.25 * largest[(holder, day)] / 100 + 0.05
@@ -277,6 +294,17 @@ def test_new_campaigns_arrive_during_the_run():
     doc = market.snapshot()
     new = [c for c in doc["campaigns"] if c["id"] not in before]
     assert new and all(pd.Timestamp(c["created_time"]) > pd.Timestamp("2026-11-01T22:00:00+00:00") for c in new)
+    assert market.learning_resets == 0  # launches learn, but are not resets caused by an edit
+
+
+def test_a_sale_day_converts_two_to_three_times_better():
+    market = Market(campaigns=30, seed=14, params=MarketParams(sale_probability=0.1, outage_probability=0.0))
+    market.advance(2 * DAY)
+    truth = market.truth_daily(by_campaign=True, include_warmup=True).set_index(["campaign_id", "date"])
+    per_dollar = truth["purchases"] / truth["spend"]
+    sales = market.events().query("kind == 'sale'").set_index(["campaign_id", "date"]).index.intersection(truth.index)
+    lifted = [per_dollar[key] / per_dollar[key[0]].drop(key[1]).mean() for key in sales if truth.loc[key, "spend"] > 200]
+    assert len(lifted) >= 5 and 1.8 < sum(lifted) / len(lifted) < 3.5
 
 
 def test_total_daily_budget_is_the_sum_of_the_active_holders_budgets():
@@ -303,3 +331,17 @@ def test_a_saved_market_continues_exactly_as_the_original():
     pd.testing.assert_frame_equal(copy.truth_daily(), original.truth_daily())
     assert copy.learning_resets == original.learning_resets
     assert copy.to_state() == original.to_state() == json.loads(json.dumps(original.to_state()))
+
+
+def test_the_market_imports_neither_dagster_nor_the_engine():
+    """The market is measured against the engine, so it must not share code with it."""
+    imported = set()
+    for path in Path(meta_ads_dagster.market.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add("." * node.level + (node.module or ""))
+    absolute = {name.split(".")[0] for name in imported if not name.startswith(".")}
+    assert absolute <= {"__future__", "dataclasses", "datetime", "typing", "zoneinfo", "numpy", "pandas"}, absolute
+    assert not [name for name in imported if name.startswith("..")]  # relative imports stay inside market/
