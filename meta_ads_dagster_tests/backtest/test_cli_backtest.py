@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import meta_ads_dagster.engine
 from meta_ads_dagster.cli import main
 
 from ..engine.factories import campaign, make_snapshot, steady_days
@@ -90,3 +94,18 @@ def test_days_below_one_is_a_usage_error(capsys, days, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["backtest", "--snapshot", str(SEED_SNAPSHOT_PATH), "--days", days])
     assert exit_info.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
+
+
+def test_backtest_needs_no_dagster_and_the_engine_never_imports_it(tmp_path):
+    script = f"""
+import sys
+from meta_ads_dagster.cli import main
+assert main(["backtest", "--snapshot", {str(DEMO_SNAPSHOT_PATH)!r}]) == 0
+loaded = sorted(name for name in sys.modules if name == "dagster" or name.startswith("dagster."))
+print("LOADED", loaded, file=sys.stderr)
+sys.exit(1 if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    engine = Path(meta_ads_dagster.engine.__file__).parent
+    assert not [path.name for path in engine.glob("*.py") if "backtest" in path.read_text()]
