@@ -29,11 +29,15 @@ CAVEAT = (
 )
 
 
+def _numbers(column: pd.Series) -> pd.Series:
+    # Days stacked together leave object columns holding pd.NA, which astype(float) refuses.
+    return pd.to_numeric(column, errors="coerce").astype(float)
+
+
 def spend_moved_per_day(actions: pd.DataFrame) -> pd.Series:
     """Per action, the daily spend it moves (see the module docstring); NaN where none."""
-    minor = actions["minor_per_unit"].astype(float)
-    budget_change = (actions["new_budget_minor"].astype(float) - actions["current_budget_minor"].astype(float)) / minor
-    paused_spend = -actions["spend_7d"].astype(float) / WINDOW_DAYS
+    budget_change = (_numbers(actions["new_budget_minor"]) - _numbers(actions["current_budget_minor"])) / _numbers(actions["minor_per_unit"])
+    paused_spend = -_numbers(actions["spend_7d"]) / WINDOW_DAYS
     return budget_change.where(actions["type"].isin(BUDGET_TYPES), paused_spend.where(actions["type"].eq("pause")))
 
 

@@ -170,3 +170,18 @@ def test_totals_count_by_type_and_verdict_and_add_up_what_was_applied():
         "daily_spend_moved_up": 706.39,  # Rising 500 → 732.05, Strong 500 → 974.34
         "daily_spend_moved_down": -100.0,  # the bad ad's trailing daily spend
     }
+
+
+@pytest.mark.parametrize("approve_all, verdicts", [
+    (True, ["queued", "policy_blocked", "queued"]),  # the approved variant holds the next one off for 48 h
+    (False, ["queued", "queued", "queued"]),  # nobody made it: no embargo
+])
+def test_an_approved_creative_variant_holds_the_next_one_off_for_the_creative_embargo(approve_all, verdicts):
+    """The ad's CTR halves from 2026-11-22 on: every decision from 2026-11-23 finds it tired."""
+    tired = campaign(days=days_from(spend=[100] * 14, clicks=[100] * 11 + [50] * 3), age_hours=OLD)
+    rows = replayed(make_snapshot([tired]), approve_all)
+    assert [(row["day"], row["type"], row["verdict"]) for row in rows] == [
+        (day, "create_variant", verdict) for day, verdict in zip(REPLAYED[5:], verdicts)
+    ]
+    if approve_all:
+        assert rows[1]["reasons"][-1].startswith("creative embargo: the creative changed less than 48 h ago")
