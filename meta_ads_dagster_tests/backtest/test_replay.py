@@ -18,13 +18,14 @@ import pytest
 
 from meta_ads_dagster.backtest import backtest_document, decision_moment, replay, replay_days
 from meta_ads_dagster.backtest.replay import ReplayedAccount
-from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.engine.snapshot import load_snapshot_text, parse_snapshot
 from meta_ads_dagster.settings import load_settings
 
 from ..engine.factories import (
     AdSetSpec, AdSpec, CampaignSpec, Day, ad_id, campaign, campaign_id, days_from, make_snapshot, plan_actions,
     recent_action, steady_days,
 )
+from ..repo_files import DEMO_SNAPSHOT_PATH
 
 OLD = 24 * 30  # every object exists before the first replayed day
 REPLAYED = [f"2026-11-{day}" for day in range(18, 26)]
@@ -185,3 +186,13 @@ def test_an_approved_creative_variant_holds_the_next_one_off_for_the_creative_em
     ]
     if approve_all:
         assert rows[1]["reasons"][-1].startswith("creative embargo: the creative changed less than 48 h ago")
+
+
+def test_the_demo_account_in_auto_mode():
+    """Two days: the A/B test is decided once (its loser stays paused), Black Friday is raised on
+    both days from the budget the first raise left."""
+    rows = backtest_document(load_snapshot_text(DEMO_SNAPSHOT_PATH.read_bytes()), load_settings(meta_auto_mode="auto"))["actions"]
+    decided = [(row["day"], row["type"], row["entity_name"], row["verdict"]) for row in rows if row["type"] in ("publish_winner", "pause")]
+    assert decided == [("2026-11-19", "pause", "Variant B - Low Performer", "executed"), ("2026-11-19", "publish_winner", "Spring A", "executed")]
+    black_friday = [(row["day"], row["budget_before"], row["budget_after"]) for row in rows if row["entity_name"] == "Black Friday - ES"]
+    assert black_friday == [("2026-11-19", 500.0, 550.0), ("2026-11-20", 550.0, 605.0)]
