@@ -1,6 +1,7 @@
 """``meta-ads``: the small command line beside the Dagster UI, by command family.
 
 - dry run (``dryrun.py``): ``plan``;
+- replay (``replay.py``): ``backtest``;
 - operate (``operate.py``): ``cycle``;
 - review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``;
 - simulate (``simulate.py``): ``simulate`` (policies compared on the simulated market).
@@ -21,6 +22,7 @@ from .common import CliError, fail
 
 EPILOG = """examples:
   meta-ads plan --snapshot examples/seed_worked_examples.json --mode auto
+  meta-ads backtest --snapshot examples/demo_account.json --approve-all
   meta-ads cycle && meta-ads pending
   meta-ads approve 44a63fb191a2045e --by alice && meta-ads cycle
   meta-ads simulate --campaigns 200 --days 14 --seed 7 --compare
@@ -30,16 +32,17 @@ settings table in README.md. Data lives under DAGSTER_HOME (./.dagster_home when
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dryrun, operate, review, simulate
+    from . import dryrun, operate, replay, review, simulate
 
     parser = argparse.ArgumentParser(
-        prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, run and review optimization cycles.",
+        prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, backtest, run and review optimization cycles; simulate policies on a market model.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     formats = argparse.ArgumentParser(add_help=False)
     formats.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default) or json for scripts")
     dryrun.register(commands, formats)
+    replay.register(commands, formats)
     operate.register(commands)
     review.register(commands, formats)
     simulate.register(commands)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..engine.snapshot import AccountSnapshot, load_snapshot_text
 from ..input_rules import ad_account_id
-from ..settings import Settings, dagster_home
+from ..settings import Settings, dagster_home, load_settings
 from ..store.ledger import Ledger
 
 
@@ -25,7 +26,29 @@ def fail(message: str) -> int:
     return 2
 
 
+def read_snapshot(path: str) -> AccountSnapshot:
+    """The snapshot in the file at ``path``, or one line saying why not (unreadable: CliError;
+    not UTF-8, not JSON or rejected: the parser's SnapshotError)."""
+    try:
+        data = Path(path).read_bytes()  # bytes: the loader says where a file is not UTF-8
+    except OSError as exc:
+        raise CliError(f"cannot read snapshot {path}: {exc.strerror}") from None
+    return load_snapshot_text(data)
+
+
+def settings_in_mode(mode: str | None) -> Settings:
+    """The settings from the environment, in ``--mode`` when given (else META_AUTO_MODE's)."""
+    settings = load_settings()
+    return settings.with_mode(mode) if mode else settings
+
+
 # --- argument types: argparse turns their errors into one usage line and exit 2 ---------------------
+def add_snapshot_arguments(parser: argparse.ArgumentParser, mode_help: str) -> None:
+    """``--snapshot FILE`` and ``--mode``: what the commands that work from a snapshot file take."""
+    parser.add_argument("--snapshot", required=True, metavar="FILE", help="the account snapshot, a JSON file (docs/snapshot-format.md)")
+    parser.add_argument("--mode", choices=("suggest", "auto"), help=f"{mode_help} (default: META_AUTO_MODE, suggest when unset)")
+
+
 def ad_account(value: str) -> str:
     """An ``--account`` value in the Graph API's form: ``2002`` and ``act_2002`` are one account."""
     try:
@@ -34,14 +57,30 @@ def ad_account(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(value: str) -> int:
+def whole_number(value: str) -> int:
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+
+
+def positive_int(value: str) -> int:
+    number = whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
     return number
+
+
+def int_between(low: int, high: int):
+    """An argument type: a whole number from ``low`` to ``high``."""
+
+    def parse(value: str) -> int:
+        number = whole_number(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{value!r} must be from {low:,} to {high:,}")
+        return number
+
+    return parse
 
 
 # --- output ------------------------------------------------------------------------------------------

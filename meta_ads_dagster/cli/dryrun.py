@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..engine.cycle import SUMMARY_COLUMNS, plan_document
-from ..engine.snapshot import load_snapshot_text
-from ..settings import load_settings
-from .common import CliError, format_table
+from .common import add_snapshot_arguments, format_table, read_snapshot, settings_in_mode
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    try:
-        data = Path(args.snapshot).read_bytes()  # bytes: the loader says where a file is not UTF-8
-    except OSError as exc:
-        raise CliError(f"cannot read snapshot {args.snapshot}: {exc.strerror}") from None
-    settings = load_settings()
-    document = plan_document(load_snapshot_text(data), settings.with_mode(args.mode) if args.mode else settings)
+    settings = settings_in_mode(args.mode)  # first: a bad setting is named whatever the file holds
+    document = plan_document(read_snapshot(args.snapshot), settings)
     if args.format == "json":
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
@@ -34,6 +27,5 @@ def register(commands, formats: argparse.ArgumentParser) -> None:
         description="Run one cycle over an account snapshot (docs/snapshot-format.md) up to execution: rules, "
         "policy, safety, routing. Reads cooldowns from the file's recent_actions only and writes nothing.",
     )
-    plan.add_argument("--snapshot", required=True, metavar="FILE", help="the account snapshot, a JSON file (docs/snapshot-format.md)")
-    plan.add_argument("--mode", choices=("suggest", "auto"), help="the mode to plan in (default: META_AUTO_MODE, suggest when unset)")
+    add_snapshot_arguments(plan, "the mode to plan in")
     plan.set_defaults(handler=cmd_plan)

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import CliError, format_table
+from .common import CliError, format_table, int_between
 
 MAX_CAMPAIGNS = 10_000
 MAX_DAYS = 90
@@ -20,21 +20,6 @@ FOOTNOTE = (
     "plain_rules runs the seeds' table once a simulated day, at the day's first decision, like a daily automated rule in Ads Manager "
     "(every 30 minutes it would compound +30 % on the same 7-day ROAS); the engine decides every 30 minutes."
 )
-
-
-def int_between(low: int, high: int):
-    """An argparse type: a whole number from ``low`` to ``high``."""
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{value!r} must be from {low:,} to {high:,}")
-        return number
-
-    return parse
 
 
 def writable_folder(path: Path) -> Path:

@@ -265,6 +265,7 @@ class AccountSnapshot:
     today: pd.Timestamp  # the as_of date in the account's time zone (naive midnight)
     account_id: str
     currency: str
+    timezone_name: str  # the account's IANA zone, in which ``today`` and the insights' dates are read
     minor_per_unit: int
     campaigns: pd.DataFrame
     adsets: pd.DataFrame
@@ -357,6 +358,7 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
         today=today,
         account_id=doc.account.id,
         currency=doc.account.currency,
+        timezone_name=doc.account.timezone_name,
         minor_per_unit=1 if doc.account.currency in ZERO_DECIMAL_CURRENCIES else 100,
         campaigns=campaigns,
         adsets=adsets,

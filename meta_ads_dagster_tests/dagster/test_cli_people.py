@@ -15,7 +15,7 @@ from meta_ads_dagster.cli import build_parser, main
 from ..repo_files import SEED_SNAPSHOT_PATH
 
 EVERY_COMMAND = [
-    ["plan", "--snapshot", "x.json"], ["cycle"], ["pending"], ["approve", "a1", "--by", "alice"],
+    ["plan", "--snapshot", "x.json"], ["backtest", "--snapshot", "x.json"], ["cycle"], ["pending"], ["approve", "a1", "--by", "alice"],
     ["reject", "a1", "--by", "bob", "--reason", "no"], ["history"], ["log", "abc"], ["rollback", "abc"],
 ]
 
