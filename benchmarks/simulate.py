@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/simulate.py [default] [seeds SEED…] [scaling CAMPAIGNS…] [cadence]
 
 - ``default``: ``meta-ads simulate --compare`` on the default market (200 campaigns, 14 days,
-  seed 7, suggest mode): the table, and simulated engine cycles per second;
+  seed 7, suggest mode): the table (also written, with the chart, to ./simulation-7/), and
+  simulated engine cycles per second;
 - ``seeds``: the same comparison on other seeds (default 1–5), each one's gains, then the mean and
   the worst of engine vs do-nothing and engine vs plain rules;
 - ``scaling``: the engine alone for 1 simulated day (48 cycles) on markets of 200, 500, 1,000 and
@@ -25,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from meta_ads_dagster.cli.common import format_table  # noqa: E402
-from meta_ads_dagster.simulate.report import TABLE_COLUMNS, comparison, table_rows  # noqa: E402
-from meta_ads_dagster.simulate.run import POLICY_NAMES, TICKS_PER_DAY, run_policy  # noqa: E402
+from meta_ads_dagster.simulate.report import TABLE_COLUMNS, comparison, table_rows, write_chart, write_table  # noqa: E402
+from meta_ads_dagster.simulate.run import POLICY_NAMES, TICKS_PER_DAY, PolicyRun, run_policy  # noqa: E402
 
 CAMPAIGNS, DAYS, SEED = 200, 14, 7
 STARTED = time.perf_counter()
@@ -36,17 +37,22 @@ def say(line: str) -> None:
     print(f"[{time.perf_counter() - STARTED:7.0f} s] {line}", flush=True)
 
 
-def timed_comparison(campaigns: int, days: int, seed: int) -> tuple[list[dict], dict[str, float]]:
+def timed_comparison(campaigns: int, days: int, seed: int) -> tuple[list[PolicyRun], dict[str, float]]:
     runs, seconds = [], {}
     for name in POLICY_NAMES:
         started = time.perf_counter()
         runs.append(run_policy(name, campaigns, days, seed, on_day=lambda policy, day: say(f"seed {seed} {policy}: day {day}/{days}")))
         seconds[name] = time.perf_counter() - started
-    return comparison(runs), seconds
+    return runs, seconds
 
 
 def default_market() -> None:
-    rows, seconds = timed_comparison(CAMPAIGNS, DAYS, SEED)
+    runs, seconds = timed_comparison(CAMPAIGNS, DAYS, SEED)
+    rows = comparison(runs)
+    out = Path(f"simulation-{SEED}")  # what `meta-ads simulate --compare` writes, for BENCHMARKS.md
+    out.mkdir(exist_ok=True)
+    setup = {"campaigns": CAMPAIGNS, "days": DAYS, "seed": SEED, "mode": "suggest", "guard_rails": runs[0].guard_rails}
+    print(f"written: {write_table(rows, setup, out)}, {write_chart(runs, f'Cumulative profit: {CAMPAIGNS} campaigns, {DAYS} days, seed {SEED}', out)}")
     print(f"\ndefault market: {CAMPAIGNS} campaigns, {DAYS} days, seed {SEED}, suggest mode")
     print(format_table(table_rows(rows), TABLE_COLUMNS))
     for row in rows:
@@ -59,7 +65,8 @@ def default_market() -> None:
 def other_seeds(seeds: list[int]) -> None:
     gains = []
     for seed in seeds:
-        rows, _ = timed_comparison(CAMPAIGNS, DAYS, seed)
+        runs, _ = timed_comparison(CAMPAIGNS, DAYS, seed)
+        rows = comparison(runs)
         engine = rows[0]
         gains.append((seed, engine["vs_do_nothing"], engine["vs_plain_rules"], engine["breaches"]))
         print(f"seed {seed}: " + "; ".join(f"{r['policy']} profit {r['profit']:,.0f} breaches {r['breaches']}" for r in rows)

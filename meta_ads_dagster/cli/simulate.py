@@ -41,7 +41,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = writable_folder(Path(args.out or f"simulation-{args.seed}"))
     names = POLICY_NAMES if args.compare else (args.policy,)
     market = f"{args.campaigns} campaigns, {args.days} days, seed {args.seed}"
-    print(f"simulating {', '.join(names)} on {market} (engine in {args.mode} mode)", file=sys.stderr)
+    mode = f"; engine in {args.mode} mode" if "engine" in names else ""
+    print(f"simulating {', '.join(names)} on {market}{mode}", file=sys.stderr)
 
     def on_day(policy: str, day: int) -> None:
         print(f"  {policy}: day {day}/{args.days}", file=sys.stderr)
@@ -53,7 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     rails = runs[0].guard_rails
     rows = comparison(runs)
     print(
-        f"simulated market: {market}; engine in {args.mode} mode; MAX_DAILY_SPEND_USD {rails['max_daily_spend_usd']:,.2f} "
+        f"simulated market: {market}{mode}; MAX_DAILY_SPEND_USD {rails['max_daily_spend_usd']:,.2f} "
         f"({SPEND_CAP_OVER_STARTING_BUDGET:g} × the starting daily budgets, {rails['starting_daily_budget_usd']:,.2f})"
     )
     print(format_table(table_rows(rows), TABLE_COLUMNS))
