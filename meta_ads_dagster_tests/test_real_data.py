@@ -9,16 +9,17 @@ import pytest
 from meta_ads_dagster.engine.cycle import plan_document
 from meta_ads_dagster.engine.metrics import entity_table, roas_metrics
 from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.importing import import_csv
 from meta_ads_dagster.settings import load_settings
 
-from .kag_data import KAG_CSV, kag_snapshot
+from .repo_files import KAG_CSV
 
 VALUE_PER_PURCHASE = 60.0
 
 
 @pytest.fixture(scope="module")
 def snapshot():
-    return parse_snapshot(kag_snapshot(VALUE_PER_PURCHASE))
+    return parse_snapshot(import_csv(KAG_CSV.read_bytes(), value_per_conversion=VALUE_PER_PURCHASE).document)
 
 
 def test_campaign_roas_matches_an_independent_computation(snapshot):

@@ -3,10 +3,12 @@
 - dry run (``dryrun.py``): ``plan``;
 - replay (``replay.py``): ``backtest``;
 - operate (``operate.py``): ``cycle``;
-- review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``.
+- review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``;
+- data (``data.py``): ``import-csv``.
 
 Every error a person can cause is answered in one line on stderr with exit status 2, never with a
-traceback: a bad setting, a bad snapshot, a bad id, a locked account, an unreachable database.
+traceback: a bad setting, a bad snapshot or CSV file, a bad id, a locked account, an unreachable
+database.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ EPILOG = """examples:
   meta-ads backtest --snapshot examples/demo_account.json --approve-all
   meta-ads cycle && meta-ads pending
   meta-ads approve 44a63fb191a2045e --by alice && meta-ads cycle
+  meta-ads import-csv export.csv --out account.json && meta-ads plan --snapshot account.json
 
 settings come from environment variables (META_AUTO_MODE, MAX_DAILY_CHANGE_PCT, …): see the
 settings table in README.md. Data lives under DAGSTER_HOME (./.dagster_home when unset)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dryrun, operate, replay, review
+    from . import data, dryrun, operate, replay, review
 
     parser = argparse.ArgumentParser(
-        prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, backtest, run and review optimization cycles.",
+        prog="meta-ads", description="Meta Ads autopilot on Dagster: import data, plan, backtest, run and review optimization cycles.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(commands, formats)
     operate.register(commands)
     review.register(commands, formats)
+    data.register(commands)
     return parser
 
 

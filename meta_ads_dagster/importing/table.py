@@ -1,0 +1,140 @@
+"""A CSV file read as text cells with the line each row starts on, and the cell rules every import
+format shares. Every problem is a :class:`CsvImportError` naming the row (its line in the file,
+the header being line 1) and the column, e.g. ``row 17, column "Impressions": "12x" is not a whole
+number``. A column's cells are checked all at once; of several bad cells the one on the earliest
+row is reported, so a person fixing a file top to bottom meets the errors in order."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..engine.snapshot import COUNT_MAX, MONEY_MAX, YEARS
+from ..input_rules import echo, utf8_text
+
+DIGITS = r"[0-9]+"
+DECIMAL = r"[0-9]+(?:\.[0-9]+)?"  # as exports write money: "12.34"; no sign, exponent or separators
+NEGATIVE = r"-[0-9]+(?:\.[0-9]+)?"
+COUNTRY = r"[A-Z]{2}"
+
+
+class CsvImportError(ValueError):
+    """The file cannot become a snapshot; the message is one line naming the row and column."""
+
+
+@dataclass
+class Table:
+    """The cells of a CSV file as strings (a frame with the header's columns) and, per row, the
+    line of the file it starts on (a quoted cell may hold a line break, so rows and lines differ)."""
+
+    cells: pd.DataFrame
+    lines: np.ndarray
+    problems: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, data: bytes) -> "Table":
+        try:
+            text = utf8_text(data).removeprefix("\ufeff")  # spreadsheet programs start a UTF-8 CSV with a BOM
+        except ValueError as exc:
+            raise CsvImportError(str(exc)) from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        records, lines, start = [], [], 1
+        try:
+            for record in reader:
+                if any(cell.strip() for cell in record):  # blank lines (a trailing one) are not rows
+                    records.append(record)
+                    lines.append(start)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise CsvImportError(f"row {start}: not valid CSV: {exc}") from None
+        if not records:
+            raise CsvImportError("the file is empty: no header line")
+        header = [name.strip() for name in records[0]]
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise CsvImportError(f"the header names column {echo(repeated[0])} twice")
+        for record, line in zip(records[1:], lines[1:]):
+            if len(record) != len(header):
+                raise CsvImportError(f"row {line}: {len(record)} cells, but the header has {len(header)} columns")
+        if len(records) == 1:
+            raise CsvImportError("the file has a header but no rows")
+        cells = pd.DataFrame(records[1:], columns=header, dtype=object).apply(lambda column: column.str.strip())
+        return cls(cells, np.array(lines[1:]))
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.cells.columns)
+
+    def require(self, *columns: str) -> None:
+        missing = [column for column in columns if column not in self.cells.columns]
+        if missing:
+            names = ", ".join(f'"{column}"' for column in missing)
+            raise CsvImportError(f"missing column{'s' if len(missing) > 1 else ''} {names} (the header has: {', '.join(self.columns)})")
+
+    # --- cell rules: each notes its column's first bad row; raise_first_problem reports the earliest ---
+    def note(self, bad: pd.Series, column: str, message: str) -> None:
+        """Note the first row where ``bad`` holds; ``message`` may use {value} (the cell, quoted)."""
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            self.note_at(row, column, message.format(value=echo(self.cells[column].iloc[row])))
+
+    def note_at(self, row: int, column: str, message: str) -> None:
+        """Note a problem of the row at position ``row`` (0 = the first after the header)."""
+        self.problems.append((self.line(row), self.columns.index(column), message))
+
+    def line(self, row: int) -> int:
+        return int(self.lines[row])
+
+    def raise_first_problem(self) -> None:
+        if self.problems:
+            line, column, message = min(self.problems)
+            raise CsvImportError(f'row {line}, column "{self.columns[column]}": {message}')
+
+    def names(self, column: str) -> pd.Series:
+        values = self.cells[column]
+        self.note(values == "", column, "is empty (a summary row? export without one)")
+        return values
+
+    def whole_numbers(self, column: str, blank_is_zero: bool = False) -> pd.Series:
+        values = self._blank_as_zero(column) if blank_is_zero else self.cells[column]
+        self._note_negative(values, column)
+        self.note(~values.str.fullmatch(DIGITS) & ~values.str.fullmatch(NEGATIVE), column, "{value} is not a whole number")
+        counts = pd.to_numeric(values.where(values.str.fullmatch(DIGITS) & (values.str.len() <= 13), "0"))
+        self.note(counts > COUNT_MAX, column, f"{{value}} is more than {COUNT_MAX:,}: a unit mistake?")
+        return counts.astype("int64")
+
+    def amounts(self, column: str, blank_is_zero: bool = False) -> pd.Series:
+        values = self._blank_as_zero(column) if blank_is_zero else self.cells[column]
+        self._note_negative(values, column)
+        self.note(~values.str.fullmatch(DECIMAL) & ~values.str.fullmatch(NEGATIVE), column,
+                  "{value} is not an amount (digits with an optional decimal point: 12.34)")
+        money = pd.to_numeric(values.where(values.str.fullmatch(DECIMAL) & (values.str.len() <= 40), "0"))
+        self.note(money > MONEY_MAX, column, f"{{value}} is more than {MONEY_MAX:,}: a unit mistake?")
+        return money.astype("float64")
+
+    def days(self, column: str, form: str, example: str) -> pd.Series:
+        """Dates in the strftime ``form``; a day that does not exist (31 April) is bad too."""
+        days = pd.to_datetime(self.cells[column], format=form, errors="coerce")
+        self.note(days.isna(), column, f"{{value}} is not a date {example}")
+        in_years = days.isna() | days.dt.year.between(*YEARS)
+        self.note(~in_years, column, f"{{value}} is not in the years {YEARS[0]} to {YEARS[1]}")
+        return days
+
+    def countries(self, column: str) -> pd.Series:
+        # Meta reports the spend it cannot place as the country "unknown" (Ads Manager: "Unknown").
+        values = self.cells[column].where(self.cells[column].str.lower() != "unknown", "unknown")
+        self.note(~values.str.fullmatch(COUNTRY) & (values != "unknown"), column,
+                  "{value} is not a two-letter country code in capitals (ES) or Unknown")
+        return values
+
+    def _blank_as_zero(self, column: str) -> pd.Series:
+        return self.cells[column].replace("", "0")
+
+    def _note_negative(self, values: pd.Series, column: str) -> None:
+        self.note(values.str.fullmatch(NEGATIVE), column, "{value} is negative")
+
+
