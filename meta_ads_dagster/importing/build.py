@@ -82,9 +82,9 @@ def check_rows(table: Table, rows: Rows) -> None:
     """The rules that relate a row's cells to each other or rows to each other (the snapshot
     format's): clicks and purchases need impressions that day; one row per ad, day and country."""
     f, source = rows.frame, rows.source  # f's index is the row's position in the table
-    for field in ("clicks", "purchases"):
+    for field, one in (("clicks", "click"), ("purchases", "purchase")):
         table.note(f[field] > f["impressions"], source[field],
-                   f"{{value}} {field} but {source['impressions']} is smaller (a {field[:-1]} follows an impression that day)")
+                   f"{{value}} is more than the row's {source['impressions']}: a {one} follows an impression of the ad that day")
     key = ["ad_id", "day", "country"]
     repeated = f.duplicated(key)  # the second and later rows of a key
     if repeated.any():

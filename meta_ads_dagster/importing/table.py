@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..engine.snapshot import COUNT_MAX, MONEY_MAX, YEARS
-from ..input_rules import echo, utf8_text
+from ..input_rules import ECHO_MAX, echo, utf8_text
 
 DIGITS = r"[0-9]+"
 DECIMAL = r"[0-9]+(?:\.[0-9]+)?"  # as exports write money: "12.34"; no sign, exponent or separators
 NEGATIVE = r"-[0-9]+(?:\.[0-9]+)?"
 COUNTRY = r"[A-Z]{2}"
+
+
+def quoted(cell: str) -> str:
+    """A cell in a message: in double quotes like a CSV cell, escaped, cut short when long."""
+    return json.dumps(cell, ensure_ascii=False) if len(cell) <= ECHO_MAX else echo(cell)
 
 
 class CsvImportError(ValueError):
@@ -56,7 +62,7 @@ class Table:
         header = [name.strip() for name in records[0]]
         repeated = sorted({name for name in header if header.count(name) > 1})
         if repeated:
-            raise CsvImportError(f"the header names column {echo(repeated[0])} twice")
+            raise CsvImportError(f"the header names column {quoted(repeated[0])} twice")
         for record, line in zip(records[1:], lines[1:]):
             if len(record) != len(header):
                 raise CsvImportError(f"row {line}: {len(record)} cells, but the header has {len(header)} columns")
@@ -80,7 +86,7 @@ class Table:
         """Note the first row where ``bad`` holds; ``message`` may use {value} (the cell, quoted)."""
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            self.note_at(row, column, message.format(value=echo(self.cells[column].iloc[row])))
+            self.note_at(row, column, message.format(value=quoted(self.cells[column].iloc[row])))
 
     def note_at(self, row: int, column: str, message: str) -> None:
         """Note a problem of the row at position ``row`` (0 = the first after the header)."""
@@ -96,25 +102,23 @@ class Table:
 
     def names(self, column: str) -> pd.Series:
         values = self.cells[column]
-        self.note(values == "", column, "is empty (a summary row? export without one)")
+        self.note(values == "", column, "is empty; every row needs a name (the export's summary row? export without it)")
         return values
 
     def whole_numbers(self, column: str, blank_is_zero: bool = False) -> pd.Series:
-        values = self._blank_as_zero(column) if blank_is_zero else self.cells[column]
+        values = self._cells(column, blank_is_zero)
         self._note_negative(values, column)
-        self.note(~values.str.fullmatch(DIGITS) & ~values.str.fullmatch(NEGATIVE), column, "{value} is not a whole number")
-        counts = pd.to_numeric(values.where(values.str.fullmatch(DIGITS) & (values.str.len() <= 13), "0"))
-        self.note(counts > COUNT_MAX, column, f"{{value}} is more than {COUNT_MAX:,}: a unit mistake?")
-        return counts.astype("int64")
+        digits = values.str.fullmatch(DIGITS)
+        self.note(~digits & ~values.str.fullmatch(NEGATIVE), column, "{value} is not a whole number")
+        return self._at_most(values.where(digits, "0").astype("float64"), COUNT_MAX, column).astype("int64")
 
     def amounts(self, column: str, blank_is_zero: bool = False) -> pd.Series:
-        values = self._blank_as_zero(column) if blank_is_zero else self.cells[column]
+        values = self._cells(column, blank_is_zero)
         self._note_negative(values, column)
-        self.note(~values.str.fullmatch(DECIMAL) & ~values.str.fullmatch(NEGATIVE), column,
+        decimal = values.str.fullmatch(DECIMAL)
+        self.note(~decimal & ~values.str.fullmatch(NEGATIVE), column,
                   "{value} is not an amount (digits with an optional decimal point: 12.34)")
-        money = pd.to_numeric(values.where(values.str.fullmatch(DECIMAL) & (values.str.len() <= 40), "0"))
-        self.note(money > MONEY_MAX, column, f"{{value}} is more than {MONEY_MAX:,}: a unit mistake?")
-        return money.astype("float64")
+        return self._at_most(values.where(decimal, "0").astype("float64"), MONEY_MAX, column)
 
     def days(self, column: str, form: str, example: str) -> pd.Series:
         """Dates in the strftime ``form``; a day that does not exist (31 April) is bad too."""
@@ -131,10 +135,14 @@ class Table:
                   "{value} is not a two-letter country code in capitals (ES) or Unknown")
         return values
 
-    def _blank_as_zero(self, column: str) -> pd.Series:
-        return self.cells[column].replace("", "0")
+    def _cells(self, column: str, blank_is_zero: bool) -> pd.Series:
+        return self.cells[column].replace("", "0") if blank_is_zero else self.cells[column]
 
     def _note_negative(self, values: pd.Series, column: str) -> None:
         self.note(values.str.fullmatch(NEGATIVE), column, "{value} is negative")
 
-
+    def _at_most(self, numbers: pd.Series, maximum: int, column: str) -> pd.Series:
+        # Floats hold every whole number up to 2^53 exactly, far past the bounds (the snapshot
+        # format's): a longer number is past them too, however it rounds.
+        self.note(numbers > maximum, column, f"{{value}} is more than {maximum:,}: a unit mistake?")
+        return numbers.where(numbers <= maximum, 0.0)

@@ -1,0 +1,243 @@
+"""``meta-ads import-csv``: an Ads Manager export (the synthetic one in data/) becomes a snapshot the
+engine accepts, whose numbers are the file's; every bad file is one line naming the row and column,
+and then nothing is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from io import StringIO
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from meta_ads_dagster.cli import main
+from meta_ads_dagster.engine.snapshot import load_snapshot_text
+
+from ..repo_files import ADS_MANAGER_CSV
+
+EXPORT_TEXT = ADS_MANAGER_CSV.read_text(encoding="utf-8")
+OLD_SNAPSHOT = '{"old": "snapshot"}\n'
+
+
+def import_csv(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["import-csv", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def imported(capsys, tmp_path: Path, text: str = EXPORT_TEXT, *options) -> dict:
+    source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
+    source.write_text(text, encoding="utf-8")
+    code, stdout, err = import_csv(capsys, source, "--out", out, *options)
+    assert (code, err) == (0, ""), err
+    assert stdout.splitlines()[-1] == f"wrote {out}"
+    load_snapshot_text(out.read_bytes())  # what plan and the stub will read
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def export_frame(text: str = EXPORT_TEXT) -> pd.DataFrame:
+    """The export as an analyst reads it: blank cells are zero."""
+    frame = pd.read_csv(StringIO(text))
+    return frame.fillna({"Link clicks": 0, "Purchases": 0, "Purchases conversion value": 0})
+
+
+def insights_by_campaign(document: dict) -> pd.DataFrame:
+    names = {c["id"]: c["name"] for c in document["campaigns"]}
+    rows = pd.DataFrame(document["insights"])
+    return pd.DataFrame({
+        "campaign": rows["campaign_id"].map(names),
+        "spend": rows["spend"].astype(float),
+        "impressions": rows["impressions"].astype(int),
+        "clicks": rows["clicks"].astype(int),
+        "purchases": [int(a[0]["value"]) for a in rows["actions"]],
+        "revenue": [float(a[0]["value"]) for a in rows["action_values"]],
+    }).groupby("campaign").sum()
+
+
+def test_an_export_becomes_a_snapshot_whose_numbers_are_the_files(capsys, tmp_path):
+    document = imported(capsys, tmp_path)
+    csv = export_frame()
+    expected = csv.groupby("Campaign name")[
+        ["Amount spent (EUR)", "Impressions", "Link clicks", "Purchases", "Purchases conversion value"]
+    ].sum()
+    expected.columns = ["spend", "impressions", "clicks", "purchases", "revenue"]
+    pd.testing.assert_frame_equal(insights_by_campaign(document), expected, check_names=False, check_dtype=False)
+
+    assert document["account"]["currency"] == "EUR" and document["account"]["timezone_name"] == "UTC"
+    assert document["as_of"] == "2026-11-09T10:00:00+00:00"  # 10:00 UTC the day after the last day
+    assert (len(document["campaigns"]), len(document["adsets"]), len(document["ads"]), len(document["insights"])) == (2, 3, 4, 48)
+    # "Video A" runs in two ad sets: two ads, two ids.
+    assert sorted(a["name"] for a in document["ads"]) == ["Carousel B", "Static C", "Video A", "Video A"]
+    assert len({a["id"] for a in document["ads"]}) == 4
+    # Ad sets target the countries they spent in (the geo rules read it).
+    assert {a["name"]: a["targeting"]["geo_locations"]["countries"] for a in document["adsets"]} == {
+        "Lookalike 1%": ["ES", "PT"], "Retargeting 30d": ["ES"], "Broad": ["PT"],
+    }
+
+
+def test_ids_are_derived_from_the_names_as_documented(capsys, tmp_path):
+    def derived(*names: str) -> str:
+        return str(int(hashlib.sha256("\x1f".join(names).encode()).hexdigest(), 16) % 10**15).zfill(15)
+
+    document = imported(capsys, tmp_path)
+    campaign = next(c for c in document["campaigns"] if c["name"] == "Winter Sale - ES")
+    adset = next(a for a in document["adsets"] if a["name"] == "Retargeting 30d")
+    ad = next(a for a in document["ads"] if a["adset_id"] == adset["id"])
+    assert campaign["id"] == "1" + derived("Winter Sale - ES")
+    assert adset["id"] == "2" + derived("Winter Sale - ES", "Retargeting 30d")
+    assert ad["id"] == "3" + derived("Winter Sale - ES", "Retargeting 30d", "Video A")
+    assert ad["creative"]["id"] == "9" + ad["id"]
+    assert imported(capsys, tmp_path) == document  # the same file, the same snapshot
+
+
+@pytest.mark.parametrize("currency, minor_per_unit", [("EUR", 100), ("USD", 100), ("JPY", 1), ("KRW", 1)])
+def test_the_currency_comes_from_the_header_and_budgets_are_its_whole_units(capsys, tmp_path, currency, minor_per_unit):
+    text = EXPORT_TEXT.replace("Amount spent (EUR)", f"Amount spent ({currency})")
+    document = imported(capsys, tmp_path, text)
+    assert document["account"]["currency"] == currency
+
+    csv = export_frame(text)
+    days = pd.to_datetime(csv["Day"])
+    last_week = csv[days > days.max() - pd.Timedelta(days=7)]
+    mean_daily_spend = last_week.groupby("Campaign name")[f"Amount spent ({currency})"].sum() / 7
+    budgets = {c["name"]: int(c["daily_budget"]) for c in document["campaigns"]}
+    assert budgets == {name: math.ceil(spend) * minor_per_unit for name, spend in mean_daily_spend.items()}
+    assert all(a["daily_budget"] is None for a in document["adsets"])  # campaign budgets (CBO)
+
+
+def test_each_entity_is_created_the_day_before_its_first_row(capsys, tmp_path):
+    frame = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)
+    late_ad = frame[(frame["Ad name"] != "Carousel B") | (frame["Day"] >= "2026-11-05")]
+    document = imported(capsys, tmp_path, late_ad.to_csv(index=False))
+    created = {a["name"]: a["created_time"] for a in document["ads"]}
+    assert created["Carousel B"] == "2026-11-04T00:00:00+00:00"
+    assert created["Static C"] == "2026-10-31T00:00:00+00:00"
+
+
+def test_an_export_without_countries_takes_the_country_given(capsys, tmp_path):
+    frame = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)
+    frame = frame[frame["Country"] == "ES"].drop(columns="Country")
+    text = frame.to_csv(index=False)
+    assert {row["country"] for row in imported(capsys, tmp_path, text)["insights"]} == {"ES"}  # the default
+    document = imported(capsys, tmp_path, text, "--country", "PT")
+    assert {row["country"] for row in document["insights"]} == {"PT"}
+    assert all(a["targeting"]["geo_locations"]["countries"] == ["PT"] for a in document["adsets"])
+
+
+def test_as_of_and_account_can_be_given(capsys, tmp_path):
+    document = imported(capsys, tmp_path, EXPORT_TEXT, "--as-of", "2026-11-08T18:30:00+01:00", "--account", "4242")
+    assert document["as_of"] == "2026-11-08T18:30:00+01:00" and document["account"]["id"] == "act_4242"
+
+
+def test_the_summary_states_counts_and_assumptions(capsys, tmp_path):
+    source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
+    source.write_text(EXPORT_TEXT, encoding="utf-8")
+    code, stdout, err = import_csv(capsys, source, "--out", out)
+    document = json.loads(out.read_text())
+    total = sum(int(c["daily_budget"]) for c in document["campaigns"]) / 100
+    assert (code, err) == (0, "")
+    assert stdout == (
+        f"imported {source}: 2 campaigns, 3 ad sets, 4 ads, 48 rows, 8 days (2026-11-01 to 2026-11-08), currency EUR, "
+        f"account {document['account']['id']}, as of 2026-11-09T10:00:00+00:00; campaign budgets assumed: mean daily "
+        f"spend over the last 7 days, rounded up: {total:,.2f} EUR a day in all\nwrote {out}\n"
+    )
+
+
+# --- bad files: one line naming the row and column, nothing written ------------------------------------
+def replace_cell(row: int, column: str, value: str, text: str = EXPORT_TEXT) -> str:
+    """The export with the cell of file line ``row`` in ``column`` replaced."""
+    frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    frame.loc[row - 2, column] = value
+    return frame.to_csv(index=False)
+
+
+LINES = EXPORT_TEXT.splitlines()
+BAD_FILES = {
+    "not a number": (replace_cell(17, "Impressions", "12x"), 'row 17, column "Impressions": "12x" is not a whole number'),
+    "negative spend": (replace_cell(9, "Amount spent (EUR)", "-5.00"), 'row 9, column "Amount spent (EUR)": "-5.00" is negative'),
+    "negative purchases": (replace_cell(30, "Purchases", "-1"), 'row 30, column "Purchases": "-1" is negative'),
+    "a fraction of a click": (replace_cell(4, "Link clicks", "3.5"), 'row 4, column "Link clicks": "3.5" is not a whole number'),
+    "money with a comma": (replace_cell(5, "Purchases conversion value", "1,234.50"),
+                           'row 5, column "Purchases conversion value": "1,234.50" is not an amount (digits with an optional decimal point: 12.34)'),
+    "a day that does not exist": (replace_cell(12, "Day", "2026-11-31"), 'row 12, column "Day": "2026-11-31" is not a date YYYY-MM-DD'),
+    "a day in another form": (replace_cell(12, "Day", "11/03/2026"), 'row 12, column "Day": "11/03/2026" is not a date YYYY-MM-DD'),
+    "a country name": (replace_cell(8, "Country", "Spain"),
+                       'row 8, column "Country": "Spain" is not a two-letter country code in capitals (ES) or Unknown'),
+    "an empty name": (replace_cell(20, "Ad set name", ""),
+                      'row 20, column "Ad set name": is empty; every row needs a name (the export\'s summary row? export without it)'),
+    "more clicks than impressions": (replace_cell(6, "Link clicks", "99999"),
+                                     'row 6, column "Link clicks": "99999" is more than the row\'s Impressions: a click follows an impression of the ad that day'),
+    "a unit mistake": (replace_cell(6, "Impressions", "5000000000000"),
+                       'row 6, column "Impressions": "5000000000000" is more than 1,000,000,000,000: a unit mistake?'),
+    "the earliest of two bad rows": (replace_cell(40, "Impressions", "x", replace_cell(33, "Amount spent (EUR)", "y")),
+                                     'row 33, column "Amount spent (EUR)": "y" is not an amount (digits with an optional decimal point: 12.34)'),
+    "a duplicate row": ("\n".join([*LINES, LINES[3]]) + "\n",
+                        "row 50, column \"Day\": the same ad, day and country as row 4 (ad 'Carousel B' of ad set 'Lookalike 1%', 2026-11-01, ES)"),
+    "a missing column": (pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False).drop(columns="Impressions").to_csv(index=False),
+                         'missing column "Impressions" (the header has: Reporting starts, Reporting ends, Campaign name, Ad set name, '
+                         'Ad name, Day, Country, Amount spent (EUR), Link clicks, Results, Result indicator, Purchases, '
+                         'Purchases conversion value, Cost per result)'),
+    "no spend column": (EXPORT_TEXT.replace("Amount spent (EUR)", "Amount spent"),
+                        'missing column "Amount spent (USD)", or the same with the account\'s currency: "Amount spent (EUR)"'),
+    "a row with a cell too many": ("\n".join([*LINES[:10], LINES[10] + ",extra", *LINES[11:]]),
+                                   "row 11: 16 cells, but the header has 15 columns"),
+    "a header only": (LINES[0] + "\n", "the file has a header but no rows"),
+}
+
+
+@pytest.mark.parametrize("text, message", BAD_FILES.values(), ids=BAD_FILES.keys())
+@pytest.mark.parametrize("earlier_output", [False, True], ids=["no output yet", "an output from before"])
+def test_a_bad_file_is_one_line_naming_row_and_column_and_nothing_is_written(capsys, tmp_path, text, message, earlier_output):
+    source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
+    source.write_text(text, encoding="utf-8")
+    if earlier_output:
+        out.write_text(OLD_SNAPSHOT)
+    before = sorted(tmp_path.iterdir())
+    assert import_csv(capsys, source, "--out", out) == (2, "", f"meta-ads: {source}: {message}\n")
+    assert sorted(tmp_path.iterdir()) == before  # no snapshot, no temporary file left behind
+    if earlier_output:
+        assert out.read_text() == OLD_SNAPSHOT
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--currency", "USD"], '--currency USD: the export is in EUR (column "Amount spent (EUR)")'),
+    (["--country", "ES"], '--country ES: the export has its own "Country" column'),
+    (["--value-per-conversion", "60"], "--value-per-conversion is for the KAG data only: an Ads Manager export has its own conversion value"),
+    (["--as-of", "2026-11-07T23:00:00+00:00"], "--as-of 2026-11-07T23:00:00+00:00 is before the file's last day, 2026-11-08"),
+    (["--format", "kag", "--value-per-conversion", "60"], 'missing columns "xyz_campaign_id", "fb_campaign_id", "ad_id", "Date", '
+     '"Clicks", "Spent", "Approved_Conversion", "age", "gender", "interest" (the header has: Reporting starts, Reporting ends, '
+     'Campaign name, Ad set name, Ad name, Day, Country, Amount spent (EUR), Impressions, Link clicks, Results, Result indicator, '
+     'Purchases, Purchases conversion value, Cost per result)'),
+])
+def test_options_that_contradict_the_file_are_one_line(capsys, tmp_path, options, message):
+    out = tmp_path / "snapshot.json"
+    assert import_csv(capsys, ADS_MANAGER_CSV, "--out", out, *options) == (2, "", f"meta-ads: {ADS_MANAGER_CSV}: {message}\n")
+    assert not out.exists()
+
+
+def test_unreadable_files_are_one_line(capsys, tmp_path):
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(EXPORT_TEXT.replace("Winter", "Invierno año").encode("latin-1"))
+    assert import_csv(capsys, tmp_path / "absent.csv", "--out", tmp_path / "s.json") == (
+        2, "", f"meta-ads: cannot read {tmp_path / 'absent.csv'}: No such file or directory\n")
+    code, out, err = import_csv(capsys, latin1, "--out", tmp_path / "s.json")
+    assert (code, out) == (2, "") and err.startswith(f"meta-ads: {latin1}: not UTF-8 text: byte 0xf1 at line 2 column ")
+    assert import_csv(capsys, ADS_MANAGER_CSV, "--out", tmp_path / "no" / "s.json") == (
+        2, "", f"meta-ads: cannot write {tmp_path / 'no' / 's.json'}: No such file or directory\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dagster_home", "latin1.csv"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--value-per-conversion", "-1"], "argument --value-per-conversion: '-1' must be a finite number, 0 or more"),
+    (["--value-per-conversion", "inf"], "argument --value-per-conversion: 'inf' must be a finite number, 0 or more"),
+    (["--currency", "eur"], "argument --currency: 'eur' is not an ISO 4217 currency code (EUR)"),
+    (["--country", "Spain"], "argument --country: 'Spain' is not a two-letter country code in capitals (ES)"),
+    (["--as-of", "2026-11-09T10:00:00"], "argument --as-of: '2026-11-09T10:00:00' is not an ISO 8601 time with a UTC offset"),
+])
+def test_bad_options_are_usage_errors(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-csv", str(ADS_MANAGER_CSV), "--out", str(tmp_path / "s.json"), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
