@@ -4,6 +4,7 @@ and then nothing is written."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meta_ads_dagster.cli import main
 from meta_ads_dagster.engine.snapshot import load_snapshot_text
+from meta_ads_dagster.importing import import_csv
 
 from ..repo_files import ADS_MANAGER_CSV
 
@@ -22,7 +26,7 @@ EXPORT_TEXT = ADS_MANAGER_CSV.read_text(encoding="utf-8")
 OLD_SNAPSHOT = '{"old": "snapshot"}\n'
 
 
-def import_csv(capsys, *argv) -> tuple[int, str, str]:
+def run_import(capsys, *argv) -> tuple[int, str, str]:
     code = main(["import-csv", *map(str, argv)])
     out, err = capsys.readouterr()
     return code, out, err
@@ -31,7 +35,7 @@ def import_csv(capsys, *argv) -> tuple[int, str, str]:
 def imported(capsys, tmp_path: Path, text: str = EXPORT_TEXT, *options) -> dict:
     source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
     source.write_text(text, encoding="utf-8")
-    code, stdout, err = import_csv(capsys, source, "--out", out, *options)
+    code, stdout, err = run_import(capsys, source, "--out", out, *options)
     assert (code, err) == (0, ""), err
     assert stdout.splitlines()[-1] == f"wrote {out}"
     load_snapshot_text(out.read_bytes())  # what plan and the stub will read
@@ -59,8 +63,8 @@ def insights_by_campaign(document: dict) -> pd.DataFrame:
 
 def test_an_export_becomes_a_snapshot_whose_numbers_are_the_files(capsys, tmp_path):
     document = imported(capsys, tmp_path)
-    csv = export_frame()
-    expected = csv.groupby("Campaign name")[
+    export = export_frame()
+    expected = export.groupby("Campaign name")[
         ["Amount spent (EUR)", "Impressions", "Link clicks", "Purchases", "Purchases conversion value"]
     ].sum()
     expected.columns = ["spend", "impressions", "clicks", "purchases", "revenue"]
@@ -99,9 +103,9 @@ def test_the_currency_comes_from_the_header_and_budgets_are_its_whole_units(caps
     document = imported(capsys, tmp_path, text)
     assert document["account"]["currency"] == currency
 
-    csv = export_frame(text)
-    days = pd.to_datetime(csv["Day"])
-    last_week = csv[days > days.max() - pd.Timedelta(days=7)]
+    export = export_frame(text)
+    days = pd.to_datetime(export["Day"])
+    last_week = export[days > days.max() - pd.Timedelta(days=7)]
     mean_daily_spend = last_week.groupby("Campaign name")[f"Amount spent ({currency})"].sum() / 7
     budgets = {c["name"]: int(c["daily_budget"]) for c in document["campaigns"]}
     assert budgets == {name: math.ceil(spend) * minor_per_unit for name, spend in mean_daily_spend.items()}
@@ -135,7 +139,7 @@ def test_as_of_and_account_can_be_given(capsys, tmp_path):
 def test_the_summary_states_counts_and_assumptions(capsys, tmp_path):
     source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
     source.write_text(EXPORT_TEXT, encoding="utf-8")
-    code, stdout, err = import_csv(capsys, source, "--out", out)
+    code, stdout, err = run_import(capsys, source, "--out", out)
     document = json.loads(out.read_text())
     total = sum(int(c["daily_budget"]) for c in document["campaigns"]) / 100
     assert (code, err) == (0, "")
@@ -196,7 +200,7 @@ def test_a_bad_file_is_one_line_naming_row_and_column_and_nothing_is_written(cap
     if earlier_output:
         out.write_text(OLD_SNAPSHOT)
     before = sorted(tmp_path.iterdir())
-    assert import_csv(capsys, source, "--out", out) == (2, "", f"meta-ads: {source}: {message}\n")
+    assert run_import(capsys, source, "--out", out) == (2, "", f"meta-ads: {source}: {message}\n")
     assert sorted(tmp_path.iterdir()) == before  # no snapshot, no temporary file left behind
     if earlier_output:
         assert out.read_text() == OLD_SNAPSHOT
@@ -214,18 +218,18 @@ def test_a_bad_file_is_one_line_naming_row_and_column_and_nothing_is_written(cap
 ])
 def test_options_that_contradict_the_file_are_one_line(capsys, tmp_path, options, message):
     out = tmp_path / "snapshot.json"
-    assert import_csv(capsys, ADS_MANAGER_CSV, "--out", out, *options) == (2, "", f"meta-ads: {ADS_MANAGER_CSV}: {message}\n")
+    assert run_import(capsys, ADS_MANAGER_CSV, "--out", out, *options) == (2, "", f"meta-ads: {ADS_MANAGER_CSV}: {message}\n")
     assert not out.exists()
 
 
 def test_unreadable_files_are_one_line(capsys, tmp_path):
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes(EXPORT_TEXT.replace("Winter", "Invierno año").encode("latin-1"))
-    assert import_csv(capsys, tmp_path / "absent.csv", "--out", tmp_path / "s.json") == (
+    assert run_import(capsys, tmp_path / "absent.csv", "--out", tmp_path / "s.json") == (
         2, "", f"meta-ads: cannot read {tmp_path / 'absent.csv'}: No such file or directory\n")
-    code, out, err = import_csv(capsys, latin1, "--out", tmp_path / "s.json")
+    code, out, err = run_import(capsys, latin1, "--out", tmp_path / "s.json")
     assert (code, out) == (2, "") and err.startswith(f"meta-ads: {latin1}: not UTF-8 text: byte 0xf1 at line 2 column ")
-    assert import_csv(capsys, ADS_MANAGER_CSV, "--out", tmp_path / "no" / "s.json") == (
+    assert run_import(capsys, ADS_MANAGER_CSV, "--out", tmp_path / "no" / "s.json") == (
         2, "", f"meta-ads: cannot write {tmp_path / 'no' / 's.json'}: No such file or directory\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dagster_home", "latin1.csv"]
 
@@ -241,3 +245,43 @@ def test_bad_options_are_usage_errors(capsys, tmp_path, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["import-csv", str(ADS_MANAGER_CSV), "--out", str(tmp_path / "s.json"), *argv])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+# --- any valid export round-trips ----------------------------------------------------------------------
+NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12).map(str.strip).filter(bool)
+CELLS = st.tuples(
+    st.integers(0, 20), st.sampled_from(["ES", "PT", "FR", "Unknown"]),  # day offset, country
+    st.integers(0, 10**7), st.integers(0, 10**6),  # spend in cents, impressions
+    st.floats(0, 1), st.floats(0, 1), st.integers(0, 10**8),  # clicks and purchases as shares of impressions, value in cents
+)
+
+
+@st.composite
+def exports(draw) -> list[list[str]]:
+    """Rows of a valid export: ads named by (campaign, ad set, ad), one row per ad, day and country."""
+    ads = draw(st.lists(st.tuples(NAMES, NAMES, NAMES), min_size=1, max_size=6, unique=True))
+    rows = draw(st.lists(st.tuples(st.sampled_from(ads), CELLS), min_size=1, max_size=40,
+                         unique_by=lambda row: (row[0], row[1][0], row[1][1])))
+    blank_zero = lambda n: str(n) if n else ""  # noqa: E731 - Ads Manager leaves zeros blank
+    return [
+        [*names, f"2026-10-{1 + day:02d}", country, f"{spend / 100:.2f}", str(impressions),
+         blank_zero(int(impressions * clicks)), blank_zero(int(impressions * purchases)), blank_zero(value) and f"{value / 100:.2f}"]
+        for names, (day, country, spend, impressions, clicks, purchases, value) in rows
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(exports())
+def test_any_valid_export_round_trips_its_sums(rows):
+    header = ["Campaign name", "Ad set name", "Ad name", "Day", "Country", "Amount spent (USD)", "Impressions",
+              "Link clicks", "Purchases", "Purchases conversion value"]
+    text = StringIO()
+    csv.writer(text).writerows([header, *rows])
+    document = import_csv(text.getvalue().encode("utf-8")).document
+
+    expected = pd.DataFrame(rows, columns=header).replace("", "0").astype({c: float for c in header[5:]})
+    expected = expected.groupby("Campaign name")[header[5:]].sum()
+    expected.columns = ["spend", "impressions", "clicks", "purchases", "revenue"]
+    pd.testing.assert_frame_equal(insights_by_campaign(document), expected, check_names=False, check_dtype=False)
+    assert len(document["insights"]) == len(rows)
+    assert len(document["ads"]) == len({tuple(row[:3]) for row in rows})
