@@ -40,8 +40,8 @@ BUDGET_ASSUMPTION = f"campaign budgets assumed: mean daily spend over the last {
 
 
 def derived_id(*names: str) -> str:
-    """A stable id of digits for an object an export names but does not number: the first 15 decimal
-    digits of the SHA-256 of its names (its campaign's, its ad set's, its own), joined by U+001F."""
+    """A stable id of 15 digits for an object an export names but does not number: the SHA-256 of its
+    names (its campaign's, its ad set's, its own) joined by U+001F, as a number, modulo 10^15."""
     digest = hashlib.sha256("\x1f".join(names).encode("utf-8")).hexdigest()
     return str(int(digest, 16) % 10**15).zfill(15)
 
