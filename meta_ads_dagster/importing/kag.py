@@ -29,7 +29,7 @@ def is_kag(table: Table) -> bool:
 
 def read_kag(table: Table, value_per_conversion: float, currency: str, country: str) -> Rows:
     table.require(*COLUMNS.values(), *AUDIENCE)
-    ids = {field: table.whole_numbers(COLUMNS[field]).astype(str) for field in ("campaign_id", "adset_id", "ad_id")}
+    ids = {field: table.ids(COLUMNS[field]) for field in ("campaign_id", "adset_id", "ad_id")}
     audience = table.cells[list(AUDIENCE)]
     purchases = table.whole_numbers(COLUMNS["purchases"])
     frame = pd.DataFrame({

@@ -120,10 +120,16 @@ class Table:
                   "{value} is not an amount (digits with an optional decimal point: 12.34)")
         return self._at_most(values.where(decimal, "0").astype("float64"), MONEY_MAX, column)
 
+    def ids(self, column: str) -> pd.Series:
+        values = self.cells[column]
+        self.note(~values.str.fullmatch(DIGITS), column, "{value} is not an id (digits 0-9)")
+        return values
+
     def days(self, column: str, form: str, example: str) -> pd.Series:
-        """Dates in the strftime ``form``; a day that does not exist (31 April) is bad too."""
+        """Dates in the strftime ``form``, exactly: a day that does not exist (31 April) is bad, and
+        so is one that strptime would read but not write back ("2026-1-5")."""
         days = pd.to_datetime(self.cells[column], format=form, errors="coerce")
-        self.note(days.isna(), column, f"{{value}} is not a date {example}")
+        self.note(days.dt.strftime(form) != self.cells[column], column, f"{{value}} is not a date {example}")
         in_years = days.isna() | days.dt.year.between(*YEARS)
         self.note(~in_years, column, f"{{value}} is not in the years {YEARS[0]} to {YEARS[1]}")
         return days

@@ -20,7 +20,7 @@ from meta_ads_dagster.cli import main
 from meta_ads_dagster.engine.snapshot import load_snapshot_text
 from meta_ads_dagster.importing import import_csv
 
-from ..repo_files import ADS_MANAGER_CSV
+from ..repo_files import ADS_MANAGER_CSV, KAG_CSV
 
 EXPORT_TEXT = ADS_MANAGER_CSV.read_text(encoding="utf-8")
 OLD_SNAPSHOT = '{"old": "snapshot"}\n'
@@ -168,6 +168,7 @@ BAD_FILES = {
                            'row 5, column "Purchases conversion value": "1,234.50" is not an amount (digits with an optional decimal point: 12.34)'),
     "a day that does not exist": (replace_cell(12, "Day", "2026-11-31"), 'row 12, column "Day": "2026-11-31" is not a date YYYY-MM-DD'),
     "a day in another form": (replace_cell(12, "Day", "11/03/2026"), 'row 12, column "Day": "11/03/2026" is not a date YYYY-MM-DD'),
+    "a day without its zeros": (replace_cell(12, "Day", "2026-11-3"), 'row 12, column "Day": "2026-11-3" is not a date YYYY-MM-DD'),
     "a country name": (replace_cell(8, "Country", "Spain"),
                        'row 8, column "Country": "Spain" is not a two-letter country code in capitals (ES) or Unknown'),
     "an empty name": (replace_cell(20, "Ad set name", ""),
@@ -204,6 +205,25 @@ def test_a_bad_file_is_one_line_naming_row_and_column_and_nothing_is_written(cap
     assert sorted(tmp_path.iterdir()) == before  # no snapshot, no temporary file left behind
     if earlier_output:
         assert out.read_text() == OLD_SNAPSHOT
+
+
+KAG_LINES = KAG_CSV.read_text(encoding="utf-8").splitlines()[:20]
+BAD_KAG_FILES = {  # the row (its line in the file), a cell's text, what it becomes, the message
+    "an id with a letter": (2, "708746", "70874x", 'row 2, column "ad_id": "70874x" is not an id (digits 0-9)'),
+    "a day that does not exist": (5, "30-08-2023", "31-09-2023", 'row 5, column "Date": "31-09-2023" is not a date DD-MM-YYYY'),
+    "a fraction of a conversion": (10, ",1,0", ",1,0.5", 'row 10, column "Approved_Conversion": "0.5" is not a whole number'),
+}
+
+
+@pytest.mark.parametrize("row, cell, bad_cell, message", BAD_KAG_FILES.values(), ids=BAD_KAG_FILES.keys())
+def test_a_bad_row_of_the_kag_data_is_named_too(capsys, tmp_path, row, cell, bad_cell, message):
+    lines = list(KAG_LINES)
+    lines[row - 1] = lines[row - 1].replace(cell, bad_cell)
+    assert lines[row - 1] != KAG_LINES[row - 1]
+    source, out = tmp_path / "kag.csv", tmp_path / "kag.json"
+    source.write_text("\n".join(lines), encoding="utf-8")
+    assert run_import(capsys, source, "--out", out, "--value-per-conversion", "60") == (2, "", f"meta-ads: {source}: {message}\n")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("options, message", [
