@@ -48,7 +48,6 @@ def import_csv(
             raise CsvImportError("--value-per-conversion is for the KAG data only: an Ads Manager export has its own conversion value")
         rows = read_ads_manager(table, currency, country)
     check_rows(table, rows)
-    table.raise_first_problem()
     return build_snapshot(rows, as_of, account_id)
 
 

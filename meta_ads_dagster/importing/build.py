@@ -22,13 +22,8 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from ..engine.snapshot import ZERO_DECIMAL_CURRENCIES, parse_snapshot
-from .table import CsvImportError, Table
+from .table import CsvImportError, Table, quoted
 
-# One normalized row per row of the file.
-ROW_COLUMNS = (
-    "campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name",
-    "day", "country", "spend", "impressions", "clicks", "purchases", "revenue",
-)
 BUDGET_DAYS = 7
 # The country of every row of a file without countries (``--country`` says another). Spain: the
 # geo rules take a country above MAX_SINGLE_COUNTRY_PCT as a reason to block raises unless that
@@ -48,8 +43,10 @@ def derived_id(*names: str) -> str:
 
 @dataclass(frozen=True)
 class Rows:
-    """What a format reader makes of a file: the normalized rows (``ROW_COLUMNS``, one per row of
-    the file, in its order), their currency, and the file's column behind each field (for errors)."""
+    """What a format reader makes of a file: the normalized rows, one per row of the file, in its
+    order (ids and names of the campaign, ad set and ad, ``day``, ``country``, ``spend``,
+    ``impressions``, ``clicks``, ``purchases``, ``revenue``), their currency, and the file's column
+    behind each field (for errors)."""
 
     frame: pd.DataFrame
     currency: str
@@ -69,18 +66,19 @@ class Imported:
     def summary(self) -> str:
         d = self.document
         currency = d["account"]["currency"]
-        total = f"{self.budgets.sum():,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{self.budgets.sum():,.2f}"
         days = (self.last_day - self.first_day).days + 1
         return (
             f"{len(d['campaigns'])} campaigns, {len(d['adsets'])} ad sets, {len(d['ads'])} ads, {self.rows} rows, "
             f"{days} days ({self.first_day:%Y-%m-%d} to {self.last_day:%Y-%m-%d}), currency {currency}, "
-            f"account {d['account']['id']}, as of {d['as_of']}; {BUDGET_ASSUMPTION}: {total} {currency} a day in all"
+            f"account {d['account']['id']}, as of {d['as_of']}; {BUDGET_ASSUMPTION}: {self.budgets.sum():,} {currency} a day in all"
         )
 
 
 def check_rows(table: Table, rows: Rows) -> None:
     """The rules that relate a row's cells to each other or rows to each other (the snapshot
-    format's): clicks and purchases need impressions that day; one row per ad, day and country."""
+    format's): clicks and purchases need impressions that day; one row per ad, day and country.
+    Only on cells that passed their own rules: a bad cell, read as 0, would be blamed again here."""
+    table.raise_first_problem()
     f, source = rows.frame, rows.source  # f's index is the row's position in the table
     for field, one in (("clicks", "click"), ("purchases", "purchase")):
         table.note(f[field] > f["impressions"], source[field],
@@ -91,8 +89,9 @@ def check_rows(table: Table, rows: Rows) -> None:
         later = int(repeated.idxmax())
         first = int(f.index[(f[key] == f.loc[later, key]).all(axis=1)][0])
         r = f.loc[later]
-        table.note_at(later, source["day"], f"the same ad, day and country as row {table.line(first)} "
-                      f"(ad {r['ad_name']!r} of ad set {r['adset_name']!r}, {r['day']:%Y-%m-%d}, {r['country']})")
+        table.note_at(later, source["day"], f"the same ad, day and country as row {table.line(first)} (ad "
+                      f"{quoted(r['ad_name'])} of ad set {quoted(r['adset_name'])}, {r['day']:%Y-%m-%d}, {r['country']})")
+    table.raise_first_problem()
 
 
 def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | None = None) -> Imported:

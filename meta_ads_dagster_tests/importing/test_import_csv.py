@@ -23,6 +23,7 @@ from meta_ads_dagster.importing import import_csv
 from ..repo_files import ADS_MANAGER_CSV, KAG_CSV
 
 EXPORT_TEXT = ADS_MANAGER_CSV.read_text(encoding="utf-8")
+EXPORT_CELLS = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)  # as text, blanks kept
 OLD_SNAPSHOT = '{"old": "snapshot"}\n'
 
 
@@ -113,7 +114,7 @@ def test_the_currency_comes_from_the_header_and_budgets_are_its_whole_units(caps
 
 
 def test_each_entity_is_created_the_day_before_its_first_row(capsys, tmp_path):
-    frame = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)
+    frame = EXPORT_CELLS
     late_ad = frame[(frame["Ad name"] != "Carousel B") | (frame["Day"] >= "2026-11-05")]
     document = imported(capsys, tmp_path, late_ad.to_csv(index=False))
     created = {a["name"]: a["created_time"] for a in document["ads"]}
@@ -122,8 +123,7 @@ def test_each_entity_is_created_the_day_before_its_first_row(capsys, tmp_path):
 
 
 def test_an_export_without_countries_takes_the_country_given(capsys, tmp_path):
-    frame = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)
-    frame = frame[frame["Country"] == "ES"].drop(columns="Country")
+    frame = EXPORT_CELLS[EXPORT_CELLS["Country"] == "ES"].drop(columns="Country")
     text = frame.to_csv(index=False)
     assert {row["country"] for row in imported(capsys, tmp_path, text)["insights"]} == {"ES"}  # the default
     document = imported(capsys, tmp_path, text, "--country", "PT")
@@ -141,47 +141,51 @@ def test_the_summary_states_counts_and_assumptions(capsys, tmp_path):
     source.write_text(EXPORT_TEXT, encoding="utf-8")
     code, stdout, err = run_import(capsys, source, "--out", out)
     document = json.loads(out.read_text())
-    total = sum(int(c["daily_budget"]) for c in document["campaigns"]) / 100
+    total = sum(int(c["daily_budget"]) for c in document["campaigns"]) // 100
     assert (code, err) == (0, "")
     assert stdout == (
         f"imported {source}: 2 campaigns, 3 ad sets, 4 ads, 48 rows, 8 days (2026-11-01 to 2026-11-08), currency EUR, "
         f"account {document['account']['id']}, as of 2026-11-09T10:00:00+00:00; campaign budgets assumed: mean daily "
-        f"spend over the last 7 days, rounded up: {total:,.2f} EUR a day in all\nwrote {out}\n"
+        f"spend over the last 7 days, rounded up: {total:,} EUR a day in all\nwrote {out}\n"
     )
 
 
 # --- bad files: one line naming the row and column, nothing written ------------------------------------
-def replace_cell(row: int, column: str, value: str, text: str = EXPORT_TEXT) -> str:
-    """The export with the cell of file line ``row`` in ``column`` replaced."""
-    frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
-    frame.loc[row - 2, column] = value
-    return frame.to_csv(index=False)
+def with_cells(*changes: tuple[int, str, str], cells: pd.DataFrame = EXPORT_CELLS) -> str:
+    """The export with each (row, column, value) change: the cell of file line ``row`` replaced."""
+    cells = cells.copy()
+    for row, column, value in changes:
+        cells.loc[row - 2, column] = value
+    return cells.to_csv(index=False)
 
 
 LINES = EXPORT_TEXT.splitlines()
+IMPRESSIONS_LAST = EXPORT_CELLS[[*EXPORT_CELLS.columns.drop("Impressions"), "Impressions"]]
 BAD_FILES = {
-    "not a number": (replace_cell(17, "Impressions", "12x"), 'row 17, column "Impressions": "12x" is not a whole number'),
-    "negative spend": (replace_cell(9, "Amount spent (EUR)", "-5.00"), 'row 9, column "Amount spent (EUR)": "-5.00" is negative'),
-    "negative purchases": (replace_cell(30, "Purchases", "-1"), 'row 30, column "Purchases": "-1" is negative'),
-    "a fraction of a click": (replace_cell(4, "Link clicks", "3.5"), 'row 4, column "Link clicks": "3.5" is not a whole number'),
-    "money with a comma": (replace_cell(5, "Purchases conversion value", "1,234.50"),
+    "not a number": (with_cells((17, "Impressions", "12x")), 'row 17, column "Impressions": "12x" is not a whole number'),
+    "negative spend": (with_cells((9, "Amount spent (EUR)", "-5.00")), 'row 9, column "Amount spent (EUR)": "-5.00" is negative'),
+    "negative purchases": (with_cells((30, "Purchases", "-1")), 'row 30, column "Purchases": "-1" is negative'),
+    "a fraction of a click": (with_cells((4, "Link clicks", "3.5")), 'row 4, column "Link clicks": "3.5" is not a whole number'),
+    "money with a comma": (with_cells((5, "Purchases conversion value", "1,234.50")),
                            'row 5, column "Purchases conversion value": "1,234.50" is not an amount (digits with an optional decimal point: 12.34)'),
-    "a day that does not exist": (replace_cell(12, "Day", "2026-11-31"), 'row 12, column "Day": "2026-11-31" is not a date YYYY-MM-DD'),
-    "a day in another form": (replace_cell(12, "Day", "11/03/2026"), 'row 12, column "Day": "11/03/2026" is not a date YYYY-MM-DD'),
-    "a day without its zeros": (replace_cell(12, "Day", "2026-11-3"), 'row 12, column "Day": "2026-11-3" is not a date YYYY-MM-DD'),
-    "a country name": (replace_cell(8, "Country", "Spain"),
+    "a day that does not exist": (with_cells((12, "Day", "2026-11-31")), 'row 12, column "Day": "2026-11-31" is not a date YYYY-MM-DD'),
+    "a day in another form": (with_cells((12, "Day", "11/03/2026")), 'row 12, column "Day": "11/03/2026" is not a date YYYY-MM-DD'),
+    "a day without its zeros": (with_cells((12, "Day", "2026-11-3")), 'row 12, column "Day": "2026-11-3" is not a date YYYY-MM-DD'),
+    "a country name": (with_cells((8, "Country", "Spain")),
                        'row 8, column "Country": "Spain" is not a two-letter country code in capitals (ES) or Unknown'),
-    "an empty name": (replace_cell(20, "Ad set name", ""),
+    "an empty name": (with_cells((20, "Ad set name", "")),
                       'row 20, column "Ad set name": is empty; every row needs a name (the export\'s summary row? export without it)'),
-    "more clicks than impressions": (replace_cell(6, "Link clicks", "99999"),
+    "more clicks than impressions": (with_cells((6, "Link clicks", "99999")),
                                      'row 6, column "Link clicks": "99999" is more than the row\'s Impressions: a click follows an impression of the ad that day'),
-    "a unit mistake": (replace_cell(6, "Impressions", "5000000000000"),
+    "a unit mistake": (with_cells((6, "Impressions", "5000000000000")),
                        'row 6, column "Impressions": "5000000000000" is more than 1,000,000,000,000: a unit mistake?'),
-    "the earliest of two bad rows": (replace_cell(40, "Impressions", "x", replace_cell(33, "Amount spent (EUR)", "y")),
+    "a bad impressions cell is not blamed on the clicks before it": (
+        with_cells((3, "Impressions", "x"), cells=IMPRESSIONS_LAST), 'row 3, column "Impressions": "x" is not a whole number'),
+    "the earliest of two bad rows": (with_cells((40, "Impressions", "x"), (33, "Amount spent (EUR)", "y")),
                                      'row 33, column "Amount spent (EUR)": "y" is not an amount (digits with an optional decimal point: 12.34)'),
     "a duplicate row": ("\n".join([*LINES, LINES[3]]) + "\n",
-                        "row 50, column \"Day\": the same ad, day and country as row 4 (ad 'Carousel B' of ad set 'Lookalike 1%', 2026-11-01, ES)"),
-    "a missing column": (pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False).drop(columns="Impressions").to_csv(index=False),
+                        'row 50, column "Day": the same ad, day and country as row 4 (ad "Carousel B" of ad set "Lookalike 1%", 2026-11-01, ES)'),
+    "a missing column": (EXPORT_CELLS.drop(columns="Impressions").to_csv(index=False),
                          'missing column "Impressions" (the header has: Reporting starts, Reporting ends, Campaign name, Ad set name, '
                          'Ad name, Day, Country, Amount spent (EUR), Link clicks, Results, Result indicator, Purchases, '
                          'Purchases conversion value, Cost per result)'),
