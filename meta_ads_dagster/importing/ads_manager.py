@@ -46,9 +46,9 @@ def read_ads_manager(table: Table, currency: str | None, country: str | None) ->
     names = {field: table.names(column) for field, column in NAMES.items()}
     frame = pd.DataFrame({
         **names,
-        "campaign_id": ["1" + derived_id(c) for c in names["campaign_name"]],
-        "adset_id": ["2" + derived_id(c, a) for c, a in zip(names["campaign_name"], names["adset_name"])],
-        "ad_id": ["3" + derived_id(*n) for n in zip(names["campaign_name"], names["adset_name"], names["ad_name"])],
+        "campaign_id": _ids("1", names["campaign_name"]),
+        "adset_id": _ids("2", names["campaign_name"], names["adset_name"]),
+        "ad_id": _ids("3", names["campaign_name"], names["adset_name"], names["ad_name"]),
         "day": table.days(DAY, "%Y-%m-%d", "YYYY-MM-DD"),
         "country": table.countries(COUNTRY) if COUNTRY in table.columns else country or DEFAULT_COUNTRY,
         "spend": table.amounts(spend_column),
@@ -57,3 +57,11 @@ def read_ads_manager(table: Table, currency: str | None, country: str | None) ->
     })
     source = {**NAMES, **COUNTS, "day": DAY, "spend": spend_column, "revenue": REVENUE}
     return Rows(frame, header_currency, source)
+
+
+def _ids(kind: str, *names: pd.Series) -> list[str]:
+    """``kind`` (the digit that tells campaigns, ad sets and ads apart) + the id derived from each
+    row's names; hashed once per object, not once per row."""
+    rows = list(zip(*names))
+    ids = {key: kind + derived_id(*key) for key in set(rows)}
+    return [ids[key] for key in rows]
