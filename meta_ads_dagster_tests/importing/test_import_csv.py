@@ -8,6 +8,8 @@ import csv
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -309,3 +311,17 @@ def test_any_valid_export_round_trips_its_sums(rows):
     pd.testing.assert_frame_equal(insights_by_campaign(document), expected, check_names=False, check_dtype=False)
     assert len(document["insights"]) == len(rows)
     assert len(document["ads"]) == len({tuple(row[:3]) for row in rows})
+
+
+def test_importing_needs_no_dagster_and_the_engine_never_imports_it(tmp_path):
+    script = f"""
+import sys
+import meta_ads_dagster.engine.cycle
+assert "meta_ads_dagster.importing" not in sys.modules, "the engine imported the importer"
+from meta_ads_dagster.cli import main
+assert main(["import-csv", {str(ADS_MANAGER_CSV)!r}, "--out", "snapshot.json"]) == 0
+loaded = sorted(name for name in sys.modules if name == "dagster" or name.startswith("dagster."))
+sys.exit(f"Dagster loaded: {{loaded[:5]}}" if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
