@@ -16,13 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 from .ads_manager import read_ads_manager
-from .build import BUDGET_ASSUMPTION, DEFAULT_COUNTRY, Imported, build_snapshot, check_rows
+from .build import DEFAULT_COUNTRY, Imported, build_snapshot, check_rows
 from .kag import is_kag, read_kag
 from .table import CsvImportError, Table
 
 FORMATS = ("ads-manager", "kag")
 
-__all__ = ["BUDGET_ASSUMPTION", "FORMATS", "CsvImportError", "Imported", "import_csv", "write_json_atomically"]
+__all__ = ["FORMATS", "CsvImportError", "Imported", "import_csv", "write_json_atomically"]
 
 
 def import_csv(
