@@ -8,6 +8,8 @@ documented way for every format:
 - **created_time**: midnight UTC of the day before the entity's first row;
 - **status**: everything ACTIVE; every ad has its own approved creative, id ``9`` + the ad's id;
 - **ad set targeting**: the countries of its rows (besides ``unknown``), which the geo rules read;
+- **clicks**: cut to the row's impressions when more (link clicks count every click; the format
+  holds clicks to the impressions), and the summary says on how many rows;
 - **the account**: time zone UTC (the file's days are UTC days), ``as_of`` 10:00 UTC the day after
   the last day unless given, id derived from the campaign ids unless given.
 """
@@ -62,6 +64,8 @@ class Imported:
     first_day: pd.Timestamp
     last_day: pd.Timestamp
     budgets: pd.Series  # campaign id → the assumed daily budget, major units
+    clicks_column: str
+    clicks_capped: int  # rows whose clicks were cut to their impressions
 
     def summary(self) -> str:
         d = self.document
@@ -71,18 +75,18 @@ class Imported:
             f"{len(d['campaigns'])} campaigns, {len(d['adsets'])} ad sets, {len(d['ads'])} ads, {self.rows} rows, "
             f"{days} days ({self.first_day:%Y-%m-%d} to {self.last_day:%Y-%m-%d}), currency {currency}, "
             f"account {d['account']['id']}, as of {d['as_of']}; {BUDGET_ASSUMPTION}: {self.budgets.sum():,} {currency} a day in all"
+            + (f"; {self.clicks_column} cut to the impressions on {self.clicks_capped} row{'s' * (self.clicks_capped > 1)}" if self.clicks_capped else "")
         )
 
 
 def check_rows(table: Table, rows: Rows) -> None:
     """The rules that relate a row's cells to each other or rows to each other (the snapshot
-    format's): clicks and purchases need impressions that day; one row per ad, day and country.
+    format's): purchases need impressions that day; one row per ad, day and country.
     Only on cells that passed their own rules: a bad cell, read as 0, would be blamed again here."""
     table.raise_first_problem()
     f, source = rows.frame, rows.source  # f's index is the row's position in the table
-    for field, one in (("clicks", "click"), ("purchases", "purchase")):
-        table.note(f[field] > f["impressions"], source[field],
-                   f"{{value}} is more than the row's {source['impressions']}: a {one} follows an impression of the ad that day")
+    table.note(f["purchases"] > f["impressions"], source["purchases"],
+               f"{{value}} is more than the row's {source['impressions']}: a purchase follows an impression of the ad that day")
     key = ["ad_id", "day", "country"]
     repeated = f.duplicated(key)  # the second and later rows of a key
     if repeated.any():
@@ -103,6 +107,10 @@ def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | 
         raise CsvImportError(f"--as-of {moment.isoformat()} is before the file's last day, {last_day:%Y-%m-%d}")
     budgets = _assumed_budgets(f, first_day, last_day)
     minor = 1 if rows.currency in ZERO_DECIMAL_CURRENCIES else 100
+    # Link clicks count every click, so one impression can bring two, but the snapshot format (and
+    # the fatigue rule's click-through rate) holds clicks to at most the impressions.
+    capped = f["clicks"] > f["impressions"]
+    f = f.assign(clicks=f["clicks"].where(~capped, f["impressions"]))
 
     f = f.assign(**{
         f"{level}_created": (f.groupby(f"{level}_id")["day"].transform("min") - pd.Timedelta(days=1)).dt.strftime(
@@ -146,7 +154,7 @@ def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | 
         ],
     }
     parse_snapshot(document)  # never hand out (or write) a snapshot the engine would refuse
-    return Imported(document, len(f), first_day, last_day, budgets)
+    return Imported(document, len(f), first_day, last_day, budgets, rows.source["clicks"], int(capped.sum()))
 
 
 def _assumed_budgets(f: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp) -> pd.Series:

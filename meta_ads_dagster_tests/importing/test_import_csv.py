@@ -152,6 +152,19 @@ def test_the_summary_states_counts_and_assumptions(capsys, tmp_path):
     )
 
 
+@pytest.mark.parametrize("rows, note", [([6], "; Link clicks cut to the impressions on 1 row"), ([6, 9], "; Link clicks cut to the impressions on 2 rows")])
+def test_more_link_clicks_than_impressions_are_cut_to_the_impressions_and_said(capsys, tmp_path, rows, note):
+    """Link clicks count every click (one impression can bring two); the snapshot format holds
+    clicks to at most the impressions."""
+    source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
+    source.write_text(with_cells(*[(row, "Link clicks", "99999") for row in rows]), encoding="utf-8")
+    code, stdout, err = run_import(capsys, source, "--out", out)
+    assert (code, err) == (0, "") and stdout.splitlines()[0].endswith(note)
+    insights = json.loads(out.read_text())["insights"]
+    for row in rows:
+        assert insights[row - 2]["clicks"] == insights[row - 2]["impressions"] == EXPORT_CELLS.loc[row - 2, "Impressions"]
+
+
 # --- bad files: one line naming the row and column, nothing written ------------------------------------
 def with_cells(*changes: tuple[int, str, str], cells: pd.DataFrame = EXPORT_CELLS) -> str:
     """The export with each (row, column, value) change: the cell of file line ``row`` replaced."""
@@ -177,12 +190,12 @@ BAD_FILES = {
                        'row 8, column "Country": "Spain" is not a two-letter country code in capitals (ES) or Unknown'),
     "an empty name": (with_cells((20, "Ad set name", "")),
                       'row 20, column "Ad set name": is empty; every row needs a name (the export\'s summary row? export without it)'),
-    "more clicks than impressions": (with_cells((6, "Link clicks", "99999")),
-                                     'row 6, column "Link clicks": "99999" is more than the row\'s Impressions: a click follows an impression of the ad that day'),
+    "more purchases than impressions": (with_cells((6, "Purchases", "99999")),
+                                        'row 6, column "Purchases": "99999" is more than the row\'s Impressions: a purchase follows an impression of the ad that day'),
     "a unit mistake": (with_cells((6, "Impressions", "5000000000000")),
                        'row 6, column "Impressions": "5000000000000" is more than 1,000,000,000,000: a unit mistake?'),
-    "a bad impressions cell is not blamed on the clicks before it": (
-        with_cells((3, "Impressions", "x"), cells=IMPRESSIONS_LAST), 'row 3, column "Impressions": "x" is not a whole number'),
+    "a bad impressions cell is not blamed on the purchases before it": (
+        with_cells((2, "Impressions", "x"), cells=IMPRESSIONS_LAST), 'row 2, column "Impressions": "x" is not a whole number'),
     "the earliest of two bad rows": (with_cells((40, "Impressions", "x"), (33, "Amount spent (EUR)", "y")),
                                      'row 33, column "Amount spent (EUR)": "y" is not an amount (digits with an optional decimal point: 12.34)'),
     "a duplicate row": ("\n".join([*LINES, LINES[3]]) + "\n",
