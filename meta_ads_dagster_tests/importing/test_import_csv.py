@@ -115,6 +115,15 @@ def test_the_currency_comes_from_the_header_and_budgets_are_its_whole_units(caps
     assert all(a["daily_budget"] is None for a in document["adsets"])  # campaign budgets (CBO)
 
 
+def test_a_file_of_fewer_than_7_days_budgets_the_mean_over_its_days(capsys, tmp_path):
+    three_days = EXPORT_CELLS[EXPORT_CELLS["Day"] >= "2026-11-06"]
+    document = imported(capsys, tmp_path, three_days.to_csv(index=False))
+    spend = three_days.astype({"Amount spent (EUR)": float}).groupby("Campaign name")["Amount spent (EUR)"].sum()
+    assert {c["name"]: int(c["daily_budget"]) for c in document["campaigns"]} == {
+        name: math.ceil(total / 3) * 100 for name, total in spend.items()
+    }
+
+
 def test_each_entity_is_created_the_day_before_its_first_row(capsys, tmp_path):
     frame = EXPORT_CELLS
     late_ad = frame[(frame["Ad name"] != "Carousel B") | (frame["Day"] >= "2026-11-05")]
