@@ -218,6 +218,10 @@ BAD_FILES = {
     "a row with a cell too many": ("\n".join([*LINES[:10], LINES[10] + ",extra", *LINES[11:]]),
                                    "row 11: 16 cells, but the header has 15 columns"),
     "a header only": (LINES[0] + "\n", "the file has a header but no rows"),
+    "an empty file": ("", "the file is empty: no header line"),
+    "a column named twice": (EXPORT_TEXT.replace("Results", "Purchases", 1), 'the header names column "Purchases" twice'),
+    "a cell past the csv module's limit": ("\n".join([*LINES[:3], LINES[3].replace("Carousel B", "B" * 200_000), *LINES[4:]]),
+                                           "row 4: not valid CSV: field larger than field limit (131072)"),
 }
 
 
