@@ -29,6 +29,15 @@ EXPORT_CELLS = pd.read_csv(ADS_MANAGER_CSV, dtype=str, keep_default_na=False)  #
 OLD_SNAPSHOT = '{"old": "snapshot"}\n'
 
 
+def with_cells(*changes: tuple[int, str, str], cells: pd.DataFrame = EXPORT_CELLS) -> str:
+    """The export with each (row, column, value) change: the cell of file line ``row`` replaced
+    (of record ``row - 1``, when a cell before it holds a line break)."""
+    cells = cells.copy()
+    for row, column, value in changes:
+        cells.loc[row - 2, column] = value
+    return cells.to_csv(index=False)
+
+
 def run_import(capsys, *argv) -> tuple[int, str, str]:
     code = main(["import-csv", *map(str, argv)])
     out, err = capsys.readouterr()
@@ -175,14 +184,6 @@ def test_more_link_clicks_than_impressions_are_cut_to_the_impressions_and_said(c
 
 
 # --- bad files: one line naming the row and column, nothing written ------------------------------------
-def with_cells(*changes: tuple[int, str, str], cells: pd.DataFrame = EXPORT_CELLS) -> str:
-    """The export with each (row, column, value) change: the cell of file line ``row`` replaced."""
-    cells = cells.copy()
-    for row, column, value in changes:
-        cells.loc[row - 2, column] = value
-    return cells.to_csv(index=False)
-
-
 LINES = EXPORT_TEXT.splitlines()
 IMPRESSIONS_LAST = EXPORT_CELLS[[*EXPORT_CELLS.columns.drop("Impressions"), "Impressions"]]
 BAD_FILES = {
@@ -205,6 +206,8 @@ BAD_FILES = {
                        'row 6, column "Impressions": "5000000000000" is more than 1,000,000,000,000: a unit mistake?'),
     "a bad impressions cell is not blamed on the purchases before it": (
         with_cells((2, "Impressions", "x"), cells=IMPRESSIONS_LAST), 'row 2, column "Impressions": "x" is not a whole number'),
+    "a row after a name of two lines": (with_cells((2, "Ad name", "Video\nA"), (3, "Impressions", "x")),
+                                        'row 4, column "Impressions": "x" is not a whole number'),
     "the earliest of two bad rows": (with_cells((40, "Impressions", "x"), (33, "Amount spent (EUR)", "y")),
                                      'row 33, column "Amount spent (EUR)": "y" is not an amount (digits with an optional decimal point: 12.34)'),
     "a duplicate row": ("\n".join([*LINES, LINES[3]]) + "\n",
