@@ -11,7 +11,7 @@ the engine's parser to refuse to hand out a snapshot the engine would reject.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -54,13 +54,15 @@ def import_csv(
 def write_json_atomically(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` whole or not at all: a temporary file in the same folder, renamed
     over ``path`` once complete, so a failure never leaves half a file (or a changed old one)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its file is private (0600) and would stay so after the rename; "x"
+    # creates a new file with the umask's mode, like any file the user writes.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+        with open(temporary, "x", encoding="utf-8") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise

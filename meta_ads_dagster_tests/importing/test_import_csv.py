@@ -8,6 +8,8 @@ import csv
 import hashlib
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 from io import StringIO
@@ -30,8 +32,8 @@ OLD_SNAPSHOT = '{"old": "snapshot"}\n'
 
 
 def with_cells(*changes: tuple[int, str, str], cells: pd.DataFrame = EXPORT_CELLS) -> str:
-    """The export with each (row, column, value) change: the cell of file line ``row`` replaced
-    (of record ``row - 1``, when a cell before it holds a line break)."""
+    """The export with each (row, column, value) change: the cell of record ``row - 1`` replaced,
+    which is on file line ``row`` while no cell before it holds a line break."""
     cells = cells.copy()
     for row, column, value in changes:
         cells.loc[row - 2, column] = value
@@ -354,3 +356,13 @@ sys.exit(f"Dagster loaded: {{loaded[:5]}}" if loaded else 0)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_snapshot_is_written_with_the_umask_s_mode_like_any_file(capsys, tmp_path):
+    out = tmp_path / "snapshot.json"
+    previous = os.umask(0o022)
+    try:
+        assert run_import(capsys, ADS_MANAGER_CSV, "--out", out)[0] == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # readable by a code server running as another user
