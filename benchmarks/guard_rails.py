@@ -6,7 +6,7 @@ The property test's simulation (meta_ads_dagster_tests/cycle/simulation.py) at s
 (default 1,000) random accounts, seeds ``first_seed`` … (default 0), each through ``cycles``
 (default 50) consecutive stub cycles on its own SQLite ledger, in both modes (even seeds suggest,
 odd seeds auto), with a person approving, rejecting, rolling back and editing budgets in between.
-Every operation goes to the independent checker (meta_ads_dagster_tests/cycle/checker.py).
+Every operation goes to the independent checker (meta_ads_dagster/audit/guard_rails.py).
 
 Prints one line per 50 accounts, then the totals: accounts, cycles, operations and writes checked,
 hard stops found, mass pauses queued and approved, budget changes and raises checked, approvals,

@@ -57,14 +57,30 @@ def ad_account(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(value: str) -> int:
+def whole_number(value: str) -> int:
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+
+
+def positive_int(value: str) -> int:
+    number = whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
     return number
+
+
+def int_between(low: int, high: int):
+    """An argument type: a whole number from ``low`` to ``high``."""
+
+    def parse(value: str) -> int:
+        number = whole_number(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{value!r} must be from {low:,} to {high:,}")
+        return number
+
+    return parse
 
 
 # --- output ------------------------------------------------------------------------------------------

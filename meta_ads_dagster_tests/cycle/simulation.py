@@ -1,5 +1,6 @@
 """Random accounts driven through many consecutive cycles, with a person approving, rejecting and
-rolling back in between, every operation handed to the independent :mod:`.checker`.
+rolling back in between, every operation handed to the independent checker
+(:mod:`meta_ads_dagster.audit.guard_rails`).
 
 Used by the property test (a few accounts, in CI) and by ``benchmarks/guard_rails.py`` (a
 thousand accounts). Everything is seeded: the same seed gives the same accounts, decisions and
@@ -12,8 +13,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meta_ads_dagster.audit.guard_rails import GuardRailChecker, Operation
+
 from ..engine.factories import AdSetSpec, AdSpec, CampaignSpec, Day, ab_test, ad_id, days_from, make_snapshot, steady_days
-from .checker import GuardRailChecker, Operation
 from .harness import Account
 
 CYCLES = 50  # a simulated day and more at the default 30-minute interval

@@ -1,6 +1,7 @@
 """The multi-cycle property test of issue 9: random accounts through 50 consecutive stub cycles
 (25 simulated hours), both modes, a person approving, rejecting and rolling back in between and
-editing budgets in Ads Manager, every operation checked by the independent checker (checker.py).
+editing budgets in Ads Manager, every operation checked by the independent checker
+(meta_ads_dagster/audit/guard_rails.py).
 
 Seeded and small enough for CI; ``benchmarks/guard_rails.py`` runs the same over a thousand
 accounts. The second half proves the checker is not blind: with a guard rail switched off, the same

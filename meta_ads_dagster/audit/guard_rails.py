@@ -1,8 +1,9 @@
-"""An independent checker of the guard rails over time, for the multi-cycle property test.
+"""An independent checker of the guard rails over time: the multi-cycle property test and the
+simulated market (``meta-ads simulate``) hand it every operation.
 
-It reads only what an auditor would: the account documents each operation saw, the stub's write
-log, and the ledger's rows (who asked for a write: the autonomous cycle, a person's approval, a
-rollback; which rule). Every number it needs (7-day ROAS, the ROAS confidence, ages, budget totals,
+It reads only what an auditor would: the account documents each operation saw, the client's write
+log (the stub's, or the simulated market's in the same shape), and the ledger's rows (who asked for
+a write: the autonomous cycle, a person's approval, a rollback; which rule). Every number it needs (7-day ROAS, the ROAS confidence, ages, budget totals,
 relative changes) it computes here, from the documents, with its own plain-Python arithmetic:
 nothing of ``meta_ads_dagster.engine`` is imported, so a bug in the engine's arithmetic cannot hide
 itself here.
@@ -32,6 +33,10 @@ only those are exempt from the embargo, the cooldown and the per-tick count. Who
 the audit's facts, not arithmetic.
 8. (the 24 h cooldown) no entity written by a cycle within 24 h of an earlier write to it, except
    by a hard-stop pause.
+
+Each breach names its rail (:class:`Breach`). Properties 6's "every hard stop executed" and "an
+approved one carried out" are :data:`DUTIES`, what the engine must do; the others are limits on what
+anything may write, which is how the simulation compares policies that never promised the duties.
 """
 
 from __future__ import annotations
@@ -39,12 +44,33 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 TOLERANCE = 1e-6
 DAY = timedelta(hours=24)
 WINDOW_DAYS = 7
 CONFIDENCE_BAND = 0.20
+
+
+# The rails a breach can name; DUTIES are the engine's obligations, the rest limits on any writer.
+CHANGE_LIMIT, CAMPAIGN_CAP, ACCOUNT_CAP, SPEND_TODAY = "change_24h", "campaign_cap", "account_cap", "spend_today"
+TWICE, UNRECORDED, NO_BUDGET = "one_write_per_entity", "unrecorded_write", "budget_write_without_budget"
+EMBARGO, CREATIVE_EMBARGO, COOLDOWN, PER_TICK = "embargo", "creative_embargo", "cooldown", "per_tick"
+MASS_PAUSE, RESUME_HALTED = "mass_pause", "resume_under_hard_stop"
+HARD_STOP_MISSED, QUEUED_EARLY, APPROVED_NOT_DONE = "hard_stop_missed", "hard_stop_queued_early", "approved_hard_stop_missed"
+DUTIES = frozenset({HARD_STOP_MISSED, QUEUED_EARLY, APPROVED_NOT_DONE})
+
+
+class Breach(str):
+    """One breach: its message (a ``str``, so it reads and compares as one) and the ``rail`` it breaks."""
+
+    rail: str
+
+    def __new__(cls, rail: str, message: str) -> "Breach":
+        breach = super().__new__(cls, message)
+        breach.rail = rail
+        return breach
 
 
 def moment(text: str) -> datetime:
@@ -94,8 +120,8 @@ class Account:
         return math.inf if row is None else (self.as_of - moment(row["created_time"])).total_seconds() / 3600
 
     def window_totals(self) -> dict[tuple[str, str], list[float]]:
-        """(kind, id) → [spend, revenue, purchases] over the 7 full days before as_of's day (UTC accounts)."""
-        today = self.as_of.date()
+        """(kind, id) → [spend, revenue, purchases] over the 7 full days before as_of's day."""
+        today = account_day(self.document)
         first = today - timedelta(days=WINDOW_DAYS)
         totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for row in self.document["insights"]:
@@ -140,6 +166,19 @@ class AccountState:
         self.account = Account(document)
         self.budget = {key: self.account.budget(*key) for key in self.account.row if key[0] != "ad"}
         self.status = {key: row["status"] for key, row in self.account.row.items()}
+
+    def learn(self, document: dict) -> None:
+        """Entities that appeared since (a new campaign, a creative variant) join the replay as
+        ``document`` shows them."""
+        for kind, key in (("campaign", "campaigns"), ("adset", "adsets"), ("ad", "ads")):
+            for row in document[key]:
+                if (kind, row["id"]) in self.account.row:
+                    continue
+                self.account.kind_of[row["id"]] = kind
+                self.account.row[(kind, row["id"])] = row
+                self.status[(kind, row["id"])] = row["status"]
+                if kind != "ad":
+                    self.budget[(kind, row["id"])] = self.account.budget(kind, row["id"])
 
     def apply(self, write: dict) -> None:
         method = write["method"]
@@ -194,7 +233,8 @@ class GuardRailChecker:
         self.awaiting: dict[tuple[str, str], str] = {}  # approved mass-pause hard stop → the run that queued it
         self.checked = defaultdict(int)  # what was looked at, by kind (the test's proof it looked)
 
-    def check(self, op: Operation) -> list[str]:
+    def check(self, op: Operation) -> list[Breach]:
+        self.state.learn(op.document)
         if op.kind == "cycle":
             return self._check_cycle(op)
         breaches = []
@@ -206,14 +246,14 @@ class GuardRailChecker:
         return breaches
 
     # --- the cycle's writes ------------------------------------------------------------------------
-    def _check_cycle(self, op: Operation) -> list[str]:
+    def _check_cycle(self, op: Operation) -> list[Breach]:
         s, account = self.s, Account(op.document)
         breaches = []
         rows = {(r["entity_type"], r["entity_id"]): r for r in op.ledger_rows if r["status"] in ("done", "unknown", "executing")}
         touched = [key for write in op.writes for key in written(write)]
         twice = {key for key in touched if touched.count(key) > 1}
         if twice:
-            breaches.append(f"{op.run_id}: written twice in one cycle: {sorted(twice)}")
+            breaches.append(Breach(TWICE, f"{op.run_id}: written twice in one cycle: {sorted(twice)}"))
         self.checked["cycle"] += 1
 
         halted = account.halted(s.hard_stop_roas, s.hard_stop_confidence)
@@ -223,7 +263,7 @@ class GuardRailChecker:
             key = written(write)[0]
             row = rows.get(key)
             if row is None:
-                breaches.append(f"{op.run_id}: {write['method']} {key} has no executed ledger row")
+                breaches.append(Breach(UNRECORDED, f"{op.run_id}: {write['method']} {key} has no executed ledger row"))
                 continue
             # A hard stop, by this checker's own numbers: a pause of an entity that must halt (or
             # under one that must), or a pause a person approved.
@@ -237,23 +277,23 @@ class GuardRailChecker:
                 self.checked["writes"] += 1
                 age = account.age_hours(*entity)
                 if age < s.min_age_hours - TOLERANCE and not (hard_stop and write["method"] == "pause"):
-                    breaches.append(f"{op.run_id}: {write['method']} {entity} inside its embargo ({age:.1f} h old)")
+                    breaches.append(Breach(EMBARGO, f"{op.run_id}: {write['method']} {entity} inside its embargo ({age:.1f} h old)"))
                 last = self.last_write.get(entity)
                 if last is not None and op_time(op) - last < DAY - timedelta(seconds=1) and not hard_stop:
-                    breaches.append(f"{op.run_id}: {write['method']} {entity} {op_time(op) - last} after its last write (cooldown)")
+                    breaches.append(Breach(COOLDOWN, f"{op.run_id}: {write['method']} {entity} {op_time(op) - last} after its last write (cooldown)"))
             if write["method"] == "create_new_ad_variant":
                 last_variant = self.last_variant.get(write["ad_id"])
                 if last_variant is not None and op_time(op) - last_variant < timedelta(hours=s.creative_embargo_hours):
-                    breaches.append(f"{op.run_id}: variant of ad {write['ad_id']} inside the creative embargo")
+                    breaches.append(Breach(CREATIVE_EMBARGO, f"{op.run_id}: variant of ad {write['ad_id']} inside the creative embargo"))
                 self.last_variant[write["ad_id"]] = op_time(op)
             breaches += self._after_write(op, write, row)
 
         if not_hard_stop > s.max_actions_per_tick:
-            breaches.append(f"{op.run_id}: {not_hard_stop} executed actions besides hard stops > MAX_ACTIONS_PER_TICK {s.max_actions_per_tick}")
+            breaches.append(Breach(PER_TICK, f"{op.run_id}: {not_hard_stop} executed actions besides hard stops > MAX_ACTIONS_PER_TICK {s.max_actions_per_tick}"))
         breaches += self._hard_stops(op, account, own_pauses)
         return breaches
 
-    def _hard_stops(self, op: Operation, account: Account, own_pauses: int) -> list[str]:
+    def _hard_stops(self, op: Operation, account: Account, own_pauses: int) -> list[Breach]:
         """Property 6 for one cycle (and the mass-pause limit on what it paused itself)."""
         s = self.s
         breaches = []
@@ -262,10 +302,10 @@ class GuardRailChecker:
         # A hard stop is only ever queued by the mass-pause rule.
         queued = {(r["entity_type"], r["entity_id"]) for r in op.ledger_rows if r["status"] == "pending" and r["rule"] == "hard_stop"}
         if own_pauses > s.mass_pause_limit:
-            breaches.append(f"{op.run_id}: the cycle paused {own_pauses} on its own > MASS_PAUSE_LIMIT {s.mass_pause_limit}")
+            breaches.append(Breach(MASS_PAUSE, f"{op.run_id}: the cycle paused {own_pauses} on its own > MASS_PAUSE_LIMIT {s.mass_pause_limit}"))
         if queued and own_pauses < s.mass_pause_limit:
             # Hard stops are served first: one waits for a person only once the limit is full.
-            breaches.append(f"{op.run_id}: hard stops queued as a mass pause while the cycle paused only {own_pauses} of {s.mass_pause_limit}")
+            breaches.append(Breach(QUEUED_EARLY, f"{op.run_id}: hard stops queued as a mass pause while the cycle paused only {own_pauses} of {s.mass_pause_limit}"))
         for key in account.halted(s.hard_stop_roas, s.hard_stop_confidence):
             if not account.active(*key):
                 continue
@@ -276,11 +316,11 @@ class GuardRailChecker:
             if any(k in queued for k in family):
                 self.checked["mass_pause_queued"] += 1
                 continue
-            breaches.append(f"{op.run_id}: the hard stop on {key} was neither executed nor queued as a mass pause")
+            breaches.append(Breach(HARD_STOP_MISSED, f"{op.run_id}: the hard stop on {key} was neither executed nor queued as a mass pause"))
         # An approved mass-pause hard stop is carried out by the next cycle.
         for key, queued_in in list(self.awaiting.items()):
             if account.active(*key) and not any(k in paused for k in [key, *account.parents(*key)]):
-                breaches.append(f"{op.run_id}: approved hard stop on {key} (queued in {queued_in}) not carried out")
+                breaches.append(Breach(APPROVED_NOT_DONE, f"{op.run_id}: approved hard stop on {key} (queued in {queued_in}) not carried out"))
             self.checked["mass_pause_approved"] += 1
             del self.awaiting[key]
         return breaches
@@ -292,7 +332,7 @@ class GuardRailChecker:
                 self.awaiting[(row["entity_type"], row["entity_id"])] = row["cycle_run_id"]
 
     # --- any write ----------------------------------------------------------------------------------
-    def _after_write(self, op: Operation, write: dict, row: dict | None) -> list[str]:
+    def _after_write(self, op: Operation, write: dict, row: dict | None) -> list[Breach]:
         """Properties 1 and 2 for one write, then the replayed state moves on."""
         s, breaches, at = self.s, [], op_time(op)
         before = dict(self.state.budget)
@@ -310,7 +350,7 @@ class GuardRailChecker:
         key = (write["entity_type"], write["entity_id"])
         old, new = before.get(key), self.state.budget[key]
         if not old:
-            return breaches + [f"{op.run_id}: budget write to {key}, which had no budget"]
+            return breaches + [Breach(NO_BUDGET, f"{op.run_id}: budget write to {key}, which had no budget")]
         if op.kind == "cycle":
             limit = s.max_daily_change_pct if row is not None and row["actor"] != "autonomous" else (
                 s.max_auto_change_pct if s.meta_auto_mode == "auto" else s.max_daily_change_pct)
@@ -319,11 +359,11 @@ class GuardRailChecker:
             moved = sum(change for t, change in self.budget_changes[key] if at - t < DAY)
             self.checked["budget_changes"] += 1
             if moved > limit + TOLERANCE:
-                breaches.append(f"{op.run_id}: {key} moved {moved:.4f} within 24 h > its write's limit {limit}")
+                breaches.append(Breach(CHANGE_LIMIT, f"{op.run_id}: {key} moved {moved:.4f} within 24 h > its write's limit {limit}"))
             self.raised_this_cycle[op.run_id] = self.raised_this_cycle.get(op.run_id, 0.0) + max(new - old, 0.0)
             spend_today = today_spend(op.document)
             if new > old and spend_today + self.raised_this_cycle[op.run_id] > s.max_daily_spend_usd + TOLERANCE:
-                breaches.append(f"{op.run_id}: today's spend {spend_today:.2f} plus this cycle's raises > MAX_DAILY_SPEND_USD")
+                breaches.append(Breach(SPEND_TODAY, f"{op.run_id}: today's spend {spend_today:.2f} plus this cycle's raises > MAX_DAILY_SPEND_USD"))
         if new > old:
             self.checked["raises"] += 1
             breaches += self._caps(op, key, totals_before)
@@ -336,31 +376,36 @@ class GuardRailChecker:
         campaign = key[1] if key[0] == "campaign" else self.state.account.row[key]["campaign_id"]
         return self.state.campaign_total(campaign), self.state.account_total()
 
-    def _caps(self, op: Operation, key: tuple[str, str], before: tuple[float, float]) -> list[str]:
+    def _caps(self, op: Operation, key: tuple[str, str], before: tuple[float, float]) -> list[Breach]:
         """Property 2 after a write that added budget: a total it raised may not end above its cap."""
         s, breaches = self.s, []
         (campaign_before, account_before), (campaign_after, account_after) = before, self._totals(key)
         if campaign_after > campaign_before + TOLERANCE:
             self.checked["cap_checks"] += 1
             if campaign_after > s.max_campaign_budget_usd + TOLERANCE:
-                breaches.append(f"{op.run_id}: a campaign's total {campaign_after:.2f} > MAX_CAMPAIGN_BUDGET_USD after writing {key}")
+                breaches.append(Breach(CAMPAIGN_CAP, f"{op.run_id}: a campaign's total {campaign_after:.2f} > MAX_CAMPAIGN_BUDGET_USD after writing {key}"))
         if account_after > account_before + TOLERANCE and account_after > s.max_daily_spend_usd + TOLERANCE:
-            breaches.append(f"{op.run_id}: account total {account_after:.2f} > MAX_DAILY_SPEND_USD after writing {key}")
+            breaches.append(Breach(ACCOUNT_CAP, f"{op.run_id}: account total {account_after:.2f} > MAX_DAILY_SPEND_USD after writing {key}"))
         return breaches
 
-    def _resume_allowed(self, op: Operation, write: dict, rows: dict) -> list[str]:
+    def _resume_allowed(self, op: Operation, write: dict, rows: dict) -> list[Breach]:
         """Property 5: the account as the rollback read it must not hold a hard stop on the entity."""
         account = Account(op.document)
         halted = account.halted(self.s.hard_stop_roas, self.s.hard_stop_confidence)
         key = (write["entity_type"], write["entity_id"])
         self.checked["resumes"] += 1
         held = [k for k in [key, *account.parents(*key)] if k in halted]
-        return [f"{op.run_id}: resumed {key} although the hard stop holds on {held}"] if held else []
+        return [Breach(RESUME_HALTED, f"{op.run_id}: resumed {key} although the hard stop holds on {held}")] if held else []
+
+
+def account_day(document: dict) -> date:
+    """as_of's calendar day in the account's time zone: the day insights rows are dated by."""
+    return moment(document["as_of"]).astimezone(ZoneInfo(document["account"]["timezone_name"])).date()
 
 
 def today_spend(document: dict) -> float:
-    """The account's spend so far today (the insights rows dated as_of's day; UTC accounts)."""
-    today = moment(document["as_of"]).date().isoformat()
+    """The account's spend so far today (the insights rows dated as_of's day)."""
+    today = account_day(document).isoformat()
     return sum(float(row["spend"]) for row in document["insights"] if row["date_start"] == today)
 
 
