@@ -7,6 +7,7 @@ from pydantic import PrivateAttr
 
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
+from .meta.market import MarketDemoMetaAdsClient
 from .meta.stub import StubMetaAdsClient
 from .settings import Settings, dagster_home
 from .store.ledger import Ledger
@@ -46,6 +47,8 @@ def meta_client(settings: Settings) -> MetaAdsClient:
             app_secret=EnvVar("META_APP_SECRET"),
             graph_url=settings.meta_graph_url,
         )
+    if not settings.meta_stub_snapshot and settings.meta_stub_demo == "market":
+        return MarketDemoMetaAdsClient(state_dir=str(dagster_home() / "stub_state"), clock_step_minutes=settings.meta_cycle_interval_minutes)
     return StubMetaAdsClient(
         state_dir=str(dagster_home() / "stub_state"),
         snapshot_path=settings.meta_stub_snapshot,

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     meta_auto_interval_seconds: int | None = Field(None, gt=0, le=3600)
     meta_ad_account_ids: str = ""
     meta_stub_snapshot: str | None = None
+    # With no META_STUB_SNAPSHOT: the living demo (an account on the simulated market that moves
+    # with every cycle) or the static demo (one fixed document that exercises every rule at once).
+    meta_stub_demo: Literal["market", "static"] = "market"
     meta_ads_database_url: str | None = None
     # Graph API base URL: Meta's by default; a company proxy, or the fake server in tests.
     meta_graph_url: str = "https://graph.facebook.com"

@@ -23,9 +23,13 @@ SETTINGS_VARIABLES = [name.upper() for name in Settings.model_fields]
 
 @pytest.fixture(autouse=True)
 def clean_settings_env(monkeypatch, tmp_path):
-    """No test sees the host's META_* / guard-rail variables; DAGSTER_HOME is a fresh folder."""
+    """No test sees the host's META_* / guard-rail variables; DAGSTER_HOME is a fresh folder; the
+    stub's demo is the static one."""
     for name in SETTINGS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # The static demo's fixed campaigns are what the stub-mode tests assert on; the living demo
+    # (the market, the default for people) has its own tests, which ask for it.
+    monkeypatch.setenv("META_STUB_DEMO", "static")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
     (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

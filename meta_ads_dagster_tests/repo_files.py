@@ -18,6 +18,7 @@ SEED_SNAPSHOT_PATH = REPO_ROOT / "examples" / "seed_worked_examples.json"
 DEMO_SNAPSHOT_PATH = REPO_ROOT / "examples" / "demo_account.json"
 SNAPSHOT_FORMAT_DOC = REPO_ROOT / "docs" / "snapshot-format.md"
 KAG_CSV = TESTS_DIR / "data" / "kag_conversion_data.csv"
+ADS_MANAGER_CSV = TESTS_DIR / "data" / "ads_manager_export.csv"  # synthetic, see data/README.md
 
 _MARKER = re.compile(r"<!--\s*fields:\s*([a-z_]+)\s*-->")
 _NAME = re.compile(r"`([^`]+)`")

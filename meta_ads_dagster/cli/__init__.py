@@ -4,10 +4,12 @@
 - replay (``replay.py``): ``backtest``;
 - operate (``operate.py``): ``cycle``;
 - review (``review.py``): ``pending``, ``approve``, ``reject``, ``history``, ``log``, ``rollback``;
+- data (``data.py``): ``import-csv``;
 - simulate (``simulate.py``): ``simulate`` (policies compared on the simulated market).
 
 Every error a person can cause is answered in one line on stderr with exit status 2, never with a
-traceback: a bad setting, a bad snapshot, a bad id, a locked account, an unreachable database.
+traceback: a bad setting, a bad snapshot or CSV file, a bad id, a locked account, an unreachable
+database.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EPILOG = """examples:
   meta-ads backtest --snapshot examples/demo_account.json --approve-all
   meta-ads cycle && meta-ads pending
   meta-ads approve 44a63fb191a2045e --by alice && meta-ads cycle
+  meta-ads import-csv export.csv --out account.json && meta-ads plan --snapshot account.json
   meta-ads simulate --campaigns 200 --days 14 --seed 7 --compare
 
 settings come from environment variables (META_AUTO_MODE, MAX_DAILY_CHANGE_PCT, …): see the
@@ -32,10 +35,10 @@ settings table in README.md. Data lives under DAGSTER_HOME (./.dagster_home when
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dryrun, operate, replay, review, simulate
+    from . import data, dryrun, operate, replay, review, simulate
 
     parser = argparse.ArgumentParser(
-        prog="meta-ads", description="Meta Ads autopilot on Dagster: plan, backtest, run and review optimization cycles; simulate policies on a market model.",
+        prog="meta-ads", description="Meta Ads autopilot on Dagster: import data, plan, backtest, run and review optimization cycles; simulate policies on a market model.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(commands, formats)
     operate.register(commands)
     review.register(commands, formats)
+    data.register(commands)
     simulate.register(commands)
     return parser
 

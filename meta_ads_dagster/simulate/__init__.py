@@ -2,6 +2,6 @@
 and doing nothing, each over a fresh ``Market(campaigns, seed)``, one decision every 30 simulated
 minutes; profit from the market's truth, breaches from the independent guard-rail checker.
 
-client.py (the market as a Meta client) → policies.py → run.py → report.py (table, JSON, chart).
+meta/market.py (the market as a Meta client) → policies.py → run.py → report.py (table, JSON, chart).
 Nothing of the engine, the cycle or the store imports this package.
 """

@@ -30,7 +30,7 @@ from ..meta.client import Write
 from ..settings import Settings
 from ..store import approvals
 from ..store.ledger import Ledger
-from .client import MarketMetaAdsClient
+from ..meta.market import MarketMetaAdsClient
 
 PLAIN_RAISE = PLAIN_CUT = 0.30  # the seeds' table: +30 % / −30 %
 # Measured (README "Simulated market"): evaluated every 30 minutes the table compounds (+30 % up to

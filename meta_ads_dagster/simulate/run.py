@@ -18,7 +18,7 @@ from pathlib import Path
 from ..audit.guard_rails import DUTIES, GuardRailChecker, Operation
 from ..market import Market
 from ..settings import Settings, load_settings
-from .client import MarketMetaAdsClient
+from ..meta.market import MarketMetaAdsClient
 from .policies import PLAIN_RULES_EVERY_TICKS, DoNothing, Engine, PlainRules, Policy
 
 DECISION_MINUTES = 30
