@@ -1,8 +1,11 @@
 """The market: one simulated ad account, delivered interval by interval and changed by writes.
 
 Time is kept in whole minutes since the Unix epoch (UTC); calendar days, pacing hours and weekdays
-are those of the account's time zone. Every random draw comes from one seeded generator whose state
-is part of the saved state, so a market saved and loaded continues exactly as it would have.
+are those of the account's time zone. Random draws come from separate streams, each a generator
+keyed by (seed, stream, key): the world's by the day or the interval, a write's by the object it
+creates. What the world does therefore never depends on what a policy writes (docs/market.md,
+"Random streams"), and no generator state needs saving: a market saved and loaded continues exactly
+as it would have.
 """
 
 from __future__ import annotations
@@ -20,8 +23,16 @@ from .population import ACTIVE, LEARNED, LEARNING, LEARNING_LIMITED, MINUTES_PER
 from .report import snapshot_document
 from .table import Table
 
-STATE_VERSION = 1
-FIRST_ID = 6_000_000_001  # digits-only Graph-like ids, one counter for every kind of object
+STATE_VERSION = 2
+FIRST_ID = 6_000_000_001  # digits-only Graph-like ids: one counter for every object the world creates...
+FIRST_WRITE_ID = 6_500_000_001  # ...and one for the objects writes create, so writes never shift the world's ids
+
+# random streams: np.random.default_rng([seed, stream, key]); see docs/market.md, "Random streams"
+STREAM_SETUP = 0  # the initial campaigns (key: none)
+STREAM_DAY = 1  # a day's arrivals, delivery levels, CPMs, sales and outages (key: the local date's ordinal)
+# one interval's delivery noise, one stream per quantity (key: the interval's index, minutes since the epoch / step)
+STREAM_COUNTRY, STREAM_IMPRESSIONS, STREAM_CLICKS, STREAM_PURCHASES, STREAM_VALUES, STREAM_REPORTED, STREAM_LAGS = range(2, 9)
+STREAM_VARIANT = 9  # a variant's creative quality (key: the new ad's id)
 
 
 class MarketRefused(RuntimeError):
@@ -36,11 +47,11 @@ class Market:
         self.seed = seed
         self.initial_campaigns = campaigns
         self._zone = ZoneInfo(self.params.timezone_name)
-        self._rng = np.random.default_rng(seed)
         self._campaigns = Table.empty(pop.campaign_columns())
         self._adsets = Table.empty(pop.adset_columns())
         self._ads = Table.empty(pop.ad_columns(self.params.reported_days))
         self._next_id = FIRST_ID
+        self._next_write_id = FIRST_WRITE_ID
         self.learning_resets = 0
         self._budget_edits: dict[str, list[int]] = {}
         self._truth_rows: list[list] = []  # [date ordinal, campaign index, spend, value, purchases]
@@ -78,17 +89,21 @@ class Market:
                 self._today += 1
                 self._start_day()
 
+    def _stream(self, stream: int, *key: int) -> np.random.Generator:
+        """The generator of one stream and key: the same draws for the same (seed, stream, key)."""
+        return np.random.default_rng([self.seed, stream, *(int(k) for k in key)])
+
     # --- the population ---------------------------------------------------------------------------------
     def _add_initial_campaigns(self, count: int) -> None:
-        p, step = self.params, self.params.step_minutes
-        young = self._rng.random(count) < p.young_campaign_share
-        days_old = np.where(young, self._rng.uniform(0.5, p.warmup_days, count), self._rng.uniform(p.warmup_days + 1, 180, count))
+        p, step, rng = self.params, self.params.step_minutes, self._stream(STREAM_SETUP)
+        young = rng.random(count) < p.young_campaign_share
+        days_old = np.where(young, rng.uniform(0.5, p.warmup_days, count), rng.uniform(p.warmup_days + 1, 180, count))
         created = self._start - (days_old * MINUTES_PER_DAY / step).astype(np.int64) * step
-        self._add_campaigns(created, seasoned=~young)
+        self._add_campaigns(rng, created, seasoned=~young)
 
-    def _add_campaigns(self, created: np.ndarray, seasoned: np.ndarray) -> None:
+    def _add_campaigns(self, rng: np.random.Generator, created: np.ndarray, seasoned: np.ndarray) -> None:
         new = pop.draw_campaigns(
-            self._rng, self.params, created.astype(np.int64), seasoned,
+            rng, self.params, created.astype(np.int64), seasoned,
             first_serial=len(self._campaigns) + 1, first_id=self._next_id,
             first_adset=len(self._adsets), first_campaign=len(self._campaigns),
         )
@@ -106,13 +121,13 @@ class Market:
     # --- days -----------------------------------------------------------------------------------------------
     def _start_day(self) -> None:
         """Today's draws: delivery level per budget holder, CPM, sales and outages; new campaigns."""
-        p, rng, c, s = self.params, self._rng, self._campaigns, self._adsets
+        p, rng, c, s = self.params, self._stream(STREAM_DAY, self._today), self._campaigns, self._adsets
         if self._today >= date.fromisoformat(p.start).toordinal():
             arrivals = rng.poisson(p.arrivals_per_day_share * self.initial_campaigns)
             if arrivals:
                 midnight = self._local_midnight(date.fromordinal(self._today))
                 steps = rng.integers(0, MINUTES_PER_DAY // p.step_minutes, arrivals)
-                self._add_campaigns(midnight + np.sort(steps) * p.step_minutes, seasoned=np.zeros(arrivals, bool))
+                self._add_campaigns(rng, midnight + np.sort(steps) * p.step_minutes, seasoned=np.zeros(arrivals, bool))
                 self._index_ids()
         sigma = p.daily_delivery_sigma
         mean_log = np.log(p.daily_delivery_mean) - sigma**2 / 2
@@ -146,8 +161,20 @@ class Market:
 
     # --- one interval of delivery ----------------------------------------------------------------------
     def _deliver_interval(self) -> None:
-        p, rng, t = self.params, self._rng, self._now
+        p, t = self.params, self._now
         c, s, a = self._campaigns, self._adsets, self._ads
+        interval = t // p.step_minutes
+        # every noise array is drawn over the world's ads in table order, then over the ads writes
+        # created: a variant never shifts the draws of the world's ads (arrivals included)
+        order = np.argsort(a["source"] != NOT_YET, kind="stable")
+
+        def draw(stream: int, sample, *args: np.ndarray) -> np.ndarray:
+            """``sample`` of the stream's generator over the ads in draw order, back in table order."""
+            drawn = sample(self._stream(stream, interval), *(arg[order] for arg in args))
+            out = np.empty_like(drawn)
+            out[order] = drawn
+            return out
+
         local = self._local(t)
         day_share = p.pacing_curve[local.hour] / sum(p.pacing_curve) * p.step_minutes / 60
 
@@ -177,19 +204,20 @@ class Market:
         per_dollar *= p.weekday_conversion[local.weekday()] * c["sale_factor"][s["campaign"]] * learning
         ad_share = ad_pull / np.where(adset_pull > 0, adset_pull, 1.0)[a["adset"]]
         ad_spend = adset_spend[a["adset"]] * ad_share
-        first = np.clip(s["first_share"][a["adset"]] * rng.lognormal(0.0, p.country_share_sigma, len(a)), 0.0, 1.0)
+        noise = draw(STREAM_COUNTRY, lambda rng: rng.lognormal(0.0, p.country_share_sigma, len(a)))
+        first = np.clip(s["first_share"][a["adset"]] * noise, 0.0, 1.0)
         first = np.where(s["countries"][a["adset"], 1] == NOT_YET, 1.0, first)
         spend = ad_spend[:, None] * np.stack([first, 1.0 - first], axis=1)
-        impressions = rng.poisson(spend / s["cpm_today"][a["adset"], None] * 1000.0)
-        clicks = rng.binomial(impressions, (a["ctr"] * fatigue)[:, None])
+        impressions = draw(STREAM_IMPRESSIONS, np.random.Generator.poisson, spend / s["cpm_today"][a["adset"], None] * 1000.0)
+        clicks = draw(STREAM_CLICKS, np.random.Generator.binomial, impressions, (a["ctr"] * fatigue)[:, None])
         expected = spend * (per_dollar[a["adset"]] * a["quality"] * fatigue)[:, None]
-        purchases = np.minimum(rng.poisson(expected), impressions)
+        purchases = np.minimum(draw(STREAM_PURCHASES, np.random.Generator.poisson, expected), impressions)
         cv2 = p.order_value_cv**2
-        value = rng.gamma(purchases / cv2, (c["aov"][a["campaign"]] * cv2)[:, None])
+        value = draw(STREAM_VALUES, np.random.Generator.gamma, purchases / cv2, (c["aov"][a["campaign"]] * cv2)[:, None])
 
         for name, amount in (("w_spend", spend), ("w_impressions", impressions), ("w_clicks", clicks), ("w_purchases", purchases), ("w_value", value)):
             a[name][:, :, 0] += amount
-        self._report_later(purchases)
+        self._report_later(purchases, order, interval)
         a["exposure"] += impressions.sum(axis=1)
         c["truth_spend"] += np.bincount(a["campaign"], spend.sum(axis=1), len(c))
         c["truth_value"] += np.bincount(a["campaign"], value.sum(axis=1), len(c))
@@ -206,18 +234,18 @@ class Market:
         holders["spent_today"] += spend
         return spend
 
-    def _report_later(self, purchases: np.ndarray) -> None:
-        """Split today's new purchases by the day they will be reported on (outage days lose
-        almost all of them for good)."""
-        flat = purchases.ravel()
+    def _report_later(self, purchases: np.ndarray, order: np.ndarray, interval: int) -> None:
+        """Split this interval's new purchases by the day they will be reported on (outage days lose
+        almost all of them for good); drawn over the ads in ``order``, like the purchases."""
+        flat = purchases[order].ravel()
         cells = np.flatnonzero(flat)
         if not len(cells):
             return
-        outage = np.repeat(self._campaigns["outage"][self._ads["campaign"]], 2)[cells]
-        reported = self._rng.binomial(flat[cells], np.where(outage, self.params.outage_reported_share, 1.0))
-        by_lag = self._rng.multinomial(reported, self._lag_probabilities())
-        ad, slot = np.divmod(cells, 2)
-        self._ads["w_reported"][ad, slot, 0, :] += by_lag[:, : self.params.reported_days].astype(np.int32)
+        outage = np.repeat(self._campaigns["outage"][self._ads["campaign"][order]], 2)[cells]
+        reported = self._stream(STREAM_REPORTED, interval).binomial(flat[cells], np.where(outage, self.params.outage_reported_share, 1.0))
+        by_lag = self._stream(STREAM_LAGS, interval).multinomial(reported, self._lag_probabilities())
+        position, slot = np.divmod(cells, 2)
+        self._ads["w_reported"][order[position], slot, 0, :] += by_lag[:, : self.params.reported_days].astype(np.int32)
 
     def _lag_probabilities(self) -> np.ndarray:
         """P(reported d days after the attributed day) for d < reported_days, then the rest (later)."""
@@ -337,9 +365,9 @@ class Market:
         creative in review for ``creative_review_hours``."""
         source = self._find("ad", ad_id)
         a, p = self._ads, self.params
-        new_id, creative_id = self._next_id, self._next_id + 1
-        self._next_id += 2
-        change = self._rng.lognormal(0.0, p.variant_quality_sigma)
+        new_id, creative_id = self._next_write_id, self._next_write_id + 1
+        self._next_write_id += 2
+        change = self._stream(STREAM_VARIANT, new_id).lognormal(0.0, p.variant_quality_sigma)
         row = {name: a[name][[source]] for name in ("adset", "campaign", "fatigue_exposure")}
         index = a.append(row | {
             "id": [new_id], "rank": [int((a["adset"] == a["adset"][source]).sum()) + 1], "created": [self._now],
@@ -391,11 +419,11 @@ class Market:
 
     # --- saving and loading -----------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
-        """Everything the market is, as JSON-serialisable data (RNG state included)."""
+        """Everything the market is, as JSON-serialisable data (the random streams are keyed, not saved)."""
         return {
             "version": STATE_VERSION, "params": self.params.to_dict(), "seed": self.seed, "initial_campaigns": self.initial_campaigns,
-            "now": self._now, "today": self._today, "next_id": self._next_id, "learning_resets": self.learning_resets,
-            "rng": self._rng.bit_generator.state, "budget_edits": self._budget_edits,
+            "now": self._now, "today": self._today, "next_id": self._next_id, "next_write_id": self._next_write_id,
+            "learning_resets": self.learning_resets, "budget_edits": self._budget_edits,
             "truth_rows": self._truth_rows, "events": self._events,
             "tables": {kind: table.to_state() for kind, table in self._tables().items()},
         }
@@ -408,9 +436,8 @@ class Market:
         market.params = MarketParams.from_dict(state["params"])
         market.seed, market.initial_campaigns = state["seed"], state["initial_campaigns"]
         market._zone = ZoneInfo(market.params.timezone_name)
-        market._rng = np.random.default_rng()
-        market._rng.bit_generator.state = state["rng"]
-        market._now, market._today, market._next_id = state["now"], state["today"], state["next_id"]
+        market._now, market._today = state["now"], state["today"]
+        market._next_id, market._next_write_id = state["next_id"], state["next_write_id"]
         market.learning_resets = state["learning_resets"]
         market._budget_edits = {key: list(times) for key, times in state["budget_edits"].items()}
         market._truth_rows = [list(row) for row in state["truth_rows"]]

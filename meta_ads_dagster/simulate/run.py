@@ -1,8 +1,10 @@
 """Run policies over a fresh simulated market, one decision every 30 simulated minutes, and measure
 what each earned (the market's true, eventual revenue) and what it broke (the independent checker).
 
-Each policy gets its own ``Market(campaigns, seed)``: the same seed draws the same market, so the
-policies face the same account, days and events until their own writes make them differ. Every
+Each policy gets its own ``Market(campaigns, seed)``: the same seed draws the same market, and the
+market's random streams are keyed apart from the writes (docs/market.md, "Random streams"), so
+every policy faces the same account, arrivals, delivery levels, sales and outages; only the
+delivery noise of the ads its writes touch, and of the ads drawn after them, differs. Every
 number comes from the market's clock and its seeded draws, never from the wall clock: the same
 seed gives the same results.
 """

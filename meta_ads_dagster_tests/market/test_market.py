@@ -345,3 +345,42 @@ def test_the_market_imports_neither_dagster_nor_the_engine():
     absolute = {name.split(".")[0] for name in imported if not name.startswith(".")}
     assert absolute <= {"__future__", "dataclasses", "datetime", "typing", "zoneinfo", "numpy", "pandas"}, absolute
     assert not [name for name in imported if name.startswith("..")]  # relative imports stay inside market/
+
+
+def test_a_policy_s_writes_do_not_change_the_world():
+    """Two markets of one seed, one given a variant (then run) and a budget edit early: the same
+    arrivals, sales and outages, and the same true spend per day for every campaign nobody touched."""
+    params = MarketParams(arrivals_per_day_share=0.1, sale_probability=0.05, outage_probability=0.05)
+    calm, edited = Market(campaigns=30, seed=15, params=params), Market(campaigns=30, seed=15, params=params)
+    doc = edited.snapshot()
+    source = doc["ads"][len(doc["ads"]) // 2]
+    campaign_of = {("campaign", c["id"]): c["id"] for c in doc["campaigns"]} | {("adset", s["id"]): s["campaign_id"] for s in doc["adsets"]}
+    (kind, holder), budget = next((key, budget) for key, budget in budget_holders(doc).items() if campaign_of[key] != source["campaign_id"])
+    touched = {source["campaign_id"], campaign_of[(kind, holder)]}
+    variant = edited.create_variant(source["id"])["id"]
+    edited.update_budget(kind, holder, budget * 2)
+    edited.advance(6 * 60)
+    edited.resume("ad", variant)  # the variant runs after its review
+    calm.advance(6 * 60)
+    for market in (calm, edited):
+        market.advance(3 * DAY)
+
+    pd.testing.assert_frame_equal(calm.events(), edited.events())
+    assert len(calm.events()) >= 5
+    created = [{c["id"]: c["created_time"] for c in m.snapshot()["campaigns"]} for m in (calm, edited)]
+    assert created[0] == created[1] and len(created[0]) > 30  # the same arrivals, with the same ids
+    spend = [m.truth_daily(by_campaign=True) for m in (calm, edited)]
+    spend = [frame[~frame["campaign_id"].isin(touched)].reset_index(drop=True) for frame in spend]
+    pd.testing.assert_frame_equal(spend[0][["date", "campaign_id", "spend"]], spend[1][["date", "campaign_id", "spend"]])
+    assert edited.truth_daily()["spend"].sum() > calm.truth_daily()["spend"].sum()  # the edit itself does change the account
+
+
+def test_a_variant_that_never_runs_changes_nothing_the_world_does():
+    """Its row consumes no delivery noise of the world's ads: the truth is identical to the last digit."""
+    calm, with_variant = Market(campaigns=30, seed=16), Market(campaigns=30, seed=16)
+    with_variant.create_variant(with_variant.snapshot()["ads"][0]["id"])
+    for market in (calm, with_variant):
+        market.advance(2 * DAY)
+    pd.testing.assert_frame_equal(
+        calm.truth_daily(by_campaign=True, include_warmup=True), with_variant.truth_daily(by_campaign=True, include_warmup=True), check_exact=True
+    )
