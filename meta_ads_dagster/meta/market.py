@@ -26,9 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dagster import get_dagster_logger
 from pydantic import PrivateAttr
 
 from ..market import Market, MarketParams, MarketRefused
+from ..market.model import STATE_VERSION
 from ..store.filelock import file_lock
 from .client import MetaAdsClient
 
@@ -143,6 +145,13 @@ class MarketDemoMetaAdsClient(MarketMetaAdsClient):
         path = self._state_file()
         with file_lock(path.with_name(path.name + ".lock")):
             state = json.loads(path.read_text()) if path.exists() else self._new_state()
+            if state["market"].get("version") != STATE_VERSION:
+                # Saved by an older version of the market model, which this one cannot continue.
+                get_dagster_logger(__name__).warning(
+                    f"living demo: {path} holds a market saved by an older model (state version "
+                    f"{state['market'].get('version')}): starting the demo account over"
+                )
+                state = self._new_state()
             yield state
             with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
                 json.dump(state, handle)

@@ -99,3 +99,14 @@ def test_cycles_move_the_living_demo_and_an_approved_cut_lands_in_it(capsys, mon
     assert budgets(document)[cut["entity_id"]] == str(round(float(cut["new_budget_usd"]) * 100))
     # The second cycle wrote the approved cut (the first may have paused a hard stop by itself).
     assert [w["entity_id"] for w in account.writes if w["method"] == "update_budget"] == [cut["entity_id"]]
+
+
+def test_a_demo_saved_by_an_older_market_model_starts_over(tmp_path, caplog):
+    cycle = demo(tmp_path)
+    fresh = cycle.fetch_snapshot()
+    path = tmp_path / "market_act_1001.json"
+    state = json.loads(path.read_text())
+    state["market"]["version"] = 1
+    path.write_text(json.dumps(state))
+    assert demo(tmp_path).fetch_snapshot() == fresh
+    assert "holds a market saved by an older model (state version 1): starting the demo account over" in caplog.text
