@@ -135,8 +135,14 @@ class MarketDemoMetaAdsClient(MarketMetaAdsClient):
         if not re.fullmatch(r"act_\d+", self.account_id):
             raise ValueError(f"the living demo needs an account id act_<digits>, got {self.account_id!r}")
         seed = int(self.account_id.removeprefix("act_"))
-        market = Market(self.campaigns, seed=seed, params=MarketParams(account_id=self.account_id))
+        # The market delivers in steps of the cycle interval, so each cycle advances it by one step.
+        params = MarketParams(account_id=self.account_id, step_minutes=self.clock_step_minutes)
+        market = Market(self.campaigns, seed=seed, params=params)
         return {"syncs": 0, "writes": [], "market": market.to_state()}
+
+    def _start_over(self, held: str) -> dict[str, Any]:
+        get_dagster_logger(__name__).warning(f"living demo: {self._state_file()} holds {held}: starting the demo account over")
+        return self._new_state()
 
     @contextmanager
     def _stored(self) -> Iterator[dict[str, Any]]:
@@ -147,11 +153,12 @@ class MarketDemoMetaAdsClient(MarketMetaAdsClient):
             state = json.loads(path.read_text()) if path.exists() else self._new_state()
             if state["market"].get("version") != STATE_VERSION:
                 # Saved by an older version of the market model, which this one cannot continue.
-                get_dagster_logger(__name__).warning(
-                    f"living demo: {path} holds a market saved by an older model (state version "
-                    f"{state['market'].get('version')}): starting the demo account over"
+                state = self._start_over(f"a market saved by an older model (state version {state['market'].get('version')})")
+            elif state["market"]["params"]["step_minutes"] != self.clock_step_minutes:
+                # Its intervals are not the cycle's any more: it could not move one cycle at a time.
+                state = self._start_over(
+                    f"a market of {state['market']['params']['step_minutes']}-minute intervals, the cycle's are {self.clock_step_minutes}"
                 )
-                state = self._new_state()
             yield state
             with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
                 json.dump(state, handle)

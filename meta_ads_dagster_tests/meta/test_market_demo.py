@@ -110,3 +110,13 @@ def test_a_demo_saved_by_an_older_market_model_starts_over(tmp_path, caplog):
     path.write_text(json.dumps(state))
     assert demo(tmp_path).fetch_snapshot() == fresh
     assert "holds a market saved by an older model (state version 1): starting the demo account over" in caplog.text
+
+
+def test_the_demo_moves_by_the_cycle_interval_and_starts_over_when_it_changes(tmp_path, caplog):
+    every_minute = MarketDemoMetaAdsClient(account_id="act_1001", state_dir=str(tmp_path), campaigns=CAMPAIGNS, clock_step_minutes=1)
+    every_minute.sync_insights()
+    start = pd.Timestamp(every_minute.fetch_snapshot()["as_of"])
+    every_minute.sync_insights()
+    assert pd.Timestamp(every_minute.fetch_snapshot()["as_of"]) - start == pd.Timedelta(minutes=1)
+    assert pd.Timestamp(demo(tmp_path).fetch_snapshot()["as_of"]) == start  # 30-minute cycles: a new account
+    assert "holds a market of 1-minute intervals, the cycle's are 30: starting the demo account over" in caplog.text
