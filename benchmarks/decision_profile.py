@@ -12,11 +12,12 @@ the table sums many campaigns.
 Each campaign the engine acted on is put under the rule of its first executed action (what it did
 first decides most of what follows), and its true profit over the run is compared with its
 do-nothing profit. Untouched campaigns are the noise floor; campaigns launched during the run
-have no counterpart (their ids differ between the runs) and are listed apart. For budget actions the table also
-says how often the 7-day ROAS the engine read (reported so far) was on the wrong side of the
-rule's threshold by the truth of the same 7 days: a cut on a campaign truly at ROAS ≥ 1.5, a raise
-on one truly at ROAS ≤ 3.0 (the campaign's truth, also for an ad set's budget; the market reports a day's purchases over several days, so the most
-recent days of the window are short of purchases).
+have no counterpart (their ids differ between the runs) and are listed apart. For budget actions
+the table also says how often the 7-day ROAS the engine judged on (``roas_7d``) was on the wrong
+side of the rule's threshold by the truth of the same 7 days: a cut on a campaign truly at
+ROAS ≥ 1.5, a raise on one truly at ROAS ≤ 3.0 (the campaign's truth, also for an ad set's
+budget). The market reports a day's purchases over several days, so the window's most recent days
+are short of purchases.
 """
 
 from __future__ import annotations
