@@ -7,13 +7,8 @@
 | roas_low         | 7-day ROAS < 1.5                                 | scale down 20–40 %                |
 | spike_down       | purchases spiked down and ROAS ≤ 1.5             | scale down 10 %                   |
 | creative_fatigue | last-day CTR ≥ 30 % below 7-day CTR              | create a creative variant         |
-| roas_high        | matured 7-day ROAS > 3.0                         | scale up 20–40 %                  |
+| roas_high        | 7-day ROAS > 3.0                                 | scale up 20–40 %                  |
 | spike_up         | purchases spiked up and ROAS > 2                 | scale up 15 %                     |
-
-A raise is judged on the matured 7-day ROAS (metrics.py, "Reporting lag"): the window's latest
-days are short of purchases not reported yet, and a winner must not wait a week to be seen as one.
-Cuts and the hard stop keep the ROAS reported so far (a cut on a campaign read low is the
-cautious error; the hard stop is Ads Manager's figure).
 
 Budget rules apply to budget holders only (the campaign under CBO, else its ad sets). The 20–40 %
 range grows with how far ROAS is past the threshold (full at ROAS 6 / ROAS 0) times the confidence.
@@ -90,14 +85,6 @@ def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataF
     return rows
 
 
-def raise_reason(matured_roas: float, reported_roas: float, confidence: float) -> str:
-    """Why roas_high raises: the matured 7-day ROAS, and the reported one when the lag moved it."""
-    if f"{matured_roas:.2f}" == f"{reported_roas:.2f}":
-        return f"7-day ROAS {matured_roas:.2f} > {ROAS_HIGH} (confidence {confidence:.2f})"
-    return (f"7-day ROAS {matured_roas:.2f} > {ROAS_HIGH} once its latest days' purchases are all reported "
-            f"({reported_roas:.2f} reported so far; confidence {confidence:.2f})")
-
-
 def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
     """20 % plus up to 20 % more for a stronger signal held with more confidence."""
     # Rounded to 0.1 %: finer steps are noise, and 20.04 % would read as "clamped from 20 % to 20 %".
@@ -156,9 +143,9 @@ def propose_actions(
                   f"creative fatigue: last-day CTR {f.ctr_last_day:.2%} is {f.ctr_drop:.0%} below the 7-day CTR {f.ctr_7d:.2%}"
                   for f in m[["entity_id"]].merge(fatigued, on="entity_id").itertuples()
               ]),
-        _rule(holders[(holders["matured_roas_7d"] > ROAS_HIGH).to_numpy()], "scale_up", "roas_high",
-              lambda m: scale_pct((m["matured_roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
-              lambda m: [raise_reason(r, s, c) for r, s, c in zip(m["matured_roas_7d"], m["roas_7d"], m["confidence"])]),
+        _rule(holders[(roas > ROAS_HIGH).to_numpy()], "scale_up", "roas_high",
+              lambda m: scale_pct((m["roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
+              lambda m: [f"7-day ROAS {r:.2f} > {ROAS_HIGH} (confidence {c:.2f})" for r, c in zip(m["roas_7d"], m["confidence"])]),
         _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy()], "scale_up", "spike_up",
               lambda m: SPIKE_BOOST,
               lambda m: [f"purchases spiked up with ROAS {r:.2f} > {SPIKE_UP_MIN_ROAS}; boost {pct(SPIKE_BOOST)}" for r in m["roas_7d"]]),

@@ -4,14 +4,6 @@ Window
     The last 7 *full* days in the account's time zone (today so far is excluded because Meta
     keeps restating it; it only feeds ``spend_today``, used by the spend cap).
 
-Reporting lag
-    Meta reports a day's purchases over the days that follow (attribution windows, late pixel
-    and CAPI events), so the window's youngest days are short of purchases and ``roas_7d``, the
-    ROAS reported so far (Ads Manager's figure, the one the hard stop and the cuts read), runs low:
-    a campaign truly at 3.2 can read 2.95. ``matured_roas_7d`` divides each young day's revenue by
-    its maturity, the share of its eventual purchases reported so far, estimated from the account
-    itself (:func:`young_days_maturity`); a raise is judged on it.
-
 ROAS confidence
     ``confidence = 2·Φ(0.2·√n) − 1``: the probability that the true ROAS lies within ±20 % of the
     measured one when purchases are Poisson-distributed and the order value is taken as known
@@ -33,16 +25,6 @@ from .snapshot import AccountSnapshot
 
 WINDOW_DAYS = 7
 CONFIDENCE_TOLERANCE = 0.20  # the ±20 % band the confidence speaks about
-# Reporting lag: days at least this old count as mature (Meta restates a day's results for up to
-# 28 days, but most late purchases arrive within a few days); younger days get a maturity.
-MATURE_AGE_DAYS = 4
-# The maturity is estimated only on this much evidence (purchases expected on the young days, and
-# observed on the mature ones), else the young days count as mature: on a small account noise
-# would pass for lag.
-MIN_MATURITY_EVIDENCE = 100
-# Young days reporting less than this share of their expected purchases are not read as lag
-# beyond it (no plausible lag hides half of them; a drop that large is the account's own news).
-MIN_MATURITY = 0.5
 
 LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id"))
 SUMS = ["spend", "impressions", "clicks", "purchases", "revenue"]
@@ -115,52 +97,23 @@ def roas_confidence(purchases: np.ndarray | float, expected_purchases: np.ndarra
     return 2.0 * norm.cdf(CONFIDENCE_TOLERANCE * np.sqrt(np.maximum(evidence, 0.0))) - 1.0
 
 
-def young_days_maturity(snapshot: AccountSnapshot) -> float:
-    """How much of their eventual purchases the full days younger than MATURE_AGE_DAYS have
-    reported so far, as one share for them all, estimated from the snapshot alone.
-
-    Each campaign's purchases per click on the window's mature days (MATURE_AGE_DAYS and older)
-    predict what its young days' clicks should have bought: clicks are reported at once, and a
-    tiring creative loses clicks, not purchases per click, so wear does not pass for lag. The young
-    days' reported purchases over that prediction is their maturity. Per campaign, so that moving
-    budget between campaigns does not pass for lag; one share for the young days together, because
-    a single day's purchases per click swing by a tenth (weekdays, sales) and the young days pooled
-    swing less. Capped at 1, floored at MIN_MATURITY, and 1 without MIN_MATURITY_EVIDENCE purchases
-    on either side. The mature days still miss their latest purchases, so the correction errs low.
-    """
-    rows = window_insights(snapshot)
-    is_mature = ((snapshot.today - rows["date"]).dt.days >= MATURE_AGE_DAYS).to_numpy()
-    mature = rows[is_mature].groupby("campaign_id")[["clicks", "purchases"]].sum()
-    rate = (mature["purchases"] / mature["clicks"].where(mature["clicks"] > 0)).dropna()
-    young = rows[~is_mature]
-    expected = float((young["clicks"] * young["campaign_id"].map(rate)).sum())
-    observed = float(young.loc[young["campaign_id"].isin(rate.index), "purchases"].sum())
-    if expected < MIN_MATURITY_EVIDENCE or mature["purchases"].sum() < MIN_MATURITY_EVIDENCE:
-        return 1.0
-    return float(np.clip(observed / expected, MIN_MATURITY, 1.0))
-
-
 def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """7-day totals, ROAS (reported so far, and matured), CTR, confidence, today's spend and country
-    mix for every entity."""
+    """7-day totals, ROAS, CTR, confidence, today's spend and country mix for every entity."""
     window = window_insights(snapshot)
-    young = ((snapshot.today - window["date"]).dt.days < MATURE_AGE_DAYS).to_numpy()
-    window = window.assign(matured_revenue=window["revenue"] / np.where(young, young_days_maturity(snapshot), 1.0))
-    totals = _by_level(window, SUMS + ["matured_revenue"])
+    totals = _by_level(window, SUMS)
     today_rows = snapshot.insights[snapshot.insights["date"] == snapshot.today]
     today = _by_level(today_rows, ["spend"]).rename(columns={"spend": "spend_today"})
 
     metrics = entities.merge(totals, on=["entity_type", "entity_id"], how="left").merge(
         today, on=["entity_type", "entity_id"], how="left"
     )
-    metrics[SUMS + ["matured_revenue", "spend_today"]] = metrics[SUMS + ["matured_revenue", "spend_today"]].fillna(0.0)
-    metrics = metrics.rename(columns={c: f"{c}_7d" for c in SUMS + ["matured_revenue"]})
+    metrics[SUMS + ["spend_today"]] = metrics[SUMS + ["spend_today"]].fillna(0.0)
+    metrics = metrics.rename(columns={c: f"{c}_7d" for c in SUMS})
 
     spend, purchases = metrics["spend_7d"], metrics["purchases_7d"]
     account_purchases = window["purchases"].sum()
     cost_per_purchase = window["spend"].sum() / account_purchases if account_purchases > 0 else np.inf
     metrics["roas_7d"] = np.where(spend > 0, metrics["revenue_7d"] / spend.where(spend > 0, 1.0), np.nan)
-    metrics["matured_roas_7d"] = np.where(spend > 0, metrics["matured_revenue_7d"] / spend.where(spend > 0, 1.0), np.nan)
     metrics["ctr_7d"] = np.where(metrics["impressions_7d"] > 0, metrics["clicks_7d"] / metrics["impressions_7d"].clip(lower=1), np.nan)
     metrics["expected_purchases_7d"] = spend / cost_per_purchase
     metrics["confidence"] = roas_confidence(purchases, metrics["expected_purchases_7d"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from meta_ads_dagster.engine.metrics import (
-    MIN_MATURITY, WINDOW_DAYS, entity_table, roas_confidence, roas_metrics, window_insights, young_days_maturity,
+    WINDOW_DAYS, entity_table, roas_confidence, roas_metrics, window_insights,
 )
 from meta_ads_dagster.engine.snapshot import parse_snapshot
 
@@ -167,49 +167,3 @@ def test_ctr_is_pooled_over_the_window():
     spec = CampaignSpec(adsets=[AdSetSpec(ads=[AdSpec(days=days)])])
     row = metrics_of(make_snapshot([spec])).loc[("ad", ad_id(0))]
     assert row["ctr_7d"] == pytest.approx(60 / 15_000)
-
-
-# --- reporting lag --------------------------------------------------------------------------------
-def lagging_days(young_share: float, purchases: int = 50, clicks: int = 1000, roas: float = 1.4) -> list[Day]:
-    """7 days (oldest first) whose 3 youngest have reported only ``young_share`` of the purchases
-    (and revenue) the 4 mature ones show per click."""
-    mature = [Day(spend=100, revenue=100 * roas, purchases=purchases, impressions=50_000, clicks=clicks)] * 4
-    young = [Day(spend=100, revenue=round(100 * roas * young_share, 2), purchases=round(purchases * young_share),
-                 impressions=50_000, clicks=clicks)] * 3
-    return mature + young
-
-
-def test_steady_account_is_mature():
-    snap = parse_snapshot(make_snapshot([campaign(purchases=60, roas=1.4), campaign(purchases=60, roas=3.2)]))
-    assert young_days_maturity(snap) == 1.0
-    metrics = roas_metrics(snap, entity_table(snap))
-    assert (metrics["matured_roas_7d"] == metrics["roas_7d"]).all()
-
-
-def test_young_days_short_of_purchases_are_read_as_lag_and_matured():
-    snap = parse_snapshot(make_snapshot([campaign(days=lagging_days(0.8)), campaign(days=lagging_days(0.8, roas=3.0))]))
-    assert young_days_maturity(snap) == pytest.approx(0.8)
-    row = roas_metrics(snap, entity_table(snap)).set_index(["entity_type", "entity_id"]).loc[("campaign", campaign_id(0))]
-    assert row["roas_7d"] == pytest.approx((4 * 140 + 3 * 112) / 700)  # reported so far, Ads Manager's figure
-    assert row["matured_roas_7d"] == pytest.approx(1.4)  # a 1.4 campaign, not the 1.28 reported so far
-
-
-def test_too_few_purchases_are_not_read_as_lag():
-    snap = parse_snapshot(make_snapshot([campaign(days=lagging_days(0.5, purchases=8))]))
-    assert young_days_maturity(snap) == 1.0
-
-
-def test_a_collapse_is_not_read_as_lag_beyond_the_floor():
-    snap = parse_snapshot(make_snapshot([campaign(days=lagging_days(0.1)), campaign(days=lagging_days(0.1))]))
-    assert young_days_maturity(snap) == MIN_MATURITY
-
-
-def test_budget_moved_to_a_better_campaign_does_not_pass_for_lag():
-    # Campaign 0 buys 10 purchases per 100 clicks, campaign 1 only 2; the young days move clicks
-    # from campaign 1 to campaign 0. Account-wide purchases per click rise; neither campaign lags.
-    def days(rate: float, mature_clicks: int, young_clicks: int) -> list[Day]:
-        return [Day(spend=100, revenue=200, purchases=round(rate * mature_clicks), impressions=50_000, clicks=mature_clicks)] * 4 + [
-            Day(spend=100, revenue=200, purchases=round(rate * young_clicks), impressions=50_000, clicks=young_clicks)
-        ] * 3
-    snap = parse_snapshot(make_snapshot([campaign(days=days(0.10, 1000, 1500)), campaign(days=days(0.02, 1500, 1000))]))
-    assert young_days_maturity(snap) == 1.0
