@@ -59,9 +59,11 @@ def true_window_roas(market: Market) -> pd.Series:
     return window["revenue"] / window["spend"].where(window["spend"] > 0)
 
 
-def run_engine(campaigns: int, days: int, seed: int) -> tuple[Market, pd.DataFrame]:
-    """The engine's run and its executed actions (rule, type, campaign, reported and true ROAS)."""
+def run_engine(campaigns: int, days: int, seed: int) -> tuple[Market, pd.DataFrame, set[str]]:
+    """The engine's run, its executed actions (rule, type, campaign, reported and true ROAS) and
+    the ids of the campaigns the account started with."""
     market = Market(campaigns=campaigns, seed=seed)
+    initial_campaign_ids = {c["id"] for c in market.snapshot()["campaigns"]}
     client = MarketMetaAdsClient.over(market)
     settings = simulation_settings(market, "suggest")
     executed = []
@@ -92,7 +94,7 @@ def run_engine(campaigns: int, days: int, seed: int) -> tuple[Market, pd.DataFra
                 market.advance(minutes=DECISION_MINUTES)
         finally:
             engine.close()
-    return market, pd.DataFrame(executed, columns=["tick", "campaign_id", "rule", "type", "reported_roas", "true_roas"])
+    return market, pd.DataFrame(executed, columns=["tick", "campaign_id", "rule", "type", "reported_roas", "true_roas"]), initial_campaign_ids
 
 
 def run_do_nothing(campaigns: int, days: int, seed: int) -> Market:
@@ -113,13 +115,13 @@ def campaign_profit(market: Market) -> pd.Series:
 def profile(campaigns: int, days: int, seeds: list[int]) -> pd.DataFrame:
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for seed in seeds:
-        engine_market, executed = run_engine(campaigns, days, seed)
+        engine_market, executed, matched = run_engine(campaigns, days, seed)
         engine_profit = campaign_profit(engine_market)
         untouched_profit = campaign_profit(run_do_nothing(campaigns, days, seed))
         delta = engine_profit.sub(untouched_profit, fill_value=0.0)
         # A campaign launched during the run gets its id from a counter the engine's variants also
-        # draw from, so the two runs' newcomers have different ids: they have no counterpart.
-        matched = engine_profit.index.intersection(untouched_profit.index)
+        # draw from, so the two runs' newcomers have different ids: they have no counterpart. (The
+        # account at the start is the same in both; one paused at once has no spend in the run.)
         first_rule = executed.sort_values("tick").drop_duplicates("campaign_id").set_index("campaign_id")["rule"]
         for campaign, change in delta.items():
             group = groups[first_rule.get(campaign, "(untouched)") if campaign in matched else "(launched in the run)"]
