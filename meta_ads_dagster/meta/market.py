@@ -66,8 +66,9 @@ class MarketMetaAdsClient(MetaAdsClient):
         return self._refused
 
     @contextmanager
-    def _session(self) -> Iterator[Market]:
-        """The market for one read or write (the demo client loads and saves it around this)."""
+    def _session(self, changes: bool = True) -> Iterator[Market]:
+        """The market for one write (``changes``) or read; the demo client loads it, and saves it
+        after a write, around this."""
         yield self.market
 
     def _send(self, method: str, write: Callable[[Market], dict[str, Any]], **args: Any) -> dict[str, Any]:
@@ -84,7 +85,7 @@ class MarketMetaAdsClient(MetaAdsClient):
         """Nothing to do: the simulation advances the market; its snapshot is always current."""
 
     def fetch_snapshot(self) -> dict[str, Any]:
-        with self._session() as market:
+        with self._session(changes=False) as market:
             return market.snapshot()
 
     def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:
@@ -145,12 +146,13 @@ class MarketDemoMetaAdsClient(MarketMetaAdsClient):
         return self._new_state()
 
     @contextmanager
-    def _stored(self) -> Iterator[dict[str, Any]]:
+    def _stored(self, changes: bool = True) -> Iterator[dict[str, Any]]:
         """The state file's content for one read-modify-write under its lock, saved after the block
-        (written then renamed: a crash never leaves half a file)."""
+        when it ``changes`` or is new (written then renamed: a crash never leaves half a file)."""
         path = self._state_file()
         with file_lock(path.with_name(path.name + ".lock")):
-            state = json.loads(path.read_text()) if path.exists() else self._new_state()
+            stored = json.loads(path.read_text()) if path.exists() else None
+            state = stored or self._new_state()
             if state["market"].get("version") != STATE_VERSION:
                 # Saved by an older version of the market model, which this one cannot continue.
                 state = self._start_over(f"a market saved by an older model (state version {state['market'].get('version')})")
@@ -160,17 +162,20 @@ class MarketDemoMetaAdsClient(MarketMetaAdsClient):
                     f"a market of {state['market']['params']['step_minutes']}-minute intervals, the cycle's are {self.clock_step_minutes}"
                 )
             yield state
+            if not changes and state is stored:
+                return  # a read of the stored account: nothing to write back
             with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
                 json.dump(state, handle)
             os.replace(handle.name, path)
 
     @contextmanager
-    def _session(self) -> Iterator[Market]:
-        with self._stored() as state:
+    def _session(self, changes: bool = True) -> Iterator[Market]:
+        with self._stored(changes) as state:
             market = Market.from_state(state["market"])
             self._writes = state["writes"]  # _send appends to the stored log, saved with the market
             yield market
-            state["market"] = market.to_state()
+            if changes:
+                state["market"] = market.to_state()
 
     @property
     def writes(self) -> list[dict[str, Any]]:

@@ -367,3 +367,19 @@ def test_an_html_answer_to_a_batch_is_reported_and_settled_next_cycle(server, cl
     steps.reconcile(ledger, client, parse_snapshot(client.fetch_snapshot()), load_settings(), "run-2", logging.getLogger(__name__))
     assert ledger.cycle_actions("run-1")["status"].tolist() == ["done", "done"]
     ledger.dispose()
+
+
+def test_the_sdk_s_crash_reporter_is_never_switched_on(server, clock):
+    """FacebookAdsApi.init(crash_log=True) would install a global excepthook that posts tracebacks
+    (with the access token in them) to Meta; the live client builds its session without init."""
+    import sys
+
+    from facebook_business.api import FacebookAdsApi
+
+    hook = sys.excepthook
+    client = make_client(server, clock)
+    client.sync_insights()
+    client.fetch_snapshot()
+    client.apply_writes([Write("a1", "pause", "ad", SEED["ads"][0]["id"])])
+    assert sys.excepthook is hook
+    assert FacebookAdsApi.get_default_api() is None

@@ -120,3 +120,12 @@ def test_the_demo_moves_by_the_cycle_interval_and_starts_over_when_it_changes(tm
     assert pd.Timestamp(every_minute.fetch_snapshot()["as_of"]) - start == pd.Timedelta(minutes=1)
     assert pd.Timestamp(demo(tmp_path).fetch_snapshot()["as_of"]) == start  # 30-minute cycles: a new account
     assert "holds a market of 1-minute intervals, the cycle's are 30: starting the demo account over" in caplog.text
+
+
+def test_a_read_writes_nothing_back(tmp_path):
+    cycle = demo(tmp_path)
+    cycle.fetch_snapshot()  # a new account is stored at its first read
+    path = tmp_path / "market_act_1001.json"
+    stamp = path.stat().st_mtime_ns
+    cycle.fetch_snapshot()
+    assert path.stat().st_mtime_ns == stamp
