@@ -10,6 +10,7 @@ CYCLE_JOB_NAME = "meta_ads_cycle"
 # cycles to one per value of this tag, and the UI filters run history by it.
 ACCOUNT_TAG = "dagster/partition"
 CYCLE_TAG = "meta/cycle"  # on every cycle run: dagster.yaml caps how many accounts cycle at once
+AUTO_MODE_TAG = "meta/auto_mode"  # the mode the run works in (an operator's stored one, or META_AUTO_MODE)
 
 
 def account_partitions(settings: Settings) -> StaticPartitionsDefinition:
@@ -39,7 +40,7 @@ def cycle_tags(settings: Settings, triggered_by: str) -> dict[str, str]:
         "dagster/max_runtime": str(int(settings.cycle_max_runtime.total_seconds())),
         CYCLE_TAG: "true",
         "meta/mode": settings.meta_api_mode,
-        "meta/auto_mode": settings.meta_auto_mode,
+        AUTO_MODE_TAG: settings.meta_auto_mode,
         "meta/triggered_by": triggered_by,
     }
 

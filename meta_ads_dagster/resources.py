@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceDefinition
 from pydantic import PrivateAttr
 
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
 from .meta.market import MarketDemoMetaAdsClient
 from .meta.stub import StubMetaAdsClient
+from .jobs import ACCOUNT_TAG, AUTO_MODE_TAG, CYCLE_JOB_NAME
 from .settings import Settings, dagster_home
+from .store import controls
 from .store.ledger import Ledger
 
 
@@ -56,9 +58,31 @@ def meta_client(settings: Settings) -> MetaAdsClient:
     )
 
 
+def run_settings(settings: Settings) -> ResourceDefinition:
+    """The ``settings`` resource: ``settings`` as loaded, except in a cycle run, which gets its
+    account's (``store.controls.cycle_settings``: the META_ACCOUNTS_FILE overrides, then the mode
+    and kill switch an operator stored). Read once, as the run starts, so every step of one cycle
+    works under the same mode, and a change made meanwhile takes effect on the next cycle. The
+    run's ``meta/auto_mode`` tag is set to the mode it runs in."""
+
+    def resolve(context: InitResourceContext) -> Settings:
+        run = context.dagster_run
+        account = run.tags.get(ACCOUNT_TAG) if run is not None and run.job_name == CYCLE_JOB_NAME else None
+        if account is None:
+            return settings
+        resolved = controls.cycle_settings(context.resources.ledger.open(), settings, account)
+        if run.tags.get(AUTO_MODE_TAG) != resolved.meta_auto_mode:
+            context.instance.add_run_tags(run.run_id, {AUTO_MODE_TAG: resolved.meta_auto_mode})
+        if resolved.stop_reason:
+            context.log.warning(f"{resolved.stop_reason}: this cycle evaluates and records, and writes nothing")
+        return resolved
+
+    return ResourceDefinition(resource_fn=resolve, required_resource_keys={"ledger"}, description="The settings; a cycle run's are its account's, under the mode and kill switch an operator stored.")
+
+
 def build_resources(settings: Settings) -> dict:
     return {
-        "settings": settings,
+        "settings": run_settings(settings),
         "meta_client": meta_client(settings),
         "ledger": LedgerResource(database_url=settings.database_url()),
     }

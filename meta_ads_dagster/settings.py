@@ -42,6 +42,8 @@ HOLD_BAND_LOW = 1.5
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False)
     _overrides: dict[str, dict] = PrivateAttr(default_factory=dict)
+    # Who stopped the autonomous system, when an operator did (``with_controls``); not a variable.
+    _paused_by: str | None = PrivateAttr(default=None)
 
     # --- where the account comes from and how the cycle runs -----------------------------------
     meta_api_mode: Literal["stub", "live"] = "stub"
@@ -151,6 +153,14 @@ class Settings(BaseSettings):
         return self.meta_auto_mode == "auto"
 
     @property
+    def stop_reason(self) -> str | None:
+        """Why the autonomous system writes nothing now (the kill switch), None while it runs:
+        META_AUTO_ENABLED=false, or a pause an operator stored (``meta-ads pause-automation``)."""
+        if not self.meta_auto_enabled:
+            return "META_AUTO_ENABLED is false"
+        return self._paused_by
+
+    @property
     def budget_change_limit(self) -> float:
         """The largest budget change one cycle may propose in the current mode."""
         return self.max_auto_change_pct if self.is_auto else self.max_daily_change_pct
@@ -232,6 +242,18 @@ class Settings(BaseSettings):
     def with_mode(self, mode: str) -> "Settings":
         """The same settings in another mode (used by ``meta-ads plan --mode``)."""
         return _validated(self.model_dump() | {"meta_auto_mode": mode})
+
+    def with_controls(self, mode: str | None, paused_by: str | None) -> "Settings":
+        """These settings under an operator's stored controls (``store/controls.py``): ``mode``,
+        when given, replaces META_AUTO_MODE; ``paused_by`` (who paused, when), when given, stops
+        the autonomous system as META_AUTO_ENABLED=false does. Neither can undo the environment's
+        kill switch."""
+        resolved = self if mode is None or mode == self.meta_auto_mode else self.with_mode(mode)
+        if paused_by is None:
+            return resolved
+        resolved = resolved.model_copy()  # the private attribute is the copy's own
+        resolved._paused_by = paused_by
+        return resolved
 
 
 # What an account may override: the guard rails and approval rules, not the mode or wiring.

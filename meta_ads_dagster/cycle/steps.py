@@ -27,7 +27,7 @@ from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions, hold_back_already_sent, hold_back_changed_since
 from ..settings import Settings
-from ..store import approvals
+from ..store import approvals, controls
 from ..store.ledger import Ledger
 from ..store.locks import AccountLocked, RunAlive, TakenOver, account_lock
 
@@ -216,6 +216,7 @@ def run_cycle(
         client.sync_insights()
         document = client.fetch_snapshot()
     snapshot = parse_snapshot(document)
+    settings = controls.cycle_settings(store, settings, snapshot.account_id)  # as a cycle run's settings resource does
     frames = engine.analyze(snapshot)
     reconcile(store, client, snapshot, settings, run_id, log)
     metrics = frames["roas_metrics"]

@@ -22,8 +22,8 @@ Then, once a person's approvals have joined the cycle (:func:`limit_writes`):
 - at most MAX_ACTIONS_PER_TICK executed actions besides hard stops, approvals included; protective
   actions (pauses, cuts) are served first, then approvals, then by 7-day spend. The rest are
   ``deferred``: proposed again next cycle (an approval stays approved);
-- META_AUTO_ENABLED=false (the seed's kill switch) defers every write: the cycle evaluates and
-  records, and writes nothing.
+- the kill switch (META_AUTO_ENABLED=false, or an operator's stored pause: ``Settings.stop_reason``)
+  defers every write: the cycle evaluates and records, and writes nothing.
 """
 
 from __future__ import annotations
@@ -181,9 +181,9 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     give_verdict(actions, mass, "queued", f"mass pause: {found} pauses found in one cycle exceed MASS_PAUSE_LIMIT "
                  f"{settings.mass_pause_limit}; those losing the most money per day are paused now, this one needs approval")
 
-    if not settings.meta_auto_enabled:
+    if settings.stop_reason:
         give_verdict(actions, actions["verdict"].eq("executed").to_numpy(), "deferred",
-                     "META_AUTO_ENABLED is false: the autonomous system is stopped, nothing is written")
+                     f"{settings.stop_reason}: the autonomous system is stopped, nothing is written")
         return actions
 
     executed = actions["verdict"].eq("executed").to_numpy()

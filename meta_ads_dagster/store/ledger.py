@@ -96,6 +96,20 @@ campaign_evaluations_table = sa.Table(
     sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The operator's stored controls (revision 0005; store/controls.py): one row per change, never
+# updated, so the newest row of an account and control is its state and the rest its history.
+automation_controls_table = sa.Table(
+    "meta_automation_controls",
+    metadata,
+    sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("control", sa.String(16), nullable=False),  # mode | automation
+    sa.Column("value", sa.String(16), nullable=False),  # suggest | auto; paused | running
+    sa.Column("changed_by", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_meta_automation_controls_account", "account_id", "control"),
+)
+
 # status of a row: pending (queued for a human), executing (write under way), done, failed,
 # unknown (sent, no answer: may have landed), blocked, deferred (not written this cycle: waits),
 # superseded (another action replaced it, or the numbers it was proposed with are no longer true)

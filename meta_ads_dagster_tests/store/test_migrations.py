@@ -64,6 +64,8 @@ NEW_COLUMNS = [
     "decided_by", "decided_at", "decision_reason", "expires_at", "rollback_of_run",
 ]  # fmt: skip
 
+HEAD = "0005"
+
 OLD_ROW = {
     "action_id": "a-1",
     "cycle_run_id": "run-old",
@@ -140,13 +142,13 @@ def _assert_old_row_intact(row: dict) -> None:
 
 def test_one_head_and_a_linear_history():
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0004"]
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
+    assert script.get_heads() == [HEAD]
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
 
 
 def test_an_empty_database_migrates_to_the_tables_of_ledger_py(engine):
     upgrade_schema(engine)
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == HEAD
     assert _columns(engine) == {t.name: [c.name for c in t.columns] for t in metadata.sorted_tables}
     assert _indexes(engine, "meta_actions") == {
         ix.name: [c.name for c in ix.columns] for ix in metadata.tables["meta_actions"].indexes
@@ -175,7 +177,7 @@ def test_a_database_at_0001_upgrades_in_place(database_url, engine):
 
     ledger = Ledger(database_url)
     try:
-        assert _revision(engine) == "0004"
+        assert _revision(engine) == HEAD
         assert _differences(engine, metadata) == []
         [row] = _rows(engine)
         _assert_old_row_intact(row)
@@ -193,7 +195,7 @@ def test_a_legacy_create_all_database_is_stamped_then_upgraded(database_url, eng
     assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == HEAD
     assert _differences(engine, metadata) == []
     [row] = _rows(engine)
     _assert_old_row_intact(row)
@@ -206,7 +208,7 @@ def test_a_legacy_database_already_in_the_0002_shape_is_stamped_then_upgraded(da
     with engine.begin() as conn:
         conn.execute(metadata.tables["meta_actions"].insert(), OLD_ROW)
     Ledger(database_url).dispose()
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == HEAD
     assert _differences(engine, metadata) == []
     assert len(_rows(engine)) == 1
 
@@ -219,7 +221,7 @@ def test_a_lock_held_at_0003_survives_the_upgrade_without_a_known_process(databa
     with engine.begin() as conn:
         conn.execute(locks_0002.insert().values(account_id="act_1001", run_id="run-old", acquired_at=acquired))
     upgrade_schema(database_url)
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == HEAD
     with engine.connect() as conn:
         [row] = conn.execute(sa.select(metadata.tables["meta_cycle_locks"])).mappings().all()
     assert (row["run_id"], row["pid"], row["host"]) == ("run-old", None, None)
@@ -250,7 +252,7 @@ def test_downgrade_to_0001_and_back(database_url, engine):
     }
 
     upgrade_schema(engine)
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == HEAD
     assert _differences(engine, metadata) == []
     _assert_old_row_intact(_rows(engine)[0])
 
@@ -280,5 +282,43 @@ def test_processes_migrating_a_new_database_at_once_all_succeed(database_url, en
     )
     failures = run_at_once(slow_upgrade, "Ledger(ARGS[0]).dispose()\n", tmp_path / "race", 3, database_url)
     assert failures == []
+    assert _revision(engine) == HEAD
+    assert _differences(engine, metadata) == []
+
+
+def test_a_database_at_0004_gains_the_controls_table_with_its_rows_intact(database_url, engine):
+    """Revision 0005 adds meta_automation_controls (store/controls.py): a ledger at 0004 upgrades
+    in place, its actions and locks kept, with no control stored (every account on its defaults)."""
+    from meta_ads_dagster.store import controls
+
+    _migrate(engine, "upgrade", "0004")
+    assert "meta_automation_controls" not in sa.inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        conn.execute(metadata.tables["meta_actions"].insert(), OLD_ROW)
+    ledger = Ledger(database_url)
+    try:
+        assert _revision(engine) == HEAD
+        assert _differences(engine, metadata) == []
+        _assert_old_row_intact(_rows(engine)[0])
+        assert controls.current(ledger) == {}
+        controls.record(ledger, ["act_1001"], "mode", "auto", "alice")
+        assert controls.current(ledger)["act_1001"].mode.value == "auto"
+    finally:
+        ledger.dispose()
+
+
+def test_downgrade_from_0005_drops_only_the_controls_table(database_url, engine):
+    from meta_ads_dagster.store import controls
+
+    ledger = Ledger(database_url)
+    controls.record(ledger, ["act_1001"], "automation", "paused", "alice")
+    ledger.dispose()
+    with engine.begin() as conn:
+        conn.execute(metadata.tables["meta_actions"].insert(), OLD_ROW)
+
+    _migrate(engine, "downgrade", "0004")
     assert _revision(engine) == "0004"
+    assert "meta_automation_controls" not in sa.inspect(engine).get_table_names()
+    assert len(_rows(engine)) == 1
+    _migrate(engine, "upgrade", "head")
     assert _differences(engine, metadata) == []
