@@ -239,6 +239,10 @@ class Settings(BaseSettings):
             return self
         return _validated(self.model_dump() | {"meta_accounts_file": None} | overrides)
 
+    def account_overrides(self, account_id: str) -> dict:
+        """``account_id``'s META_ACCOUNTS_FILE overrides (field name → value; empty when none)."""
+        return dict(self._overrides.get(account_id, {}))
+
     def with_mode(self, mode: str) -> "Settings":
         """The same settings in another mode (used by ``meta-ads plan --mode``)."""
         return _validated(self.model_dump() | {"meta_auto_mode": mode})

@@ -86,6 +86,8 @@ def run_account_cycle(job, instance, account: str, settings, verbose: bool):
     """One cycle of ``account`` in this process; prints its outcome and returns the run's result."""
     from dagster import DagsterInvalidConfigError
 
+    from ..jobs import AUTO_MODE_TAG
+
     # Naming the logger in the run config is what makes Dagster use it instead of its console one.
     run_config = None if verbose else {"loggers": {"console": {}}}
     try:
@@ -95,8 +97,10 @@ def run_account_cycle(job, instance, account: str, settings, verbose: bool):
         unset = re.search(r'environment variable "(\w+)"', message)
         reason = f"environment variable {unset.group(1)} is not set" if unset else message.strip().splitlines()[0]
         raise CliError(f"the cycle could not start: {reason}") from None
+    # The mode the run worked in: its tag, which the run set from the operator's stored mode, if any.
+    auto_mode = instance.get_run_by_id(result.run_id).tags.get(AUTO_MODE_TAG, settings.meta_auto_mode)
     print(f"\ncycle run {result.run_id} of {account}: {'SUCCESS' if result.success else 'FAILURE'} "
-          f"({settings.meta_api_mode} mode, {settings.meta_auto_mode})")
+          f"({settings.meta_api_mode} mode, {auto_mode})")
     for line in failure_reasons(result) if not result.success else []:
         print(f"  {line}")
     if result.success:

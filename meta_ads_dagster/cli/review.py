@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..engine.actions import optional_float
 from ..settings import Settings, load_settings
-from ..store import approvals
+from ..store import approvals, controls
 from .common import CliError, Place, ad_account, configured, positive_int, print_rows, resolve_run
 
 LEDGER_COLUMNS = ("id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "actor", "age_hours", "cycle_run_id")
@@ -121,7 +121,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """The cycle list: Dagster's run storage (status, times, tags) and the ledger's counts, with
-    each rollback as a row of its own pointing at the cycle it undid."""
+    each rollback as a row of its own pointing at the cycle it undid, and each stored mode or
+    automation switch (``meta-ads mode``, ``pause-automation``) as a row of its own."""
     settings = load_settings()
     account = configured(settings, args.account)
     place, ledger = _read(settings)
@@ -156,6 +157,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         counts = restores["verdict"].value_counts()
         rows.append(_history_row(run_id, "rollback", first["account_id"], "SUCCESS" if not counts.get("failed") else "FAILURE",
                                  recorded.isoformat(), first["actor"], None, None, counts, first["rollback_of_run"]))
+    for change in controls.history(ledger, account, limit=args.limit):  # the operator's switches, between the cycles they steered
+        rows.append(_history_row(None, change.control, change.account_id, change.value, change.changed_at.isoformat(),
+                                 change.changed_by, None, change.value if change.control == controls.MODE else None, None, None))
     rows.sort(key=lambda r: r["started"] or "", reverse=True)
     print_rows(rows[: args.limit], args.format, HISTORY_COLUMNS, "(no cycles yet)", header=f"cycles and rollbacks · {place.describe()}")
     return 0
@@ -168,7 +172,7 @@ def _history_row(run_id, kind, account, status, started, triggered_by, mode, aut
         "current_budget_usd": None, "new_budget_usd": None, "reasons": [], "actor": triggered_by, "cycle_run_id": run_id,
         "run_id": run_id, "kind": kind, "status": status, "started": started, "triggered_by": triggered_by,
         "mode": mode, "auto_mode": auto_mode, "undoes": undoes,
-        **{f"actions_{v}": int(counts.get(v, 0)) for v in ("executed", "queued", "failed")},
+        **{f"actions_{v}": int(counts.get(v, 0)) if counts is not None else None for v in ("executed", "queued", "failed")},
     }
 
 
@@ -210,7 +214,7 @@ def register(commands, formats: argparse.ArgumentParser) -> None:
     reject.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the ledger)")
     reject.set_defaults(handler=cmd_review)
 
-    history = commands.add_parser("history", parents=[formats], help="the cycle list, newest first, rollbacks included")
+    history = commands.add_parser("history", parents=[formats], help="the cycle list, newest first, rollbacks and mode/automation switches included")
     history.add_argument("--limit", type=positive_int, default=20, help="how many rows at most (default 20)")
     history.add_argument("--account", type=ad_account, help="only this configured ad account's runs (2002 or act_2002)")
     history.set_defaults(handler=cmd_history)

@@ -17,6 +17,7 @@ from ..repo_files import SEED_SNAPSHOT_PATH
 EVERY_COMMAND = [
     ["plan", "--snapshot", "x.json"], ["backtest", "--snapshot", "x.json"], ["cycle"], ["pending"], ["approve", "a1", "--by", "alice"],
     ["reject", "a1", "--by", "bob", "--reason", "no"], ["history"], ["log", "abc"], ["rollback", "abc"],
+    ["status"], ["policies"], ["mode", "auto", "--by", "alice"], ["pause-automation", "--by", "alice"], ["resume-automation", "--by", "alice"],
 ]
 
 
