@@ -5,7 +5,11 @@ stored mode and kill switch, the schedule skips a paused account, and ``meta-ads
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -223,3 +227,19 @@ def test_a_blank_name_is_refused_in_one_line_and_stores_nothing(capsys, database
     ledger = Ledger(database_file)
     assert controls.history(ledger) == []
     ledger.dispose()
+
+
+def test_status_follows_dagster_schedule_stop(capsys):
+    """The Dagster-level switch the README documents: `dagster schedule stop` as a person types it,
+    seen by `meta-ads status` in the same DAGSTER_HOME."""
+    assert run(capsys, "pause-automation", "--by", "alice")[0] == 0  # a ledger, so status has something to read
+    assert run(capsys, "resume-automation", "--by", "alice")[0] == 0
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "schedule", "stop", SCHEDULE_NAME, "-m", "meta_ads_dagster"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(dagster_home())},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    capsys.readouterr()
+    out = run(capsys, "status")[1]
+    assert "  schedule        off (switched in the instance)" in out.splitlines()
+    assert "  next cycle      — (no scheduled cycle for this account)" in out.splitlines()
