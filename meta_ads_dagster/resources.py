@@ -5,11 +5,11 @@ from __future__ import annotations
 from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceDefinition
 from pydantic import PrivateAttr
 
+from .jobs import ACCOUNT_TAG, AUTO_MODE_TAG, CYCLE_JOB_NAME
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
 from .meta.market import MarketDemoMetaAdsClient
 from .meta.stub import StubMetaAdsClient
-from .jobs import ACCOUNT_TAG, AUTO_MODE_TAG, CYCLE_JOB_NAME
 from .settings import Settings, dagster_home
 from .store import controls
 from .store.ledger import Ledger
@@ -77,7 +77,10 @@ def run_settings(settings: Settings) -> ResourceDefinition:
             context.log.warning(f"{resolved.stop_reason}: this cycle evaluates and records, and writes nothing")
         return resolved
 
-    return ResourceDefinition(resource_fn=resolve, required_resource_keys={"ledger"}, description="The settings; a cycle run's are its account's, under the mode and kill switch an operator stored.")
+    return ResourceDefinition(
+        resource_fn=resolve, required_resource_keys={"ledger"},
+        description="The settings; a cycle run's are its account's, under the mode and kill switch an operator stored.",
+    )
 
 
 def build_resources(settings: Settings) -> dict:

@@ -15,9 +15,8 @@ IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunSt
 
 
 def stored_controls(settings: Settings, accounts: list[str]) -> dict[str, controls.Controls]:
-    """The operator's stored controls of ``accounts`` (store/controls.py), read from the app
-    database the settings name (like the cycle's settings closure, not a resource: the schedule
-    runs in the daemon, which builds no run resources for it)."""
+    """The operator's stored controls of ``accounts`` (store/controls.py), from the app database
+    the settings name: the schedule takes all it knows from the settings it was built with."""
     ledger = Ledger(settings.database_url())
     try:
         return controls.current(ledger, accounts)

@@ -44,17 +44,17 @@ def today_counts(ledger: Ledger, account: str, since: datetime) -> dict[str, int
     (generated) by verdict, and the approvals they carried out. Rollbacks are not cycles."""
     c = actions_table.c
     query = (
-        sa.select(c.verdict, (c.actor == OWN_ACTOR).label("own"), sa.func.count())
+        sa.select(c.verdict, c.actor, sa.func.count())
         .where(c.account_id == account, c.recorded_at >= since, c.rollback_of_run.is_(None))
-        .group_by(c.verdict, c.actor == OWN_ACTOR)
+        .group_by(c.verdict, c.actor)
     )
     with ledger.engine.connect() as conn:
         rows = conn.execute(query).all()
-    own = {verdict: n for verdict, is_own, n in rows if is_own}
+    own = {verdict: n for verdict, actor, n in rows if actor == OWN_ACTOR}
     return {
         "generated": sum(own.values()),
         **{verdict: own.get(verdict, 0) for verdict in TODAY_VERDICTS},
-        "approvals_executed": sum(n for verdict, is_own, n in rows if not is_own and verdict == "executed"),
+        "approvals_executed": sum(n for verdict, actor, n in rows if actor != OWN_ACTOR and verdict == "executed"),
     }
 
 

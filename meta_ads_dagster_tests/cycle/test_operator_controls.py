@@ -3,10 +3,11 @@ switch, through the job's own steps (``cycle.steps.run_cycle``) on the stub."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from meta_ads_dagster.cli.control import open_approvals, today_counts
 from meta_ads_dagster.store import controls
 
 from ..engine.factories import AS_OF, campaign, campaign_id, make_snapshot
@@ -101,3 +102,25 @@ def test_a_pause_of_one_account_leaves_another_running(account_factory):
     running.cycle()
     assert paused.writes() == []
     assert written(running) == {("pause", PIT), ("update_budget", WINNER)}
+
+
+def test_todays_counts_and_open_approvals_come_from_the_ledger(account_factory):
+    """What ``meta-ads status`` reads of the ledger, on both backends: today's rows of the cycles'
+    own proposals by verdict, approvals carried out, and what waits for a person."""
+    account = account_factory()  # suggest: the hard stop executes, the raise waits
+    before = datetime.now(timezone.utc)
+    first, _ = account.cycle()
+    assert today_counts(account.ledger, account.account_id, before) == {
+        "generated": 2, "executed": 1, "queued": 1, "policy_blocked": 0, "safety_blocked": 0, "deferred": 0, "failed": 0,
+        "approvals_executed": 0,
+    }
+    assert open_approvals(account.ledger, account.account_id, datetime.now(timezone.utc)) == {"pending": 1, "approved": 0}
+    assert open_approvals(account.ledger, "act_2002", datetime.now(timezone.utc)) == {"pending": 0, "approved": 0}
+
+    account.approve(first.loc[first["verdict"] == "queued", "id"])
+    assert open_approvals(account.ledger, account.account_id, datetime.now(timezone.utc)) == {"pending": 0, "approved": 1}
+    account.cycle()
+    counts = today_counts(account.ledger, account.account_id, before)
+    assert counts["approvals_executed"] == 1 and counts["executed"] >= 1
+    assert today_counts(account.ledger, account.account_id, datetime.now(timezone.utc) + timedelta(hours=1))["generated"] == 0
+    assert open_approvals(account.ledger, account.account_id, datetime.now(timezone.utc)) == {"pending": 0, "approved": 0}
