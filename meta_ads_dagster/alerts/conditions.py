@@ -104,7 +104,7 @@ def large_budget_changes(actions: pd.DataFrame) -> Finding:
         before, after = row.current_budget_minor / row.minor_per_unit, row.new_budget_minor / row.minor_per_unit
         unsure = " (outcome unknown: settled next cycle)" if row.status == "unknown" else ""
         items[key(kind, f"{row.entity_type}:{row.entity_id}")] = (
-            f"{describe(row)}: daily budget {before:,.2f} → {after:,.2f} {row.currency or ''} ({after - before:+,.2f}){unsure}".replace("  ", " ")
+            f"{describe(row)}: daily budget {before:,.2f} → {_money(after, row.currency)} ({after - before:+,.2f}){unsure}"
         )
     return Finding(kind, f"budget change above {BIG_BUDGET_CHANGE:,.0f} executed", items)
 
@@ -149,7 +149,7 @@ def queued_for_review(pending: pd.DataFrame) -> Finding:
     for row in pending.itertuples(index=False):
         budgets = ""
         if pd.notna(row.new_budget_minor) and pd.notna(row.current_budget_minor) and row.minor_per_unit:
-            budgets = f": {row.current_budget_minor / row.minor_per_unit:,.2f} → {row.new_budget_minor / row.minor_per_unit:,.2f} {row.currency or ''}".rstrip()
+            budgets = f": {row.current_budget_minor / row.minor_per_unit:,.2f} → {_money(row.new_budget_minor / row.minor_per_unit, row.currency)}"
         reason = f" ({row.reasons[0]})" if len(row.reasons) else ""
         items[key(kind, f"{row.entity_type}:{row.entity_id}:{row.type}")] = f"{row.type} {describe(row)}{budgets}{reason} [{row.action_id}]"
     return Finding(kind, "actions queued for review (meta-ads pending; approve or reject)", items)
@@ -231,6 +231,10 @@ def describe(row) -> str:
     name = getattr(row, "entity_name", None)
     named = f" '{name}'" if isinstance(name, str) and name else ""
     return f"{row.entity_type}{named} ({row.entity_id})"
+
+
+def _money(amount: float, currency: str | None) -> str:
+    return f"{amount:,.2f} {currency}" if isinstance(currency, str) and currency else f"{amount:,.2f}"
 
 
 def _span(delta: timedelta) -> str:

@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from dagster import ConfigurableResource
 
 logger = logging.getLogger(__name__)
+# A digest of a long queue stays readable (and under Slack's message limit); the rest is a count.
+MAX_DETAIL_LINES = 30
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,10 @@ class Alert:
 
     @property
     def text(self) -> str:
-        lines = [self.subject, *(f"• {line}" for line in self.details)]
+        shown = self.details[:MAX_DETAIL_LINES]
+        lines = [self.subject, *(f"• {line}" for line in shown)]
+        if len(self.details) > len(shown):
+            lines.append(f"… and {len(self.details) - len(shown)} more")
         if self.run_url:
             lines.append(f"Run: {self.run_url}")
         return "\n".join(lines)

@@ -98,3 +98,9 @@ def test_half_an_email_setting_is_refused_naming_what_is_missing():
     with pytest.raises(SettingsError, match="DAGSTER_UI_URL"):
         load_settings(dagster_ui_url="localhost:3000")
     assert load_settings(dagster_ui_url="https://dagster.example.com/").dagster_ui_url == "https://dagster.example.com"
+
+
+def test_a_long_digest_shows_thirty_lines_and_counts_the_rest(webhook):
+    Notifier(webhook_url=webhook.url).send(Alert("act_1001", "actions queued for review", tuple(f"proposal {i}" for i in range(45))))
+    text = webhook.texts[0]
+    assert "• proposal 29" in text and "proposal 30" not in text and "… and 15 more" in text

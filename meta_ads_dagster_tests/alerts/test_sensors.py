@@ -194,3 +194,52 @@ def test_a_cycle_running_longer_than_ten_minutes(database_file):
             [(findings, run_id)] = sensors.watch_findings(instance, [cycle.account], None, started + timedelta(minutes=minutes)).values()
             slow = next(f for f in findings if f.kind == "slow_cycle")
             assert bool(slow.items) is fires and run_id == "slow-run"
+
+
+def test_a_schedule_stopped_in_the_ui_silences_the_overdue_alert_and_started_again_rearms_it(database_file, webhook):
+    """The schedule's stored state (what `dagster schedule stop|start` and the UI's toggle write)
+    wins over its default in code."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, InstigatorType, ScheduleInstigatorData
+
+    from meta_ads_dagster.schedules import SCHEDULE_NAME
+
+    cycle = Cycle()
+    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("meta_ads_dagster"), "__repository__"), SCHEDULE_NAME)
+    state = InstigatorState(origin, InstigatorType.SCHEDULE, InstigatorStatus.STOPPED, ScheduleInstigatorData(cycle.settings.cycle_cron))
+    with instance_for_test() as instance:
+        sent, cursor = watch(cycle, instance, webhook, hours_ago(2))
+        assert titles(sent) == ["[meta-ads] act_1001: no successful cycle in 1 hour"]
+        instance.add_instigator_state(state)  # stopped: nothing is overdue, the alert clears
+        sent, cursor = watch(cycle, instance, webhook, cursor)
+        assert sent == [] and json.loads(cursor) == {"watching_since": None, "active": {"act_1001": []}}
+        instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING))  # started again: counted from now
+        sent, cursor = watch(cycle, instance, webhook, cursor)
+        assert sent == [] and json.loads(cursor)["watching_since"] is not None
+
+
+def test_a_canceled_cycle_alerts_like_a_failed_one(database_file, webhook):
+    from dagster import DagsterEvent, DagsterEventType
+
+    cycle = Cycle()
+    [_, canceled_sensor, _] = sensors.make_cycle_alert_sensors(cycle.job, cycle.settings)
+    resources = {"notifier": Notifier(webhook_url=webhook.url), "ledger": cycle.resources["ledger"]}
+    with instance_for_test() as instance:
+        run = instance.add_run(DagsterRun(job_name=CYCLE_JOB_NAME, run_id="stuck-run", status=DagsterRunStatus.CANCELED, tags={ACCOUNT_TAG: cycle.account}))
+        event = DagsterEvent(DagsterEventType.RUN_CANCELED.value, CYCLE_JOB_NAME, message="Exceeded maximum runtime of 1500 seconds.")
+        for _ in range(2):  # sent once: judged again, the run shows the same condition
+            with build_run_status_sensor_context(canceled_sensor.name, event, instance, run, resources=resources) as context:
+                canceled_sensor(context)
+            assert len(webhook.texts) == 1
+    assert webhook.texts[0].startswith("[meta-ads] act_1001: cycle canceled\n• Exceeded maximum runtime of 1500 seconds.")
+    assert webhook.texts[0].endswith("/runs/stuck-run")
+
+
+def test_the_alert_sensors_are_registered_running_with_a_log_only_notifier_by_default():
+    from meta_ads_dagster.definitions import build_definitions
+
+    defs = build_definitions(load_settings())
+    names = {"meta_ads_cycle_failed_alert", "meta_ads_cycle_canceled_alert", "meta_ads_cycle_outcome_alert", "meta_ads_cycle_watch"}
+    for name in names:
+        assert defs.resolve_sensor_def(name).default_status.value == "RUNNING", name
+    assert defs.resources["notifier"].channels == []
