@@ -21,7 +21,7 @@ def build_definitions(settings=None) -> Definitions:
         assets=per_account([*load_assets_from_modules([collection]), optimization_cycle], accounts),
         jobs=[job, review_actions, rollback_cycle, purge_audit_ledger],
         schedules=[schedule, purge_schedule],
-        sensors=[*make_cycle_alert_sensors(job, settings), make_cycle_watch_sensor(settings, schedule, accounts.get_partition_keys())],
+        sensors=[*make_cycle_alert_sensors(settings), make_cycle_watch_sensor(settings, schedule, accounts.get_partition_keys())],
         resources=build_resources(settings),
     )
 

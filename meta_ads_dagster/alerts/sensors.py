@@ -111,12 +111,18 @@ def failure_message(context: RunFailureSensorContext) -> str:
 
 def alert_on_finished_cycle(
     context: RunStatusSensorContext, notifier: Notifier, ledger: LedgerResource, settings: Settings, status: str, error: str | None = None
-) -> SkipReason | None:
-    """Judge a finished cycle run and send what is new for its account."""
+) -> None:
+    """Judge a finished cycle run and send what is new for its account.
+
+    Returns None whatever it finds: a run-status sensor that returns something ends its tick
+    there, and a tick should judge every run that finished since the last one."""
     run = context.dagster_run
+    if run.job_name != CYCLE_JOB_NAME:
+        return None
     account = run.tags.get(ACCOUNT_TAG)
     if account is None:  # the run refused to guess its account; its failure names why
-        return SkipReason(f"run {run.run_id} names no account ({ACCOUNT_TAG} tag)")
+        context.log.warning(f"run {run.run_id} names no account ({ACCOUNT_TAG} tag): not judged")
+        return None
     outcome = cycle_outcome(context.instance, ledger.open(), run, status, error)
     findings = conditions.cycle_findings(outcome, settings.for_account(account).max_daily_spend_usd)
     storage = context.instance.daemon_cursor_storage
@@ -130,9 +136,14 @@ def alert_on_finished_cycle(
     return None
 
 
-def make_cycle_alert_sensors(job, settings: Settings) -> list:
-    """Sensors over the cycle job's finished runs: failed, canceled, succeeded."""
-    common = {"monitored_jobs": [job], "default_status": DefaultSensorStatus.RUNNING}
+def make_cycle_alert_sensors(settings: Settings) -> list:
+    """Sensors over the cycle job's finished runs: failed, canceled, succeeded.
+
+    They watch every run of the instance and keep the cycle job's (``alert_on_finished_cycle``):
+    a ``monitored_jobs`` sensor only sees runs launched through this code location (schedule, UI,
+    daemon), not the ones a process runs itself (``meta-ads cycle``, ``dagster job execute``),
+    which carry no code location."""
+    common = {"monitor_all_code_locations": True, "default_status": DefaultSensorStatus.RUNNING}
 
     @run_failure_sensor(name="meta_ads_cycle_failed_alert", description="Alerts when a cycle run fails (and what it recorded before).", **common)
     def meta_ads_cycle_failed_alert(context: RunFailureSensorContext, notifier: Notifier, ledger: LedgerResource):

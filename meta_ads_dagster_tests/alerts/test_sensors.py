@@ -42,7 +42,7 @@ def judge(cycle: Cycle, instance, result, webhook: Webhook, settings=None) -> li
     """Run the sensor that Dagster would run for this finished run; return the alerts it sent."""
     before = len(webhook.received)
     run = instance.get_run_by_id(result.run_id)
-    sensor_defs = {s.name: s for s in sensors.make_cycle_alert_sensors(cycle.job, settings or cycle.settings)}
+    sensor_defs = {s.name: s for s in sensors.make_cycle_alert_sensors(settings or cycle.settings)}
     resources = {"notifier": Notifier(webhook_url=webhook.url), "ledger": cycle.resources["ledger"]}
     if result.success:
         event, sensor_def = result.get_run_success_event(), sensor_defs["meta_ads_cycle_outcome_alert"]
@@ -222,7 +222,7 @@ def test_a_canceled_cycle_alerts_like_a_failed_one(database_file, webhook):
     from dagster import DagsterEvent, DagsterEventType
 
     cycle = Cycle()
-    [_, canceled_sensor, _] = sensors.make_cycle_alert_sensors(cycle.job, cycle.settings)
+    [_, canceled_sensor, _] = sensors.make_cycle_alert_sensors(cycle.settings)
     resources = {"notifier": Notifier(webhook_url=webhook.url), "ledger": cycle.resources["ledger"]}
     with instance_for_test() as instance:
         run = instance.add_run(DagsterRun(job_name=CYCLE_JOB_NAME, run_id="stuck-run", status=DagsterRunStatus.CANCELED, tags={ACCOUNT_TAG: cycle.account}))
@@ -243,3 +243,41 @@ def test_the_alert_sensors_are_registered_running_with_a_log_only_notifier_by_de
     for name in names:
         assert defs.resolve_sensor_def(name).default_status.value == "RUNNING", name
     assert defs.resources["notifier"].channels == []
+
+
+def test_one_daemon_tick_judges_every_cycle_finished_since_even_one_run_by_a_cli_process(database_file, webhook):
+    """The sensor as the daemon evaluates it (its code location set, Dagster's own cursor): runs
+    executed in process, as `meta-ads cycle` does, carry no code location and are judged too, and
+    one tick judges all the runs that finished since the last one."""
+    from dagster import DagsterEventType, SensorEvaluationContext
+    from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
+    from dagster._core.execution.build_resources import wrap_resources_for_execution
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin
+
+    cycle = Cycle()
+    [_, _, outcome_sensor] = sensors.make_cycle_alert_sensors(cycle.settings)
+    resources = {"notifier": Notifier(webhook_url=webhook.url), "ledger": cycle.resources["ledger"]}
+
+    def tick(instance, cursor):
+        with SensorEvaluationContext(
+            instance_ref=None, cursor=cursor, repository_name="__repository__", instance=instance, sensor_name=outcome_sensor.name,
+            code_location_origin=RegisteredCodeLocationOrigin("meta_ads_dagster"), resources=wrap_resources_for_execution(resources),
+        ) as context:
+            return outcome_sensor.evaluate_tick(context).cursor
+
+    with instance_for_test() as instance:
+        cursor = tick(instance, None)  # the first tick only starts the cursor at the newest event
+        runs = [cycle.run(instance), cycle.run(instance)]
+        assert all(run.dagster_run.remote_job_origin is None for run in runs)
+        cursor = tick(instance, cursor)
+        assert titles(webhook.texts) == [
+            "[meta-ads] act_1001: actions queued for review (meta-ads pending; approve or reject)",
+            "[meta-ads] act_1001: hard stop triggered",
+        ]
+        assert all(f"/runs/{runs[0].run_id}" in text for text in webhook.texts)
+        # ... and the second run was judged in the same tick (it sent nothing new): the cursor is past it.
+        changes = instance.fetch_run_status_changes(DagsterEventType.RUN_SUCCESS, limit=10).records
+        [second_done] = [record for record in changes if record.run_id == runs[1].run_id]
+        assert RunStatusSensorCursor.from_json(cursor).record_id == second_done.storage_id
+        tick(instance, cursor)
+        assert len(webhook.texts) == 2  # nothing finished since
