@@ -2,9 +2,10 @@
 ``conditions.py`` and send what is new through the ``notifier`` resource.
 
 Built like dagster-slack's ``make_slack_on_run_failure_sensor``: factories returning a
-``@run_failure_sensor`` / ``@run_status_sensor`` over the cycle job (Dagster's own cursor walks
-the run-status events, so every finished cycle is judged exactly once), plus one schedule-aware
-``@sensor`` for what no run event shows: a cycle that does not come, or takes too long.
+``@run_failure_sensor`` / ``@run_status_sensor`` that judge the cycle job's finished runs
+(Dagster's own cursor walks the run-status events, so every finished cycle is judged exactly
+once), plus one schedule-aware ``@sensor`` for what no run event shows: a cycle that does not
+come, or takes too long.
 
 Which alerts were sent (and not yet cleared) is JSON state: the schedule-aware sensor keeps it in
 its own cursor. A run-status sensor's cursor belongs to Dagster (a ``SensorResult`` carrying a
@@ -47,7 +48,7 @@ def send_new(
     notifier: Notifier, account: str, active: set[str], findings: Sequence[Finding], link: str, log
 ) -> tuple[set[str], list[str]]:
     """Send each finding's new items as one alert; returns the keys alerted afterwards and the
-    delivery problems. An alert no channel took is not recorded, so it goes out again next time."""
+    delivery problems. An alert a channel refused is not recorded, so it goes out again next time."""
     state, fired = conditions.advance(active, findings)
     problems = []
     for finding in fired:
