@@ -8,20 +8,9 @@ from dagster import (
 from .jobs import ACCOUNT_TAG, AUTO_MODE_TAG, CYCLE_JOB_NAME, cycle_tags
 from .settings import Settings
 from .store import controls
-from .store.ledger import Ledger
 
 SCHEDULE_NAME = "meta_ads_cycle_schedule"
 IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-
-
-def stored_controls(settings: Settings, accounts: list[str]) -> dict[str, controls.Controls]:
-    """The operator's stored controls of ``accounts`` (store/controls.py), from the app database
-    the settings name: the schedule takes all it knows from the settings it was built with."""
-    ledger = Ledger(settings.database_url())
-    try:
-        return controls.current(ledger, accounts)
-    finally:
-        ledger.dispose()
 
 
 def cycle_schedule(job, accounts: StaticPartitionsDefinition, settings: Settings):
@@ -44,7 +33,7 @@ def cycle_schedule(job, accounts: StaticPartitionsDefinition, settings: Settings
             # The seed's kill switch: the autonomous system is stopped, no cycle launches.
             return SkipReason("META_AUTO_ENABLED is false: the autonomous system is stopped, no cycle launched")
         configured = accounts.get_partition_keys()
-        stored = stored_controls(settings, configured)
+        stored = controls.current_in(settings.database_url(), configured)
         paused = {account: c.paused for account, c in stored.items() if c.paused is not None}
         for account, pause in sorted(paused.items()):
             context.log.info(f"skipped {account}: automation paused by {pause.describe()}")

@@ -61,6 +61,14 @@ class Controls:
         """The stored pause in force, if any."""
         return self.automation if self.automation is not None and self.automation.value == PAUSED else None
 
+    def running_since(self, since: datetime | None) -> datetime | None:
+        """Since when this account's automation has been running, given that the schedule has
+        been since ``since`` (None: not running): None while paused, else the later of ``since``
+        and the last resume. What the overdue-cycle alert counts from."""
+        if since is None or self.automation is None:
+            return since
+        return None if self.paused is not None else max(since, self.automation.changed_at)
+
     def mode_or(self, default: str) -> str:
         """The stored mode, else ``default`` (META_AUTO_MODE)."""
         return self.mode.value if self.mode is not None else default
@@ -133,6 +141,16 @@ def record(ledger: Ledger, accounts: Iterable[str], control: str, value: str, by
             for c in changes
         ])
     return changes
+
+
+def current_in(database_url: str, accounts: Iterable[str]) -> dict[str, Controls]:
+    """:func:`current` of the app database at ``database_url``, opened for this read only (the
+    schedule's ticks and the alert sensors, which hold no ledger of their own)."""
+    ledger = Ledger(database_url)
+    try:
+        return current(ledger, accounts)
+    finally:
+        ledger.dispose()
 
 
 def cycle_settings(ledger: Ledger, settings: Settings, account: str) -> Settings:

@@ -94,3 +94,14 @@ def test_a_bad_change_names_the_field_and_stores_nothing(ledger, control, value,
         controls.record(ledger, ["act_1001"], control, value, by)
     assert str(error.value) == message
     assert controls.history(ledger) == []
+
+
+def test_the_automation_runs_since_the_schedule_or_the_last_resume(ledger):
+    nothing = controls.Controls()
+    assert nothing.running_since(T0) == T0 and nothing.running_since(None) is None
+    controls.record(ledger, ["act_1001"], "automation", "paused", "alice", now=T0)
+    assert controls.current(ledger)["act_1001"].running_since(T0) is None
+    controls.record(ledger, ["act_1001"], "automation", "running", "alice", now=T1)
+    resumed = controls.current(ledger)["act_1001"]
+    assert resumed.running_since(T0) == T1 and resumed.running_since(datetime(2026, 12, 1, tzinfo=timezone.utc)).day == 1
+    assert resumed.running_since(None) is None  # the schedule stopped: nothing is due
