@@ -14,8 +14,8 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
-    MarkdownMetadataValue,
     RunsFilter,
+    TableMetadataValue,
     build_schedule_context,
     instance_for_test,
 )
@@ -34,7 +34,7 @@ NUMERIC_METADATA = [
     "campaigns_active", "adsets_active", "ads_active", "total_spend_today", "avg_roas", "actions_taken",
     "actions_generated", "actions_policy_blocked", "actions_safety_blocked", "actions_queued",
     "actions_executed", "actions_failed", "campaigns_evaluated", "actions_deferred", "actions_superseded",
-    "approvals_executed", "approvals_not_executed", "spikes_down_not_acted_on",
+    "approvals_executed", "approvals_not_executed", "spikes_down_not_acted_on", "spend_vs_cap_pct", "cycle_duration_seconds",
 ]
 LOG_KEYS = {"step", "action", "input_snapshot", "output_snapshot", "success", "error_message", "entity_type", "entity_id"}
 BUDGET_ENTITIES = {("adset", "1001010"): "9000", ("campaign", "1001036"): "66000", ("campaign", "1001001"): "55000"}
@@ -89,7 +89,7 @@ def test_one_cycle_end_to_end(database_file):
         }
 
         # Every asset of the cycle was materialized by this run.
-        for name in [*COLLECTION, "optimization_cycle"]:
+        for name in [*COLLECTION, "optimization_cycle", "pending_approvals"]:
             event = instance.get_latest_materialization_event(AssetKey(name))
             assert event is not None and event.run_id == result.run_id, name
 
@@ -106,9 +106,18 @@ def test_one_cycle_end_to_end(database_file):
 
         actions = result.output_for_node("optimization_cycle")
         table = metadata["actions"]
-        assert isinstance(table, MarkdownMetadataValue)
-        assert table.value.splitlines()[0].startswith("| id")
-        assert all(action_id in table.value for action_id in actions["id"])
+        assert isinstance(table, TableMetadataValue) and [c.name for c in table.schema.columns][:3] == ["id", "verdict", "type"]
+        assert [record.data["id"] for record in table.records] == list(actions["id"])
+        assert metadata["dagster/row_count"].value == len(actions) == 7
+        assert 0 < metadata["spend_vs_cap_pct"].value < 100 and metadata["cycle_duration_seconds"].value > 0
+
+        # After the cycle, the approval queue as a table: the five actions suggest mode queued.
+        queue = instance.get_latest_materialization_event(AssetKey("pending_approvals"))
+        assert queue.run_id == result.run_id and queue.asset_materialization.partition == cycle.account
+        waiting = queue.asset_materialization.metadata
+        assert waiting["dagster/row_count"].value == waiting["pending"].value == 5 and waiting["approved"].value == 0
+        queued_ids = set(actions.loc[actions["verdict"] == "queued", "id"])
+        assert {record.data["id"] for record in waiting["approvals"].records} == queued_ids
 
         # The event log: one "action {...}" line per action, with the seed's fields.
         logs = action_logs(instance, result.run_id)
