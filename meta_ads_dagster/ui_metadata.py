@@ -18,6 +18,8 @@ from .engine.actions import optional_float, pct
 from .engine.snapshot import AccountSnapshot
 
 ROW_COUNT = "dagster/row_count"  # Dagster's own key: the UI shows it as the asset's row count
+# Between two reasons: a reason may itself hold "; " ("also proposed by spike_up; overruled").
+REASON_SEPARATOR = " | "
 CAMPAIGNS_EACH_END = 5  # campaigns_by_roas lists the best and the worst this many
 
 ACTION_SCHEMA = TableSchema(
@@ -25,11 +27,9 @@ ACTION_SCHEMA = TableSchema(
         TableColumn("id", "string", "the action's id (meta-ads approve ID)"),
         TableColumn("verdict", "string", "executed, queued, policy_blocked, safety_blocked, deferred, superseded or failed"),
         TableColumn("type", "string"),
-        TableColumn("rule", "string", "the decision rule that proposed it"),
-        TableColumn("entity", "string", "what it acts on: level and id"),
         TableColumn("campaign", "string", "campaign name"),
-        TableColumn("ad_set", "string", "ad set name (empty for a campaign)"),
-        TableColumn("ad", "string", "ad name (empty for a campaign or an ad set)"),
+        TableColumn("ad_set", "string", "ad set name (empty when the action is on a campaign)"),
+        TableColumn("ad", "string", "ad name (empty unless the action is on an ad)"),
         TableColumn("change", "string", "before → after, money in the account's currency"),
         TableColumn("confidence", "float", "statistical confidence in the entity's 7-day ROAS (0–1)"),
         TableColumn("reasons", "string", "every reason, in the order they were given; the last states the verdict"),
@@ -86,7 +86,7 @@ def change_text(action_type: str, before_minor, after_minor, minor_per_unit: int
         return "ACTIVE → PAUSED"
     if action_type == "publish_winner":
         losers = [str(ad) for ad in loser_ad_ids] if isinstance(loser_ad_ids, (list, tuple)) else []
-        return "keeps running; " + (f"pauses ad {', '.join(losers)}" if losers else "pauses the other arms")
+        return "keeps this ad; " + (f"pauses ad {', '.join(losers)}" if losers else "pauses the other arms")
     if action_type == "create_variant":
         return "adds a PAUSED copy of the ad to vary"
     return ""
@@ -101,7 +101,8 @@ def entity_names(snapshot: AccountSnapshot) -> dict[str, pd.Series]:
 
 
 def action_table(actions: pd.DataFrame, snapshot: AccountSnapshot) -> MetadataValue:
-    """The cycle's actions, one row each, in decision order."""
+    """The cycle's actions, one row each, in decision order. The action is on the deepest level
+    whose name is filled in (campaign, ad set, ad); its first reason names the rule."""
     names = entity_names(snapshot)
     records = []
     for row in actions.itertuples(index=False):
@@ -110,14 +111,12 @@ def action_table(actions: pd.DataFrame, snapshot: AccountSnapshot) -> MetadataVa
             "id": row.id,
             "verdict": row.verdict,
             "type": row.type,
-            "rule": _text(row.rule),
-            "entity": f"{LEVELS.get(row.entity_type, row.entity_type)} {row.entity_id}",
             "campaign": _text(names["campaign"].get(row.campaign_id)),
             "ad_set": _text(names["adset"].get(adset_id)) if adset_id is not None else "",
             "ad": _text(names["ad"].get(row.entity_id)) if row.entity_type == "ad" else "",
             "change": change_text(row.type, row.current_budget_minor, row.new_budget_minor, int(row.minor_per_unit), snapshot.currency, row.loser_ad_ids),
             "confidence": optional_float(row.confidence, 3),
-            "reasons": "; ".join(row.reasons),
+            "reasons": REASON_SEPARATOR.join(row.reasons),
         }))
     return MetadataValue.table(records, ACTION_SCHEMA)
 
@@ -138,7 +137,7 @@ def pending_table(rows: pd.DataFrame) -> MetadataValue:
             "entity": f"{LEVELS.get(row.entity_type, row.entity_type)} {row.entity_id}" + (f" '{name}'" if name else ""),
             "change": change_text(row.type, row.current_budget_minor, row.new_budget_minor, per_unit, _text(row.currency), row.loser_ad_ids),
             "confidence": optional_float(row.confidence, 3),
-            "reasons": "; ".join(row.reasons),
+            "reasons": REASON_SEPARATOR.join(row.reasons),
             "expires": expires.strftime("%Y-%m-%d %H:%M UTC") if expires is not None else "",
         }))
     return MetadataValue.table(records, PENDING_SCHEMA)
