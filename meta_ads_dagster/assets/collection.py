@@ -66,6 +66,8 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
             "campaigns": len(snapshot.campaigns),
             "adsets": len(snapshot.adsets),
             "ads": len(snapshot.ads),
+            # The read's Graph API requests (plotted per account; zero in stub mode).
+            **client.request_counts(),
         }
     )
     return snapshot

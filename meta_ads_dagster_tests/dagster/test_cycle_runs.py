@@ -17,6 +17,7 @@ from dagster import (
     RunsFilter,
     TableMetadataValue,
     build_schedule_context,
+    materialize,
     instance_for_test,
 )
 
@@ -27,6 +28,7 @@ from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.resources import build_resources
 from meta_ads_dagster.schedules import SCHEDULE_NAME
 from meta_ads_dagster.settings import load_settings
+from meta_ads_dagster.store import approvals
 from meta_ads_dagster.store.ledger import Ledger
 
 COLLECTION = ["account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"]
@@ -429,3 +431,22 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
     assert "rolling 24 h change limit reached" in now.loc["1001001", "reasons"][-1]
     updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
     assert updates.count("1001001") == 1
+
+
+def test_pending_approvals_alone_refreshes_the_queue_after_a_review(database_file):
+    """Materializing pending_approvals by itself lists the queue as a review left it."""
+    cycle = Cycle()
+    with instance_for_test() as instance:
+        assert cycle.run(instance).success
+        ledger = cycle.ledger()
+        approved = ledger.pending(cycle.account)["action_id"].iloc[0]
+        approvals.decide(ledger, [approved], "approve", "alice", None, 24)
+        ledger.dispose()
+
+        queue_asset = cycle.defs.resolve_assets_def(AssetKey("pending_approvals"))
+        result = materialize([queue_asset], instance=instance, partition_key=cycle.account)  # its resources are bound
+        assert result.success
+        waiting = instance.get_latest_materialization_event(AssetKey("pending_approvals")).asset_materialization.metadata
+        assert (waiting["pending"].value, waiting["approved"].value, waiting["dagster/row_count"].value) == (4, 1, 5)
+        statuses = {record.data["id"]: record.data["status"] for record in waiting["approvals"].records}
+        assert statuses[approved] == "approved" and list(statuses.values()).count("pending") == 4
