@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from dagster import TableMetadataValue
 
 from meta_ads_dagster.engine.cycle import analyze, plan_cycle
@@ -178,3 +180,19 @@ def test_pending_table_lists_what_waits():
 def test_spend_vs_cap_and_cycle_duration(spend, cap, expected):
     numbers = cycle_numbers(spend, cap, "2026-11-30T10:00:00+00:00", "2026-11-30T10:00:07.250000+00:00")
     assert numbers == {"spend_vs_cap_pct": expected, "cycle_duration_seconds": 7.25}
+
+
+MISSING = st.sampled_from([None, np.nan, pd.NA])
+BUDGET = st.one_of(MISSING, st.integers(min_value=1, max_value=10**12))
+
+
+@given(
+    action_type=st.sampled_from(["scale_up", "scale_down", "pause", "publish_winner", "create_variant"]),
+    before=BUDGET, after=BUDGET, per_unit=st.sampled_from([1, 100]), currency=st.sampled_from(["USD", "JPY", ""]),
+    losers=st.one_of(st.none(), st.lists(st.text("0123456789", min_size=1, max_size=6), max_size=3).map(tuple)),
+)
+def test_a_change_never_spells_a_missing_value(action_type, before, after, per_unit, currency, losers):
+    text = change_text(action_type, before, after, per_unit, currency, losers)
+    assert not any(marker in text for marker in MISSING_TEXTS), text
+    has_budgets = not pd.isna(before) and not pd.isna(after)
+    assert ("→" in text) == (has_budgets or action_type == "pause")
