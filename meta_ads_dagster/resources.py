@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
+
+from .alerts.notifier import Notifier
 
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
 from .meta.market import MarketDemoMetaAdsClient
 from .meta.stub import StubMetaAdsClient
-from .settings import Settings, dagster_home
+from .settings import Settings, SettingsError, dagster_home
 from .store.ledger import Ledger
 
 
@@ -56,9 +60,35 @@ def meta_client(settings: Settings) -> MetaAdsClient:
     )
 
 
+def notifier(settings: Settings) -> Notifier:
+    """The alert channels: the log always; the webhook when META_ALERT_WEBHOOK_URL is set; email
+    when META_ALERT_SMTP_HOST (with its sender and recipients) is.
+
+    The webhook URL and the SMTP password are secrets, so they are ``EnvVar``s like the live
+    client's: resolved when a sensor evaluates, masked in the UI. Only whether the URL is set, and
+    its scheme, are read here (a mistyped one should stop the location loading, not every alert)."""
+    webhook = os.environ.get("META_ALERT_WEBHOOK_URL")
+    if webhook and not webhook.startswith(("http://", "https://")):
+        raise SettingsError("META_ALERT_WEBHOOK_URL: must be an http:// or https:// address")
+    email = {}
+    if settings.meta_alert_smtp_host:
+        email = {
+            "smtp_host": settings.meta_alert_smtp_host,
+            "smtp_port": settings.meta_alert_smtp_port,
+            "smtp_from": settings.meta_alert_smtp_from,
+            "smtp_to": settings.alert_email_recipients,
+            "smtp_user": settings.meta_alert_smtp_user,
+            "smtp_starttls": settings.meta_alert_smtp_starttls,
+        }
+        if settings.meta_alert_smtp_user:
+            email["smtp_password"] = EnvVar("META_ALERT_SMTP_PASSWORD")
+    return Notifier(webhook_url=EnvVar("META_ALERT_WEBHOOK_URL") if webhook else None, **email)
+
+
 def build_resources(settings: Settings) -> dict:
     return {
         "settings": settings,
         "meta_client": meta_client(settings),
         "ledger": LedgerResource(database_url=settings.database_url()),
+        "notifier": notifier(settings),
     }

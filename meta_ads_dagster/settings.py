@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     mass_pause_limit: int = Field(10, ge=0, le=COUNT_MAX)  # more pauses than this in one cycle need a person
     audit_retention_days: int = Field(90, gt=0, le=3650)  # the daily purge drops older ledger rows
 
+    # --- alerts (alerts/): where they go; every alert is logged whatever is set here -------------
+    # The Dagster UI's address as a person opens it: each alert links to its run there.
+    dagster_ui_url: str = "http://localhost:3000"
+    # Email: sent through this SMTP server when host, from and to are all set (the password is a
+    # secret: META_ALERT_SMTP_PASSWORD, read through dagster.EnvVar only). The webhook URL is a
+    # secret too (a Slack webhook URL is its own credential): META_ALERT_WEBHOOK_URL, EnvVar only.
+    meta_alert_smtp_host: str | None = None
+    meta_alert_smtp_port: int = Field(587, gt=0, le=65535)
+    meta_alert_smtp_from: str | None = None
+    meta_alert_smtp_to: str | None = None  # comma list
+    meta_alert_smtp_user: str | None = None
+    meta_alert_smtp_starttls: bool = True
+
     @field_validator("meta_cycle_interval_minutes")
     @classmethod
     def _divides_an_hour(cls, minutes: int) -> int:
@@ -136,6 +149,24 @@ class Settings(BaseSettings):
         self._overrides = _read_account_overrides(self) if self.meta_accounts_file else {}
         return self
 
+    @field_validator("dagster_ui_url")
+    @classmethod
+    def _web_address(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise ValueError("must be an http:// or https:// address (the Dagster UI's, e.g. http://localhost:3000)")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> "Settings":
+        """Email needs a server, a sender and at least one recipient: half of them is a typo that
+        would silently send nothing."""
+        smtp = {"META_ALERT_SMTP_HOST": self.meta_alert_smtp_host, "META_ALERT_SMTP_FROM": self.meta_alert_smtp_from,
+                "META_ALERT_SMTP_TO": self.meta_alert_smtp_to and ",".join(self.alert_email_recipients)}
+        missing = [name for name, value in smtp.items() if not value]
+        if 0 < len(missing) < len(smtp):
+            raise ValueError(f"alert email needs {', '.join(missing)} too (or unset {', '.join(sorted(set(smtp) - set(missing)))})")
+        return self
+
     @model_validator(mode="after")
     def _auto_not_looser_than_suggest(self) -> "Settings":
         if self.max_auto_change_pct > self.max_daily_change_pct:
@@ -154,6 +185,11 @@ class Settings(BaseSettings):
     def budget_change_limit(self) -> float:
         """The largest budget change one cycle may propose in the current mode."""
         return self.max_auto_change_pct if self.is_auto else self.max_daily_change_pct
+
+    @property
+    def alert_email_recipients(self) -> list[str]:
+        """META_ALERT_SMTP_TO as a list of addresses."""
+        return _split_ids(self.meta_alert_smtp_to or "")
 
     @property
     def account_ids(self) -> list[str]:
@@ -370,9 +406,12 @@ def _validated(values: dict | None = None) -> Settings:
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
 
 
-# Variables of ours that are not settings fields: the live client's secrets (read through
-# dagster.EnvVar only) and the test suite's PostgreSQL switches.
-OTHER_VARIABLES = frozenset({"META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET", "META_ADS_TEST_POSTGRES_URL", "META_ADS_REQUIRE_POSTGRES"})
+# Variables of ours that are not settings fields: the live client's and the alerts' secrets (read
+# through dagster.EnvVar only) and the test suite's PostgreSQL switches.
+OTHER_VARIABLES = frozenset(
+    {"META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET", "META_ALERT_WEBHOOK_URL", "META_ALERT_SMTP_PASSWORD",
+     "META_ADS_TEST_POSTGRES_URL", "META_ADS_REQUIRE_POSTGRES"}
+)
 OUR_PREFIXES = ("META_", "MAX_", "MIN_", "HARD_STOP_")
 _warned: set[str] = set()
 

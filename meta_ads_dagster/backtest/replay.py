@@ -15,7 +15,11 @@ snapshot's time of day, on that day, in the account's time zone):
 
 Each day then runs exactly what ``meta-ads plan`` runs (``engine.cycle.plan_cycle``: rules,
 PolicyEngine, SafetyEngine, routing, the per-cycle limits). What the day executes changes the
-replayed account; with ``approve_all`` what it queues does too, as if a person approved it at once.
+replayed account. With ``approve_all`` a person approves everything the day queues at once, and the
+next cycle (one cycle interval later) carries the approvals out as a real cycle does: each is
+re-validated against the account as it stands then (the human change limit, the spend caps, a
+hard stop holding, a budget that changed since) and the per-tick limit applies; what still holds
+changes the replayed account too.
 
 The insights stay what happened under the real budgets: the replay does not re-simulate how
 delivery would have answered its changes (the market model's ``meta-ads simulate`` does that).
@@ -28,13 +32,16 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ..engine.actions import BUDGET_TYPES
-from ..engine.cycle import plan_cycle
+from ..engine.approvals import approved_candidates, revalidate
+from ..engine.cycle import account_spend, analyze, plan_cycle
 from ..engine.history import HISTORY_COLUMNS, history_frame
 from ..engine.metrics import WINDOW_DAYS
+from ..engine.routing import limit_writes
 from ..engine.snapshot import AccountSnapshot
 from ..settings import Settings
 
 COLLECTIONS = {"campaign": "campaigns", "adset": "adsets", "ad": "ads"}
+REVIEWER = "backtest --approve-all"
 
 
 def replay_days(snapshot: AccountSnapshot) -> int:
@@ -109,24 +116,51 @@ class ReplayedAccount:
             )
 
 
+def carry_out_approvals(account: AccountSnapshot, queued: pd.DataFrame, cycle_actions: pd.DataFrame, history: pd.DataFrame,
+                        settings: Settings, approved_at: pd.Timestamp) -> pd.DataFrame:
+    """The next cycle's treatment of ``queued`` once a person approved them all at ``approved_at``:
+    re-validated against ``account`` (the account then, the day's executed actions already in it;
+    ``cycle_actions``: the rest of the day's actions, whose queued hard stops still hold), then the
+    one-write-per-entity and per-tick limits (engine/approvals.py, routing.limit_writes)."""
+    settings = settings.for_account(account.account_id)
+    approved = pd.DataFrame({
+        "action_id": queued["id"], "cycle_run_id": "backtest " + approved_at.date().isoformat(), "type": queued["type"],
+        "entity_type": queued["entity_type"], "entity_id": queued["entity_id"], "rule": queued["rule"],
+        "amount_pct": queued["amount_pct"], "current_budget_minor": queued["current_budget_minor"],
+        "loser_ad_ids": queued["loser_ad_ids"], "decided_by": REVIEWER, "decided_at": approved_at,
+    })
+    metrics = analyze(account)["roas_metrics"]
+    candidates = approved_candidates(approved, metrics, account.minor_per_unit, account.as_of, history)
+    return limit_writes(revalidate(candidates, cycle_actions, account_spend(account, metrics), settings), settings)
+
+
 def replay(snapshot: AccountSnapshot, settings: Settings, days: int | None = None, approve_all: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replay the last ``days`` days (default: every day :func:`replay_days` allows).
 
     Returns (the actions of every day, each with ``day``, ``decided_at`` and ``applied``: whether
-    the replayed account was changed by it; one row per day with ``day``, ``decided_at`` and
+    the replayed account was changed by it; with ``approve_all`` the day's approvals follow its
+    actions, decided one cycle interval later; one row per day with ``day``, ``decided_at`` and
     ``campaigns_evaluated``)."""
     available = replay_days(snapshot)
     days = available if days is None else days
     if not 1 <= days <= available:
         raise ValueError(f"days must be from 1 to {available} for this snapshot (got {days})")
     account = ReplayedAccount.start(snapshot)
+    next_cycle = pd.Timedelta(minutes=settings.meta_cycle_interval_minutes)
     decided, evaluated = [], []
     for day in pd.date_range(end=snapshot.today, periods=days, freq="D"):
         moment = decision_moment(snapshot, day)
         as_it_stood = account.as_it_stood(snapshot, day, moment)
         actions, campaigns_evaluated = plan_cycle(as_it_stood, settings, account.history(as_it_stood))
-        applied = actions["verdict"].eq("executed") | (approve_all & actions["verdict"].eq("queued"))
-        account.apply(actions[applied], moment)
-        decided.append(actions.assign(day=day, decided_at=moment, applied=applied))
+        executed = actions["verdict"].eq("executed")
+        account.apply(actions[executed], moment)
+        decided.append(actions.assign(day=day, decided_at=moment, applied=executed))
+        queued = actions[actions["verdict"].eq("queued")]
+        if approve_all and not queued.empty:
+            then = account.as_it_stood(snapshot, day, moment + next_cycle)
+            approvals = carry_out_approvals(then, queued, actions[~executed], account.history(then), settings, moment)
+            carried = approvals["verdict"].eq("executed")
+            account.apply(approvals[carried], moment + next_cycle)
+            decided.append(approvals.assign(day=day, decided_at=moment + next_cycle, applied=carried))
         evaluated.append({"day": day, "decided_at": moment, "campaigns_evaluated": campaigns_evaluated})
     return pd.concat(decided, ignore_index=True), pd.DataFrame(evaluated)

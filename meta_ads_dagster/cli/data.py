@@ -10,6 +10,7 @@ import math
 import re
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..engine.snapshot import SnapshotError
 from ..importing import FORMATS, CsvImportError, import_csv, write_json_atomically
@@ -24,7 +25,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
     try:
         imported = import_csv(
             data, file_format=args.format, value_per_conversion=args.value_per_conversion, currency=args.currency,
-            country=args.country, as_of=args.as_of, account_id=args.account,
+            country=args.country, as_of=args.as_of, account_id=args.account, timezone_name=args.timezone,
         )
     except (CsvImportError, SnapshotError) as exc:
         raise CliError(f"{args.file}: {exc}") from None
@@ -67,6 +68,14 @@ def _time(value: str) -> datetime:
     return moment
 
 
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IANA time zone (Europe/Madrid)") from None
+    return value
+
+
 def register(commands) -> None:
     imports = commands.add_parser(
         "import-csv", help="real data in: an Ads Manager export (or the public KAG data) → a snapshot file",
@@ -87,5 +96,7 @@ def register(commands) -> None:
                          help="the country of every row of a file without a Country column (default ES)")
     imports.add_argument("--as-of", type=_time, metavar="TIME",
                          help="the snapshot's moment, ISO 8601 with offset (default 10:00 UTC the day after the last day)")
+    imports.add_argument("--timezone", type=_time_zone, default="UTC", metavar="ZONE",
+                         help="the ad account's IANA time zone, in which Ads Manager reports days (default UTC)")
     imports.add_argument("--account", type=ad_account, help="the ad account id, act_<digits> (default: derived from the campaign ids)")
     imports.set_defaults(handler=cmd_import_csv)

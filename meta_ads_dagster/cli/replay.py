@@ -26,7 +26,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return 0
     first, last = document["days"][0], document["days"][-1]
-    queued = "queued = applied as if approved at once" if args.approve_all else "queued = would have waited for a person, not applied"
+    queued = "queued = approved at once, carried out by the next cycle after re-validation" if args.approve_all else "queued = would have waited for a person, not applied"
     print(f"backtest of {document['account']} over {len(document['days'])} day(s), {first['day']} to {last['day']}, "
           f"deciding at {first['decided_at'][11:16]} account time, in {document['mode']} mode ({queued}); "
           f"money in {document['currency']}")
@@ -53,6 +53,6 @@ def register(commands, formats: argparse.ArgumentParser) -> None:
     backtest.add_argument("--days", type=positive_int, metavar="N",
                           help=f"replay the last N days (default: every day with {WINDOW_DAYS} full days of insights before it)")
     backtest.add_argument("--approve-all", action="store_true",
-                          help="treat every queued action as approved at once and apply it (default: only executed actions "
+                          help="approve every queued action at once: the next cycle re-validates and carries it out (default: only executed actions "
                           "change the replayed account, as when nobody reviews the queue)")
     backtest.set_defaults(handler=cmd_backtest)

@@ -27,15 +27,15 @@ __all__ = ["FORMATS", "CsvImportError", "Imported", "import_csv", "write_json_at
 
 def import_csv(
     data: bytes, *, file_format: str | None = None, value_per_conversion: float | None = None, currency: str | None = None,
-    country: str | None = None, as_of: datetime | None = None, account_id: str | None = None,
+    country: str | None = None, as_of: datetime | None = None, account_id: str | None = None, timezone_name: str = "UTC",
 ) -> Imported:
     """The snapshot of a CSV file's bytes, or CsvImportError naming the row and column.
 
     ``file_format``: one of FORMATS, None to tell by the header. ``value_per_conversion``: required for
     the KAG data (it has no revenue), refused otherwise. ``currency``: the KAG data's (USD unless
     given); an Ads Manager export names its own, which a given one must match. ``country``: of every
-    row of a file without countries (DEFAULT_COUNTRY unless given). ``as_of``, ``account_id``: see
-    ``build.py``.
+    row of a file without countries (DEFAULT_COUNTRY unless given). ``as_of``, ``account_id``,
+    ``timezone_name`` (the account's IANA time zone, whose days the file's are): see ``build.py``.
     """
     table = Table.read(data)
     file_format = file_format or ("kag" if is_kag(table) else "ads-manager")
@@ -48,7 +48,7 @@ def import_csv(
             raise CsvImportError("--value-per-conversion is for the KAG data only: an Ads Manager export has its own conversion value")
         rows = read_ads_manager(table, currency, country)
     check_rows(table, rows)
-    return build_snapshot(rows, as_of, account_id)
+    return build_snapshot(rows, as_of, account_id, timezone_name)
 
 
 def write_json_atomically(text: str, path: Path) -> None:

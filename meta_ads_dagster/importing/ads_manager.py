@@ -1,10 +1,11 @@
 """An Ads Manager export (Reports → Export table data → CSV, broken down by day, and optionally by
 country) → normalized rows.
 
-The export names objects but does not number them, so ids are derived from the names
-(``build.derived_id``): a campaign's from its name, an ad set's from its campaign's name and its own,
-an ad's from all three. The same names give the same ids in every import. Columns not listed here
-(Reporting starts, Reporting ends, Results, Cost per result, …) are ignored.
+An export numbers its objects only when asked to (the "Campaign ID", "Ad set ID" and "Ad ID"
+columns); a level without its column gets ids derived from the names (``build.derived_id``): a
+campaign's from its name, an ad set's from its campaign's name and its own, an ad's from all three.
+The same names give the same ids in every import. Columns not listed here (Reporting starts,
+Reporting ends, Results, Cost per result, …) are ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .build import DEFAULT_COUNTRY, Rows, derived_id
 from .table import CsvImportError, Table
 
 NAMES = {"campaign_name": "Campaign name", "adset_name": "Ad set name", "ad_name": "Ad name"}
+IDS = {"campaign_id": "Campaign ID", "adset_id": "Ad set ID", "ad_id": "Ad ID"}  # optional
 COUNTS = {"impressions": "Impressions", "clicks": "Link clicks", "purchases": "Purchases"}
 REVENUE = "Purchases conversion value"
 DAY = "Day"
@@ -44,18 +46,22 @@ def read_ads_manager(table: Table, currency: str | None, country: str | None) ->
         raise CsvImportError(f'--country {country}: the export has its own "{COUNTRY}" column')
 
     names = {field: table.names(column) for field, column in NAMES.items()}
+    given = {field: table.optional_ids(column) for field, column in IDS.items()}
+    name_keys = {"campaign_id": ("1", "campaign_name"), "adset_id": ("2", "campaign_name", "adset_name"),
+                 "ad_id": ("3", "campaign_name", "adset_name", "ad_name")}
+    ids = {field: given[field] if given[field] is not None else _ids(kind, *(names[name] for name in keys))
+           for field, (kind, *keys) in name_keys.items()}
     frame = pd.DataFrame({
         **names,
-        "campaign_id": _ids("1", names["campaign_name"]),
-        "adset_id": _ids("2", names["campaign_name"], names["adset_name"]),
-        "ad_id": _ids("3", names["campaign_name"], names["adset_name"], names["ad_name"]),
+        **ids,
         "day": table.days(DAY, "%Y-%m-%d", "YYYY-MM-DD"),
         "country": table.countries(COUNTRY) if COUNTRY in table.columns else country or DEFAULT_COUNTRY,
         "spend": table.amounts(spend_column),
         **{field: table.whole_numbers(column, blank_is_zero=column in BLANK_IS_ZERO) for field, column in COUNTS.items()},
         "revenue": table.amounts(REVENUE, blank_is_zero=True),
     })
-    source = {**NAMES, **COUNTS, "day": DAY, "spend": spend_column, "revenue": REVENUE}
+    source = {**NAMES, **{field: IDS[field] if given[field] is not None else NAMES[field.replace("_id", "_name")] for field in IDS},
+              **COUNTS, "day": DAY, "spend": spend_column, "revenue": REVENUE}
     return Rows(frame, header_currency, source)
 
 

@@ -10,8 +10,11 @@ documented way for every format:
 - **ad set targeting**: the countries of its rows (besides ``unknown``), which the geo rules read;
 - **clicks**: cut to the row's impressions when more (link clicks count every click; the format
   holds clicks to the impressions), and the summary says on how many rows;
-- **the account**: time zone UTC (the file's days are UTC days), ``as_of`` 10:00 UTC the day after
-  the last day unless given, id derived from the campaign ids unless given.
+- **names**: an object whose name changed within the file (one id, two names) takes the name of its
+  latest day;
+- **the account**: the time zone given (the file's days are the account's days: Ads Manager reports
+  in the account's time zone), UTC unless given; ``as_of`` 10:00 in that zone the day after the last
+  day unless given; id derived from the campaign ids unless given.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -85,6 +89,15 @@ def check_rows(table: Table, rows: Rows) -> None:
     Only on cells that passed their own rules: a bad cell, read as 0, would be blamed again here."""
     table.raise_first_problem()
     f, source = rows.frame, rows.source  # f's index is the row's position in the table
+    for child, parent, child_kind, parent_kind in (("adset_id", "campaign_id", "ad set", "campaign"), ("ad_id", "adset_id", "ad", "ad set")):
+        # One object, one parent: an id under two parents is two objects the file mixes up.
+        first_parent = f.groupby(child)[parent].transform("first")
+        moved = f[parent] != first_parent
+        if moved.any():
+            row = int(moved.idxmax())
+            first = int(f.index[f[child] == f.loc[row, child]][0])
+            table.note_at(row, source[child], f"{child_kind} {f.loc[row, child]} is in {parent_kind} {f.loc[row, parent]} here "
+                          f"but in {parent_kind} {first_parent[row]} on row {table.line(first)}")
     table.note(f["purchases"] > f["impressions"], source["purchases"],
                f"{{value}} is more than the row's {source['impressions']}: a purchase follows an impression of the ad that day")
     key = ["ad_id", "day", "country"]
@@ -98,13 +111,20 @@ def check_rows(table: Table, rows: Rows) -> None:
     table.raise_first_problem()
 
 
-def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | None = None) -> Imported:
+def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | None = None, timezone_name: str = "UTC") -> Imported:
     """The snapshot of ``rows`` (already checked), validated by the engine's own parser."""
+    zone = ZoneInfo(timezone_name)
     f = rows.frame
     first_day, last_day = f["day"].min(), f["day"].max()
-    moment = as_of or (last_day + pd.Timedelta(days=1, hours=AS_OF_HOUR)).tz_localize("UTC").to_pydatetime()
-    if moment.astimezone(timezone.utc).date() < last_day.date():
-        raise CsvImportError(f"--as-of {moment.isoformat()} is before the file's last day, {last_day:%Y-%m-%d}")
+    moment = as_of or (last_day + pd.Timedelta(days=1, hours=AS_OF_HOUR)).tz_localize(zone).to_pydatetime()
+    if moment.astimezone(zone).date() < last_day.date():
+        raise CsvImportError(f"--as-of {moment.isoformat()} is before the file's last day, {last_day:%Y-%m-%d} ({timezone_name})")
+    # An object renamed within the file keeps one id: it takes its latest name.
+    latest = f.sort_values("day", kind="stable")
+    f = f.assign(**{
+        f"{level}_name": f[f"{level}_id"].map(latest.drop_duplicates(f"{level}_id", keep="last").set_index(f"{level}_id")[f"{level}_name"])
+        for level in ("campaign", "adset", "ad")
+    })
     budgets = _assumed_budgets(f, first_day, last_day)
     minor = 1 if rows.currency in ZERO_DECIMAL_CURRENCIES else 100
     # Link clicks count every click, so one impression can bring two, but the snapshot format (and
@@ -126,7 +146,7 @@ def build_snapshot(rows: Rows, as_of: datetime | None = None, account_id: str | 
         "as_of": moment.isoformat(),
         "account": {
             "id": account_id or "act_" + derived_id(*sorted(campaigns["campaign_id"])),
-            "currency": rows.currency, "timezone_name": "UTC",
+            "currency": rows.currency, "timezone_name": timezone_name,
         },
         "campaigns": [
             {"id": c.campaign_id, "name": c.campaign_name, "status": "ACTIVE", "created_time": c.campaign_created,

@@ -19,7 +19,8 @@ from ..input_rules import ECHO_MAX, echo, utf8_text
 
 DIGITS = r"[0-9]+"
 DECIMAL = r"[0-9]+(?:\.[0-9]+)?"  # as exports write money: "12.34"; no sign, exponent or separators
-NEGATIVE = r"-[0-9]+(?:\.[0-9]+)?"
+DECIMAL_COMMA = r"[0-9]+(?:,[0-9]+)?"  # "12,34": a spreadsheet in a European locale
+NEGATIVE = r"-[0-9]+(?:[.,][0-9]+)?"
 COUNTRY = r"[A-Z]{2}"
 
 
@@ -39,6 +40,7 @@ class Table:
 
     cells: pd.DataFrame
     lines: np.ndarray
+    delimiter: str = ","
     problems: list[tuple[int, int, str]] = field(default_factory=list)
 
     @classmethod
@@ -47,7 +49,8 @@ class Table:
             text = utf8_text(data).removeprefix("\ufeff")  # spreadsheet programs start a UTF-8 CSV with a BOM
         except ValueError as exc:
             raise CsvImportError(str(exc)) from None
-        reader = csv.reader(io.StringIO(text, newline=""))
+        delimiter = _delimiter(text)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         records, lines, start = [], [], 1
         try:
             for record in reader:
@@ -69,7 +72,7 @@ class Table:
         if len(records) == 1:
             raise CsvImportError("the file has a header but no rows")
         cells = pd.DataFrame(records[1:], columns=header, dtype=object).apply(lambda column: column.str.strip())
-        return cls(cells, np.array(lines[1:]))
+        return cls(cells, np.array(lines[1:]), delimiter)
 
     @property
     def columns(self) -> list[str]:
@@ -113,11 +116,20 @@ class Table:
         return self._at_most(values.where(digits, "0").astype("float64"), COUNT_MAX, column).astype("int64")
 
     def amounts(self, column: str, blank_is_zero: bool = False) -> pd.Series:
+        """Amounts as exports write them: "12.34"; in a semicolon-separated file (a spreadsheet in a
+        European locale) a column that writes a decimal comma anywhere writes it everywhere: "12,34",
+        and a "12.34" there is refused rather than guessed (it could be 1234 with a thousands dot)."""
         values = self._cells(column, blank_is_zero)
         self._note_negative(values, column)
-        decimal = values.str.fullmatch(DECIMAL)
-        self.note(~decimal & ~values.str.fullmatch(NEGATIVE), column,
-                  "{value} is not an amount (digits with an optional decimal point: 12.34)")
+        if self.delimiter == ";" and values.str.fullmatch(r"[0-9]+,[0-9]+").any():
+            decimal = values.str.fullmatch(DECIMAL_COMMA)
+            self.note(~decimal & ~values.str.fullmatch(NEGATIVE), column,
+                      "{value} is not an amount (this column writes decimals with a comma: 12,34)")
+            values = values.str.replace(",", ".", regex=False)
+        else:
+            decimal = values.str.fullmatch(DECIMAL)
+            self.note(~decimal & ~values.str.fullmatch(NEGATIVE), column,
+                      "{value} is not an amount (digits with an optional decimal point: 12.34)")
         return self._at_most(values.where(decimal, "0").astype("float64"), MONEY_MAX, column)
 
     def ids(self, column: str) -> pd.Series:
@@ -141,6 +153,10 @@ class Table:
                   "{value} is not a two-letter country code in capitals (ES) or Unknown")
         return values
 
+    def optional_ids(self, column: str) -> pd.Series | None:
+        """The column's ids when the file has the column (None when not)."""
+        return self.ids(column) if column in self.cells.columns else None
+
     def _cells(self, column: str, blank_is_zero: bool) -> pd.Series:
         return self.cells[column].replace("", "0") if blank_is_zero else self.cells[column]
 
@@ -152,3 +168,12 @@ class Table:
         # format's): a longer number is past them too, however it rounds.
         self.note(numbers > maximum, column, f"{{value}} is more than {maximum:,}: a unit mistake?")
         return numbers.where(numbers <= maximum, 0.0)
+
+
+def _delimiter(text: str) -> str:
+    """"," unless the header line splits into more columns on ";": spreadsheets in locales whose
+    decimal mark is a comma (most of Europe) save "CSV" separated by semicolons. No header name
+    holds either character, so the header tells."""
+    first_line = text.split("\n", 1)[0]
+    columns = {mark: len(next(csv.reader([first_line], delimiter=mark), [])) for mark in ",;"}
+    return ";" if columns[";"] > columns[","] else ","

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from meta_ads_dagster.backtest import backtest_document, decision_moment, replay, replay_days
-from meta_ads_dagster.backtest.replay import ReplayedAccount
+from meta_ads_dagster.backtest.replay import ReplayedAccount, carry_out_approvals
+from meta_ads_dagster.engine.cycle import plan_cycle
 from meta_ads_dagster.engine.snapshot import load_snapshot_text, parse_snapshot
 from meta_ads_dagster.settings import load_settings
 
@@ -79,7 +80,6 @@ def test_each_day_sees_only_the_full_days_before_it():
 
 @pytest.mark.parametrize("mode, approve_all, verdict, budgets", [
     ("auto", False, "executed", [(500.0, 550.0), (550.0, 605.0), (605.0, 665.5), (665.5, 732.05)]),  # 10 % auto limit
-    ("suggest", True, "queued", [(500.0, 600.0), (600.0, 720.0), (720.0, 864.0), (864.0, 1036.8)]),  # 20 %, approved
     ("suggest", False, "queued", [(500.0, 600.0)] * 4),  # nobody approves: the budget never moves
 ])
 def test_a_roas_that_rises_is_raised_first_by_the_decision_that_sees_it(mode, approve_all, verdict, budgets):
@@ -90,7 +90,46 @@ def test_a_roas_that_rises_is_raised_first_by_the_decision_that_sees_it(mode, ap
     # 24 h apart are just outside the 24 h cooldown, so the raise comes again every day.
     assert [(row["budget_before"], row["budget_after"]) for row in rows] == budgets
     assert [row["spend_moved_per_day"] for row in rows] == [round(after - before, 2) for before, after in budgets]
-    assert {row["applied"] for row in rows} == {mode == "auto" or approve_all}
+    assert {row["applied"] for row in rows} == {mode == "auto"}
+
+
+def test_approved_raises_are_carried_out_by_the_next_cycle_within_the_rolling_24_h_limit():
+    """Approved at once, each raise is written by the next cycle, 30 minutes after the decision
+    that queued it: the next day's decision, 23.5 h after that write, finds the 20 % of the
+    rolling 24 h already used, so a raise goes through every other day, not every day."""
+    rows = of(replayed(hand_known_account(), True, meta_auto_mode="suggest"), RISING)
+    assert [(row["day"], row["decided_at"][11:16], row["verdict"], row["budget_before"], row["budget_after"], row["applied"]) for row in rows] == [
+        ("2026-11-22", "10:30", "queued", 500.0, 600.0, False),
+        ("2026-11-22", "11:00", "executed", 500.0, 600.0, True),
+        ("2026-11-23", "10:30", "policy_blocked", 600.0, 600.0, False),
+        ("2026-11-24", "10:30", "queued", 600.0, 720.0, False),
+        ("2026-11-24", "11:00", "executed", 600.0, 720.0, True),
+        ("2026-11-25", "10:30", "policy_blocked", 720.0, 720.0, False),
+    ]
+    assert rows[1]["reasons"][0] == "approved by backtest --approve-all (proposed in run backtest 2026-11-22)"
+    assert "rolling 24 h change limit reached" in rows[2]["reasons"][-1]
+
+
+@pytest.mark.parametrize("change, verdict, reason", [
+    ("budget", "superseded", "the budget changed since it was proposed (500.00 → 700.00)"),
+    ("pause", "safety_blocked", "no longer active: approval not carried out"),
+])
+def test_an_approval_the_account_no_longer_supports_is_not_carried_out(change, verdict, reason):
+    """Between the decision that queued a raise and the next cycle, the campaign's budget is
+    changed (or it is paused): the approval is refused, as a real cycle refuses it."""
+    snapshot = parse_snapshot(hand_known_account())
+    settings = load_settings(meta_auto_mode="suggest")
+    account = ReplayedAccount.start(snapshot)
+    day = pd.Timestamp(REPLAYED[4])
+    moment = decision_moment(snapshot, day)
+    actions, _ = plan_cycle(account.as_it_stood(snapshot, day, moment), settings, account.history(account.as_it_stood(snapshot, day, moment)))
+    queued = actions[actions["verdict"].eq("queued") & actions["entity_id"].eq(RISING)]
+    assert len(queued) == 1
+    column, value = {"budget": ("daily_budget", 70_000), "pause": ("status", "PAUSED")}[change]
+    account.campaigns.loc[account.campaigns["id"].eq(RISING), column] = value
+    then = account.as_it_stood(snapshot, day, moment + pd.Timedelta(minutes=30))
+    (approval,) = carry_out_approvals(then, queued, actions.iloc[:0], account.history(then), settings, moment).itertuples()
+    assert approval.verdict == verdict and reason in approval.reasons[-1]
 
 
 @pytest.mark.parametrize("mode", ["suggest", "auto"])
@@ -173,19 +212,20 @@ def test_totals_count_by_type_and_verdict_and_add_up_what_was_applied():
     }
 
 
-@pytest.mark.parametrize("approve_all, verdicts", [
-    (True, ["queued", "policy_blocked", "queued"]),  # the approved variant holds the next one off for 48 h
-    (False, ["queued", "queued", "queued"]),  # nobody made it: no embargo
+@pytest.mark.parametrize("approve_all, decided", [
+    # approved at once, the variant is made by the next cycle at 11:00; the 48 h embargo from then
+    # holds off the next two days' variants (2026-11-25 10:30 is 47.5 h later)
+    (True, [("2026-11-23", "queued"), ("2026-11-23", "executed"), ("2026-11-24", "policy_blocked"), ("2026-11-25", "policy_blocked")]),
+    (False, [(day, "queued") for day in REPLAYED[5:]]),  # nobody made it: no embargo
 ])
-def test_an_approved_creative_variant_holds_the_next_one_off_for_the_creative_embargo(approve_all, verdicts):
+def test_an_approved_creative_variant_holds_the_next_one_off_for_the_creative_embargo(approve_all, decided):
     """The ad's CTR halves from 2026-11-22 on: every decision from 2026-11-23 finds it tired."""
     tired = campaign(days=days_from(spend=[100] * 14, clicks=[100] * 11 + [50] * 3), age_hours=OLD)
     rows = replayed(make_snapshot([tired]), approve_all)
-    assert [(row["day"], row["type"], row["verdict"]) for row in rows] == [
-        (day, "create_variant", verdict) for day, verdict in zip(REPLAYED[5:], verdicts)
-    ]
+    assert {row["type"] for row in rows} == {"create_variant"}
+    assert [(row["day"], row["verdict"]) for row in rows] == decided
     if approve_all:
-        assert rows[1]["reasons"][-1].startswith("creative embargo: the creative changed less than 48 h ago")
+        assert rows[2]["reasons"][-1].startswith("creative embargo: the creative changed less than 48 h ago")
 
 
 def test_the_demo_account_in_auto_mode():

@@ -158,6 +158,73 @@ def test_as_of_and_account_can_be_given(capsys, tmp_path):
     assert document["as_of"] == "2026-11-08T18:30:00+01:00" and document["account"]["id"] == "act_4242"
 
 
+def test_the_account_time_zone_names_the_file_s_days(capsys, tmp_path):
+    document = imported(capsys, tmp_path, EXPORT_TEXT, "--timezone", "America/Los_Angeles")
+    assert document["account"]["timezone_name"] == "America/Los_Angeles"
+    assert document["as_of"] == "2026-11-09T10:00:00-08:00"  # 10:00 on the account's clock the day after the last day
+    code, _, err = run_import(capsys, ADS_MANAGER_CSV, "--out", tmp_path / "s.json", "--timezone", "Asia/Tokyo",
+                              "--as-of", "2026-11-07T20:00:00+00:00")  # 05:00 on 8 November in Tokyo: still the last day
+    assert (code, err) == (0, "")
+    assert run_import(capsys, ADS_MANAGER_CSV, "--out", tmp_path / "s.json", "--timezone", "Asia/Tokyo",
+                      "--as-of", "2026-11-07T14:00:00+00:00")[2].endswith("is before the file's last day, 2026-11-08 (Asia/Tokyo)\n")
+
+
+def semicolon_export(text: str = EXPORT_TEXT) -> str:
+    """The export as a spreadsheet in a European locale saves it: semicolons, decimal commas."""
+    cells = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    for column in ("Amount spent (EUR)", "Purchases conversion value", "Cost per result"):
+        cells[column] = cells[column].str.replace(".", ",", regex=False)
+    return cells.to_csv(index=False, sep=";")
+
+
+def test_a_semicolon_file_with_decimal_commas_reads_as_the_comma_file(capsys, tmp_path):
+    assert ";" in semicolon_export().splitlines()[0] and "39,59" in semicolon_export()
+    assert imported(capsys, tmp_path, semicolon_export()) == imported(capsys, tmp_path, EXPORT_TEXT)
+
+
+def test_a_decimal_point_in_a_column_of_decimal_commas_is_refused_not_guessed(capsys, tmp_path):
+    text = semicolon_export().replace("39,59", "39.59", 1)
+    source = tmp_path / "export.csv"
+    source.write_text(text, encoding="utf-8")
+    assert run_import(capsys, source, "--out", tmp_path / "s.json") == (
+        2, "", f'meta-ads: {source}: row 2, column "Amount spent (EUR)": "39.59" is not an amount (this column writes decimals with a comma: 12,34)\n')
+
+
+def with_id_columns(text: str = EXPORT_TEXT) -> pd.DataFrame:
+    cells = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    numbers = {name: str(100 + i) for i, name in enumerate(cells["Campaign name"].unique())}
+    cells["Campaign ID"] = cells["Campaign name"].map(numbers)
+    cells["Ad set ID"] = (cells["Campaign name"] + "/" + cells["Ad set name"]).map(
+        {key: str(200 + i) for i, key in enumerate((cells["Campaign name"] + "/" + cells["Ad set name"]).unique())})
+    cells["Ad ID"] = (cells["Ad set name"] + "/" + cells["Ad name"]).map(
+        {key: str(300 + i) for i, key in enumerate((cells["Ad set name"] + "/" + cells["Ad name"]).unique())})
+    return cells
+
+
+def test_id_columns_are_the_ids_and_a_renamed_object_takes_its_latest_name(capsys, tmp_path):
+    cells = with_id_columns()
+    renamed = cells["Campaign name"].eq("Winter Sale - ES") & cells["Day"].eq("2026-11-08")
+    cells.loc[renamed, "Campaign name"] = "Winter Sale - ES (renamed)"
+    document = imported(capsys, tmp_path, cells.to_csv(index=False))
+    names = {c["id"]: c["name"] for c in document["campaigns"]}
+    assert sorted(names) == ["100", "101"] and names["100"] == "Winter Sale - ES (renamed)"  # Winter Sale's rows are first
+    assert {a["id"] for a in document["adsets"]} == set(cells["Ad set ID"])
+    assert {a["id"] for a in document["ads"]} == set(cells["Ad ID"])
+    assert {r["ad_id"] for r in document["insights"]} == set(cells["Ad ID"])
+    # The sums are the file's, whatever the names say.
+    assert insights_by_campaign(document)["spend"].sum() == pytest.approx(export_frame()["Amount spent (EUR)"].sum())
+
+
+def test_an_ad_set_id_under_two_campaign_ids_is_named(capsys, tmp_path):
+    cells = with_id_columns()
+    assert cells.loc[[5, 11], "Ad set ID"].tolist() == ["202", "202"]  # "Broad" on file lines 7 and 13
+    cells.loc[11, "Campaign ID"] = "999"
+    source = tmp_path / "export.csv"
+    source.write_text(cells.to_csv(index=False), encoding="utf-8")
+    assert run_import(capsys, source, "--out", tmp_path / "s.json") == (
+        2, "", f'meta-ads: {source}: row 13, column "Ad set ID": ad set 202 is in campaign 999 here but in campaign 101 on row 7\n')
+
+
 def test_the_summary_states_counts_and_assumptions(capsys, tmp_path):
     source, out = tmp_path / "export.csv", tmp_path / "snapshot.json"
     source.write_text(EXPORT_TEXT, encoding="utf-8")
@@ -267,7 +334,7 @@ def test_a_bad_row_of_the_kag_data_is_named_too(capsys, tmp_path, row, cell, bad
     (["--currency", "USD"], '--currency USD: the export is in EUR (column "Amount spent (EUR)")'),
     (["--country", "ES"], '--country ES: the export has its own "Country" column'),
     (["--value-per-conversion", "60"], "--value-per-conversion is for the KAG data only: an Ads Manager export has its own conversion value"),
-    (["--as-of", "2026-11-07T23:00:00+00:00"], "--as-of 2026-11-07T23:00:00+00:00 is before the file's last day, 2026-11-08"),
+    (["--as-of", "2026-11-07T23:00:00+00:00"], "--as-of 2026-11-07T23:00:00+00:00 is before the file's last day, 2026-11-08 (UTC)"),
     (["--format", "kag", "--value-per-conversion", "60"], 'missing columns "xyz_campaign_id", "fb_campaign_id", "ad_id", "Date", '
      '"Clicks", "Spent", "Approved_Conversion", "age", "gender", "interest" (the header has: Reporting starts, Reporting ends, '
      'Campaign name, Ad set name, Ad name, Day, Country, Amount spent (EUR), Impressions, Link clicks, Results, Result indicator, '
@@ -297,6 +364,7 @@ def test_unreadable_files_are_one_line(capsys, tmp_path):
     (["--currency", "eur"], "argument --currency: 'eur' is not an ISO 4217 currency code (EUR)"),
     (["--country", "Spain"], "argument --country: 'Spain' is not a two-letter country code in capitals (ES)"),
     (["--as-of", "2026-11-09T10:00:00"], "argument --as-of: '2026-11-09T10:00:00' is not an ISO 8601 time with a UTC offset"),
+    (["--timezone", "Madrid"], "argument --timezone: 'Madrid' is not an IANA time zone (Europe/Madrid)"),
 ])
 def test_bad_options_are_usage_errors(capsys, tmp_path, argv, message):
     with pytest.raises(SystemExit) as exit_info:
