@@ -4,7 +4,7 @@
 import dataclasses
 
 import pandas as pd
-from dagster import AssetExecutionContext, Backoff, Failure, Jitter, MetadataValue, Output, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Failure, Jitter, Output, RetryPolicy, asset
 
 from ..checks import ROAS_CHECK, roas_metrics_are_sane
 from ..engine.ab_tests import evaluate_ab_tests
@@ -15,14 +15,11 @@ from ..engine.spikes import detect_spikes
 from ..jobs import ACCOUNT_TAG
 from ..meta.client import MetaAdsClient
 from ..meta.live import MetaApiError, MetaTransientError
+from ..ui_metadata import ab_test_table, campaign_ranking, entity_names
 
 GROUP = "collection"
 # Reading the account is idempotent: retry transient failures with backoff and jitter.
 READ_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-
-
-def _preview(frame: pd.DataFrame, rows: int = 20) -> MetadataValue:
-    return MetadataValue.md(frame.head(rows).to_markdown(index=False) if not frame.empty else "_empty_")
 
 
 @asset(group_name=GROUP, retry_policy=READ_RETRY, kinds={"python"})
@@ -69,6 +66,8 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
             "campaigns": len(snapshot.campaigns),
             "adsets": len(snapshot.adsets),
             "ads": len(snapshot.ads),
+            # The read's Graph API requests (plotted per account; zero in stub mode).
+            **client.request_counts(),
         }
     )
     return snapshot
@@ -101,12 +100,11 @@ def insights(context: AssetExecutionContext, account_snapshot: AccountSnapshot) 
 def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame):
     """7-day ROAS, CTR and ROAS confidence for every campaign, ad set and ad."""
     metrics = analyze(compute_roas_metrics, account_snapshot, insights)
-    campaigns = metrics[metrics["entity_type"] == "campaign"]
     yield Output(
         metrics,
         metadata={
             "account_roas_7d": account_roas(metrics),
-            "campaigns": _preview(campaigns[["entity_id", "name", "status", "spend_7d", "roas_7d", "confidence"]].round(3)),
+            "campaigns_by_roas": campaign_ranking(metrics, account_snapshot.currency),
         },
     )
     yield roas_metrics_are_sane(metrics)
@@ -116,7 +114,8 @@ def roas_metrics(context: AssetExecutionContext, account_snapshot: AccountSnapsh
 def ab_tests(context: AssetExecutionContext, account_snapshot: AccountSnapshot, insights: pd.DataFrame) -> pd.DataFrame:
     """A/B tests with each arm's probability to be best and a winner when one is clear."""
     tests = analyze(evaluate_ab_tests, account_snapshot, insights)
-    context.add_output_metadata({"tests": len(tests), "winners": int((tests["status"] == "winner").sum()), "preview": _preview(tests)})
+    arms = ab_test_table(tests, entity_names(account_snapshot)["ad"])
+    context.add_output_metadata({"tests": len(tests), "winners": int((tests["status"] == "winner").sum()), "arms": arms})
     return tests
 
 

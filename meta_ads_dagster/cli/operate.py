@@ -143,8 +143,9 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster"
         "   (then open http://127.0.0.1:3000)\n"
         f"  Runs → {', '.join(run_id[:8] for run_id in run_ids)}: each cycle's event log, one 'action {{...}}' line per action\n"
-        "  Assets → optimization_cycle: the action table and the stats plotted over cycles (one partition per account)\n"
-        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle\n"
+        "  Assets → optimization_cycle: the action table (Events tab) and the stats plotted over cycles (Overview → Plots; one partition per account)\n"
+        "  Assets → pending_approvals: what waits for a person\n"
+        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle → pending_approvals\n"
         f"  Review: meta-ads pending · meta-ads log {run_ids[0][:8] if run_ids else 'RUN'} · meta-ads history"
     )
     return 1 if failed else 0

@@ -12,8 +12,9 @@ import json
 from datetime import datetime, timezone
 
 import pandas as pd
-from dagster import DagsterInstance, Failure, In, MetadataValue, Nothing, OpExecutionContext, Out, Output, ResourceParam, graph_asset, op
+from dagster import DagsterInstance, Failure, In, Nothing, OpExecutionContext, Out, Output, ResourceParam, graph_asset, op
 
+from .. import ui_metadata
 from ..checks import GUARD_RAIL_CHECK, executed_actions_within_guard_rails
 from ..engine import cycle as engine
 from ..engine.decisions import spikes_not_acted_on
@@ -151,17 +152,21 @@ def finalize(
     scope: list,
 ) -> Output[pd.DataFrame]:
     """STEP 4: the cycle's stats snapshot, as numeric metadata the UI plots, and the action table."""
-    stats = engine.summarize(actions, len(scope), _run_started_at(context), datetime.now(timezone.utc).isoformat())
+    started, completed = _run_started_at(context), datetime.now(timezone.utc).isoformat()
+    stats = engine.summarize(actions, len(scope), started, completed)
     snapshot_stats = cycle_snapshot_stats(account_snapshot, roas_metrics, actions)
     unacted = spikes_not_acted_on(roas_metrics, spikes)
     for reason in unacted["reason"]:
         context.log.info(reason)
+    daily_cap = settings.for_account(account_snapshot.account_id).max_daily_spend_usd
     metadata = {
         **snapshot_stats,
         **{key: value for key, value in stats.items() if key != "errors"},
+        **ui_metadata.cycle_numbers(snapshot_stats["total_spend_today"], daily_cap, started, completed),
         "spikes_down_not_acted_on": len(unacted),
         "mode": settings.meta_auto_mode,
-        "actions": MetadataValue.md(action_table(actions)),
+        "actions": ui_metadata.action_table(actions, account_snapshot),
+        ui_metadata.ROW_COUNT: len(actions),
     }
     context.log.info("cycle stats " + json.dumps({**snapshot_stats, **stats}))
     return Output(actions, metadata=metadata)
@@ -186,15 +191,6 @@ def cycle_snapshot_stats(snapshot: AccountSnapshot, metrics: pd.DataFrame, actio
         "avg_roas": account_roas(metrics),
         "actions_taken": int((actions["verdict"] == "executed").sum()),
     }
-
-
-def action_table(actions: pd.DataFrame) -> str:
-    """One markdown table of the cycle's actions (budgets in major units)."""
-    if actions.empty:
-        return "_no actions this cycle_"
-    rows = pd.DataFrame(engine.contract_actions(actions))
-    rows["reasons"] = rows["reasons"].map("; ".join)
-    return rows[[*engine.SUMMARY_COLUMNS, "reasons"]].to_markdown(index=False)
 
 
 @graph_asset(group_name="cycle", check_specs=[GUARD_RAIL_CHECK])

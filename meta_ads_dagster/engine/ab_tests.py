@@ -39,10 +39,11 @@ def probability_to_be_best(purchases: np.ndarray, impressions: np.ndarray, draws
 
 
 def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """One row per test: age, per-arm totals since it started, P(best), winner and status."""
+    """One row per test: age, per-arm totals since it started, the best arm's P(best) and every
+    arm's (``arm_prob_best``, aligned with ``ad_ids``), winner and status."""
     columns = [
         "test_id", "ad_ids", "compared_since", "age_hours", "min_arm_impressions", "winner_ad_id", "loser_ad_ids",
-        "prob_best", "status",
+        "prob_best", "arm_prob_best", "status",
     ]
     tests = snapshot.ab_tests
     if tests.empty:
@@ -78,6 +79,8 @@ def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.D
     result["min_arm_impressions"] = impressions.min(axis=1).to_numpy()
     best_arm = np.nanargmax(p_best, axis=1)
     result["prob_best"] = p_best[np.arange(len(best_arm)), best_arm]
+    # Each arm's P(best), in the order of ``ad_ids`` (the arms' order in the pivot).
+    result["arm_prob_best"] = [tuple(float(p) for p in row[: len(ads)]) for row, ads in zip(p_best, result["ad_ids"])]
     result["winner_ad_id"] = ad_matrix.to_numpy()[np.arange(len(best_arm)), best_arm]
     result["loser_ad_ids"] = [
         tuple(ad for ad in ads_row if isinstance(ad, str) and ad != winner)

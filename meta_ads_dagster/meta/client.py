@@ -57,6 +57,12 @@ class MetaAdsClient(ConfigurableResource, ABC):
         fields = {name: getattr(self, name) for name in type(self).model_fields}
         return type(self)(**(fields | {"account_id": account_id}))
 
+    def request_counts(self) -> dict[str, int]:
+        """What this client's requests to the Graph API came to so far: ``api_calls`` sent,
+        ``api_errors`` (answered with an error, a 5xx, or no usable answer) and ``api_retries``
+        (sent again after a transient fault). Zero for a client that sends none (the stub)."""
+        return {"api_calls": 0, "api_errors": 0, "api_retries": 0}
+
     @abstractmethod
     def sync_insights(self) -> None:
         """Bring the account's insights up to date before a cycle reads them."""

@@ -176,6 +176,8 @@ class GuardedGraphApi(FacebookAdsApi):
         self.usage_pause_pct = usage_pause_pct
         self.sleep, self.clock, self.rng, self.scrub = sleep, clock, rng, scrub
         self.calls = 0  # HTTP requests actually sent (batches count once)
+        self.errors = 0  # of them, answered with an error, a 5xx or no usable answer (timeout, dropped, unparseable)
+        self.retries = 0  # of them, sent again after a transient fault
         self.paused_until = 0.0
 
     def backoff(self, attempt: int, floor: float = 0.0) -> float:
@@ -205,6 +207,7 @@ class GuardedGraphApi(FacebookAdsApi):
             try:
                 response: FacebookResponse = super().call(method, path, params, headers, files, url_override, api_version)
             except FacebookRequestError as exc:
+                self.errors += 1
                 usage = self._observe(exc.http_headers())
                 code = exc.api_error_code()
                 if code in AUTH_CODES:
@@ -217,14 +220,17 @@ class GuardedGraphApi(FacebookAdsApi):
                     raise OutcomeUnknown(str(error)) from None
                 if last:
                     raise error from None
+                self.retries += 1
                 self.sleep(self.backoff(attempt, usage.regain_seconds))
                 continue
             except (requests.Timeout, requests.ConnectionError) as exc:
+                self.errors += 1
                 if method != "GET":
                     # Sent, maybe applied, no answer: re-sending could apply a budget change twice.
                     raise OutcomeUnknown(self.scrub(f"{type(exc).__name__}: {exc}")) from None
                 if last:
                     raise MetaTransientError(self.scrub(f"{type(exc).__name__} after {self.max_tries} tries: {exc}")) from None
+                self.retries += 1
                 self.sleep(self.backoff(attempt))
                 continue
             self._observe(response.headers())
@@ -239,10 +245,12 @@ class GuardedGraphApi(FacebookAdsApi):
             else:
                 # Something between here and Meta answered: a write went out and may have landed.
                 unknown = method != "GET"
+            self.errors += 1
             if unknown:
                 raise OutcomeUnknown(self.scrub(fault))
             if last:
                 raise MetaTransientError(self.scrub(f"{fault} after {self.max_tries} tries"))
+            self.retries += 1
             self.sleep(self.backoff(attempt))
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -310,6 +318,10 @@ class LiveMetaAdsClient(MetaAdsClient):
                 usage_pause_pct=self.usage_pause_pct, sleep=self._sleep, clock=self._clock, rng=self._rng, scrub=self.scrub,
             )
         return self._api
+
+    def request_counts(self) -> dict[str, int]:
+        api = self._api
+        return {"api_calls": api.calls, "api_errors": api.errors, "api_retries": api.retries} if api else super().request_counts()
 
     @property
     def act_id(self) -> str:

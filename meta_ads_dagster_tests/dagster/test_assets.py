@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckResult, Failure, Output, build_asset_context
+from dagster import AssetCheckResult, Failure, Output, TableMetadataValue, build_asset_context
 
 from meta_ads_dagster.assets.collection import (
     ab_tests,
@@ -56,7 +56,9 @@ def snapshot(client):
 def test_account_snapshot_syncs_then_parses(client):
     with build_asset_context(resources={"meta_client": client}, partition_key=ACCOUNT) as context:
         snap = account_snapshot(context)
-        assert context.get_output_metadata("result")["campaigns"] == 8
+        metadata = context.get_output_metadata("result")
+        assert metadata["campaigns"] == 8
+        assert (metadata["api_calls"], metadata["api_errors"], metadata["api_retries"]) == (0, 0, 0)  # the stub sends no request
     assert snap.account_id == "act_1001" and snap.as_of == pd.Timestamp("2026-11-20T10:00:00+00:00")
     assert len(snap.campaigns) == 8
     assert [w["method"] for w in client.writes] == ["sync_insights"]
@@ -168,3 +170,20 @@ def test_asset_checks_pass_on_a_cycle_and_fail_on_bad_values():
     too_far.loc[row, ["amount_pct", "new_budget_minor"]] = [0.5, 75000]
     result = executed_actions_within_guard_rails(settings=settings, optimization_cycle=too_far, account_snapshot=snap)
     assert not result.passed and result.metadata["over_change_limit"].value == 1
+
+
+def test_collection_assets_attach_their_tables(snapshot):
+    """roas_metrics ranks the campaigns, ab_tests lists every arm, as tables with a schema."""
+    frame = invoke(insights, account_snapshot=snapshot)
+    output, _ = invoke(roas_metrics, account_snapshot=snapshot, insights=frame)
+    ranking = output.metadata["campaigns_by_roas"]
+    assert isinstance(ranking, TableMetadataValue)
+    ranked = [record.data for record in ranking.records]
+    assert len(ranked) == 8 and [row["rank"] for row in ranked] == list(range(1, 9))  # 8 campaigns: all of them
+    assert [row["roas_7d"] for row in ranked] == sorted((row["roas_7d"] for row in ranked), reverse=True)
+
+    with build_asset_context(partition_key=ACCOUNT) as context:
+        ab_tests(context=context, account_snapshot=snapshot, insights=frame)
+        arms = context.get_output_metadata("result")["arms"]
+    assert isinstance(arms, TableMetadataValue)
+    assert [(r.data["ad"], r.data["best"]) for r in arms.records] == [("Spring A (1001020)", True), ("Spring B (1001022)", False)]

@@ -14,9 +14,10 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
-    MarkdownMetadataValue,
     RunsFilter,
+    TableMetadataValue,
     build_schedule_context,
+    materialize,
     instance_for_test,
 )
 
@@ -27,6 +28,7 @@ from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.resources import build_resources
 from meta_ads_dagster.schedules import SCHEDULE_NAME
 from meta_ads_dagster.settings import load_settings
+from meta_ads_dagster.store import approvals
 from meta_ads_dagster.store.ledger import Ledger
 
 COLLECTION = ["account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"]
@@ -34,7 +36,7 @@ NUMERIC_METADATA = [
     "campaigns_active", "adsets_active", "ads_active", "total_spend_today", "avg_roas", "actions_taken",
     "actions_generated", "actions_policy_blocked", "actions_safety_blocked", "actions_queued",
     "actions_executed", "actions_failed", "campaigns_evaluated", "actions_deferred", "actions_superseded",
-    "approvals_executed", "approvals_not_executed", "spikes_down_not_acted_on",
+    "approvals_executed", "approvals_not_executed", "spikes_down_not_acted_on", "spend_vs_cap_pct", "cycle_duration_seconds",
 ]
 LOG_KEYS = {"step", "action", "input_snapshot", "output_snapshot", "success", "error_message", "entity_type", "entity_id"}
 BUDGET_ENTITIES = {("adset", "1001010"): "9000", ("campaign", "1001036"): "66000", ("campaign", "1001001"): "55000"}
@@ -89,7 +91,7 @@ def test_one_cycle_end_to_end(database_file):
         }
 
         # Every asset of the cycle was materialized by this run.
-        for name in [*COLLECTION, "optimization_cycle"]:
+        for name in [*COLLECTION, "optimization_cycle", "pending_approvals"]:
             event = instance.get_latest_materialization_event(AssetKey(name))
             assert event is not None and event.run_id == result.run_id, name
 
@@ -106,9 +108,18 @@ def test_one_cycle_end_to_end(database_file):
 
         actions = result.output_for_node("optimization_cycle")
         table = metadata["actions"]
-        assert isinstance(table, MarkdownMetadataValue)
-        assert table.value.splitlines()[0].startswith("| id")
-        assert all(action_id in table.value for action_id in actions["id"])
+        assert isinstance(table, TableMetadataValue) and [c.name for c in table.schema.columns][:3] == ["id", "verdict", "type"]
+        assert [record.data["id"] for record in table.records] == list(actions["id"])
+        assert metadata["dagster/row_count"].value == len(actions) == 7
+        assert 0 < metadata["spend_vs_cap_pct"].value < 100 and metadata["cycle_duration_seconds"].value > 0
+
+        # After the cycle, the approval queue as a table: the five actions suggest mode queued.
+        queue = instance.get_latest_materialization_event(AssetKey("pending_approvals"))
+        assert queue.run_id == result.run_id and queue.asset_materialization.partition == cycle.account
+        waiting = queue.asset_materialization.metadata
+        assert waiting["dagster/row_count"].value == waiting["pending"].value == 5 and waiting["approved"].value == 0
+        queued_ids = set(actions.loc[actions["verdict"] == "queued", "id"])
+        assert {record.data["id"] for record in waiting["approvals"].records} == queued_ids
 
         # The event log: one "action {...}" line per action, with the seed's fields.
         logs = action_logs(instance, result.run_id)
@@ -420,3 +431,22 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
     assert "rolling 24 h change limit reached" in now.loc["1001001", "reasons"][-1]
     updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
     assert updates.count("1001001") == 1
+
+
+def test_pending_approvals_alone_refreshes_the_queue_after_a_review(database_file):
+    """Materializing pending_approvals by itself lists the queue as a review left it."""
+    cycle = Cycle()
+    with instance_for_test() as instance:
+        assert cycle.run(instance).success
+        ledger = cycle.ledger()
+        approved = ledger.pending(cycle.account)["action_id"].iloc[0]
+        approvals.decide(ledger, [approved], "approve", "alice", None, 24)
+        ledger.dispose()
+
+        queue_asset = cycle.defs.resolve_assets_def(AssetKey("pending_approvals"))
+        result = materialize([queue_asset], instance=instance, partition_key=cycle.account)  # its resources are bound
+        assert result.success
+        waiting = instance.get_latest_materialization_event(AssetKey("pending_approvals")).asset_materialization.metadata
+        assert (waiting["pending"].value, waiting["approved"].value, waiting["dagster/row_count"].value) == (4, 1, 5)
+        statuses = {record.data["id"]: record.data["status"] for record in waiting["approvals"].records}
+        assert statuses[approved] == "approved" and list(statuses.values()).count("pending") == 4

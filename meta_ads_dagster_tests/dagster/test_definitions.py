@@ -72,7 +72,7 @@ def test_assets_and_lineage():
     defs = _defs()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {*COLLECTION, "optimization_cycle"}
+    assert keys == {*COLLECTION, "optimization_cycle", "pending_approvals"}
 
     def parents(name: str) -> set[str]:
         return {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
@@ -82,9 +82,10 @@ def test_assets_and_lineage():
     for name in ("roas_metrics", "ab_tests", "spikes", "creative_fatigue"):
         assert parents(name) == {"account_snapshot", "insights"}
     assert parents("optimization_cycle") == {"account_snapshot", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"}
+    assert parents("pending_approvals") == {"optimization_cycle"}  # the queue as the cycle left it
 
     assert graph.get(AssetKey("account_snapshot")).group_name == "collection"
-    assert graph.get(AssetKey("optimization_cycle")).group_name == "cycle"
+    assert graph.get(AssetKey("optimization_cycle")).group_name == graph.get(AssetKey("pending_approvals")).group_name == "cycle"
 
     # The job runs every asset: one run is one whole cycle.
     job = defs.resolve_job_def(CYCLE_JOB_NAME)

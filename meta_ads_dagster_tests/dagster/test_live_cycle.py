@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from dagster._core.definitions import policy as dagster_policy
 
 from meta_ads_dagster.definitions import build_definitions
@@ -245,6 +245,9 @@ def test_a_live_cycle_leaks_the_token_nowhere(live_env, server, instance, capfd,
 
     result = _execute(instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
+    # The read's requests, as account_snapshot's plotted metadata: the rate limit was one error, one retry.
+    read = instance.get_latest_materialization_event(AssetKey("account_snapshot")).asset_materialization.metadata
+    assert (read["api_errors"].value, read["api_retries"].value) == (1, 1) and read["api_calls"].value > 2
 
     # Everything the run left anywhere, searched before anything else is asserted.
     captured = capfd.readouterr()

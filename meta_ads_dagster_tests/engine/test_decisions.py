@@ -304,6 +304,19 @@ def test_ad_winning_two_tests_gets_one_action_pausing_all_losers():
     assert tuple(row["loser_ad_ids"]) == (ad_id(0, 0, 1), ad_id(0, 0, 2))
 
 
+def test_every_arms_probability_to_be_best_follows_the_tests_ad_order():
+    """``arm_prob_best`` is one probability per arm, in the order of ``ad_ids`` (the UI's A/B
+    table reads it so): the winner listed in the middle carries the largest share."""
+    a, b, c = (AdSpec(days=steady_days(spend=50, roas=2.0, purchases=p, impressions=2000, clicks=40)) for p in (20, 27, 22))
+    arms = [ad_id(0, 0, 0), ad_id(0, 0, 1), ad_id(0, 0, 2)]
+    doc = make_snapshot([CampaignSpec(adsets=[AdSetSpec(ads=[a, b, c])])], ab_tests=[ab_test(arms, started_hours_ago=96)])
+    result = ab_results(doc)
+    probabilities = result["arm_prob_best"]
+    assert len(probabilities) == 3 and sum(probabilities) == pytest.approx(1.0)
+    assert max(probabilities) == probabilities[1] == result["prob_best"] and result["winner_ad_id"] == arms[1]
+    assert probabilities[2] > probabilities[0] > 0  # 22 purchases beat 20 on the same impressions
+
+
 @pytest.mark.parametrize("started_hours_ago, impressions, status", [
     (24, 2000, "too_young"),
     (48, 2000, "too_young"),          # must be *older* than 48 h

@@ -124,9 +124,12 @@ def test_insights_are_one_async_report_over_28_days_with_pinned_attribution(serv
 )
 def test_transient_read_faults_are_retried(server, clock, kind, options):
     server.inject(kind, match="/act_2001/campaigns", **options)
-    document = make_client(server, clock).fetch_snapshot()
+    client = make_client(server, clock)
+    assert client.request_counts() == {"api_calls": 0, "api_errors": 0, "api_retries": 0}
+    document = client.fetch_snapshot()
     assert [c["id"] for c in document["campaigns"]] == [c["id"] for c in SEED["campaigns"]]
     assert len(clock.sleeps) >= 1
+    assert client.request_counts()["api_errors"] == client.request_counts()["api_retries"] == 1
     if kind == "rate_limit":
         assert max(clock.sleeps) >= 60 * options["regain_minutes"]  # Meta's estimate honoured
 
@@ -136,6 +139,9 @@ def test_retries_are_bounded_with_exponential_backoff(server, clock):
     client = make_client(server, clock, max_tries=4, base_delay_seconds=1.0)
     with pytest.raises(MetaTransientError):
         client.fetch_snapshot()
+    # What the account_snapshot asset plots: the 4 failed tries of the last call, 3 of them retries.
+    counts = client.request_counts()
+    assert counts["api_errors"] == 4 and counts["api_retries"] == 3 and counts["api_calls"] == client.api.calls >= 4
     backoffs = clock.sleeps[-3:]
     assert len(server.find("GET", "/act_2001/campaigns")) == 4
     # Delays 1, 2, 4 s, each with ±50 % jitter.
