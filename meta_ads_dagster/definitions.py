@@ -3,7 +3,7 @@
 from dagster import Definitions, load_assets_from_modules
 
 from .assets import collection
-from .cycle.graph import optimization_cycle
+from .cycle.graph import cycle_plan, optimization_cycle
 from .jobs import account_partitions, cycle_job, per_account
 from .resources import build_resources
 from .review import purge_audit_ledger, purge_schedule, review_actions, rollback_cycle
@@ -16,7 +16,7 @@ def build_definitions(settings=None) -> Definitions:
     accounts = account_partitions(settings)
     job = cycle_job(settings, accounts)
     return Definitions(
-        assets=per_account([*load_assets_from_modules([collection]), optimization_cycle], accounts),
+        assets=per_account([*load_assets_from_modules([collection]), cycle_plan, optimization_cycle], accounts),
         jobs=[job, review_actions, rollback_cycle, purge_audit_ledger],
         schedules=[cycle_schedule(job, accounts, settings), purge_schedule],
         resources=build_resources(settings),
