@@ -246,3 +246,13 @@ def test_run_cycle_stops_on_the_same_checks(tmp_path):
     assert [w["method"] for w in client.writes] == ["sync_insights"]
     assert ledger.cycle_actions("run-1").empty
     ledger.dispose()
+
+
+def test_meta_ads_cycle_says_which_check_stopped_the_cycle_and_why(capsys, tmp_path, monkeypatch):
+    from meta_ads_dagster.cli import main
+
+    use_snapshot(revenue_without_purchases(healthy()), tmp_path, monkeypatch)
+    assert main(["cycle"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILURE" in out and "  insights: insights: insight_rows_are_possible" in out
+    assert "  check insight_rows_are_possible: impossible insights rows: revenue_without_purchases (1 row(s)" in out
