@@ -1,8 +1,13 @@
 """Asset checks: declared safety nets that show up beside the assets in the UI.
 
-Each is declared on its asset (``check_specs``) and evaluated in that asset's own step, on the
-run's account: the checks are partitioned exactly like the assets without needing a partitioned
-check of their own. Their bodies are plain functions, testable alone.
+Each is declared on its asset (``check_specs``) and evaluated in that asset's own run, on the
+run's account (in the asset's step, or in an op of its graph): the checks are partitioned exactly
+like the assets without needing a partitioned check of their own. Their bodies are plain
+functions, testable alone, which ``cycle.steps.run_cycle`` also runs without Dagster.
+
+The blocking ones (``blocking=True``, ERROR severity) stand between the data and the writes: on
+the insights (fresh, possible rows) and on the plan (within the guard rails, held on a tracking
+outage). A failure stops the run before ``execute``; nothing is written to Meta.
 """
 
 
