@@ -23,6 +23,7 @@ from ..checks import (
     planned_actions_within_guard_rails,
 )
 from ..engine import cycle as engine
+from ..engine.actions import VERDICTS
 from ..engine.decisions import spikes_not_acted_on
 from ..engine.metrics import account_roas
 from ..engine.outage import TrackingOutage
@@ -127,13 +128,14 @@ def limit_writes(settings: ResourceParam[Settings], account_snapshot: AccountSna
 
 @op
 def plan(actions: pd.DataFrame, scope: list, outage: TrackingOutage | None) -> Output[steps.CyclePlan]:
-    """The plan: what execute will write (verdict ``executed``) and what it will not, counted by verdict."""
+    """The plan: what execute will write (verdict ``executed``) and what it will not, counted by
+    verdict (every verdict every cycle, so the UI plots each one over cycles)."""
     verdicts = actions["verdict"].value_counts()
     return Output(
         steps.CyclePlan(actions, scope, outage),
         metadata={
             "to_execute": int(verdicts.get("executed", 0)),
-            **{f"verdict_{verdict}": int(count) for verdict, count in verdicts.items() if verdict != "executed"},
+            **{f"verdict_{verdict}": int(verdicts.get(verdict, 0)) for verdict in VERDICTS if verdict not in ("proposed", "executed", "failed")},
             "campaigns_in_scope": len(scope),
             "tracking_outage": outage.describe() if outage is not None else "none",
         },

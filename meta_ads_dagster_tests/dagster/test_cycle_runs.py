@@ -94,6 +94,7 @@ def test_one_cycle_end_to_end(database_file):
             assert event is not None and event.run_id == result.run_id, name
         plan = instance.get_latest_materialization_event(AssetKey("cycle_plan")).asset_materialization.metadata
         assert plan["to_execute"].value == 1 and plan["tracking_outage"].value == "none"
+        assert (plan["verdict_queued"].value, plan["verdict_policy_blocked"].value, plan["verdict_deferred"].value) == (5, 1, 0)
 
         metadata = instance.get_latest_materialization_event(AssetKey("optimization_cycle")).asset_materialization.metadata
         for key in NUMERIC_METADATA:
