@@ -18,12 +18,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ..checks import insight_rows_are_possible, insights_are_fresh, plan_holds_on_tracking_outage, planned_actions_within_guard_rails
 from ..engine import cycle as engine
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
-from ..checks import insight_rows_are_possible, insights_are_fresh, plan_holds_on_tracking_outage, planned_actions_within_guard_rails
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
-from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
 from ..engine.outage import TrackingOutage, hold_on_outage as hold_actions_on_outage
+from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
 from ..engine.routing import limit_writes, route_actions
 from ..engine.policy import PolicyEngine
 from ..engine.safety import SafetyEngine
