@@ -4,7 +4,7 @@ from dagster import Definitions, load_assets_from_modules
 
 from .alerts.sensors import make_cycle_alert_sensors, make_cycle_watch_sensor
 from .assets import approvals, collection
-from .cycle.graph import optimization_cycle
+from .cycle.graph import cycle_plan, optimization_cycle
 from .jobs import account_partitions, cycle_job, per_account
 from .resources import build_resources
 from .review import purge_audit_ledger, purge_schedule, review_actions, rollback_cycle
@@ -18,7 +18,7 @@ def build_definitions(settings=None) -> Definitions:
     job = cycle_job(settings, accounts)
     schedule = cycle_schedule(job, accounts, settings)
     return Definitions(
-        assets=per_account([*load_assets_from_modules([collection]), optimization_cycle, approvals.pending_approvals], accounts),
+        assets=per_account([*load_assets_from_modules([collection]), cycle_plan, optimization_cycle, approvals.pending_approvals], accounts),
         jobs=[job, review_actions, rollback_cycle, purge_audit_ledger],
         schedules=[schedule, purge_schedule],
         sensors=[*make_cycle_alert_sensors(settings), make_cycle_watch_sensor(settings, schedule, accounts.get_partition_keys())],

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     max_actions_per_tick: int = Field(50, ge=0, le=COUNT_MAX)
     max_campaigns_per_tick: int = Field(100, gt=0, le=COUNT_MAX)
     require_human_approval_creatives: bool = True
+    # The blocking check insights_are_fresh: hours since the end of the newest insights row's day
+    # (a row of today counts as 0); 24 means yesterday's full day must be there.
+    max_insights_age_hours: float = Field(24, gt=0, le=HOURS_MAX)
 
     # --- approvals and the audit ledger --------------------------------------------------------------
     approval_ttl_hours: float = Field(24, gt=0, le=HOURS_MAX)  # a queued action not decided by then expires
@@ -303,6 +306,7 @@ OVERRIDABLE = frozenset(
         "max_single_country_pct", "creative_embargo_hours", "min_impressions", "min_spend_usd", "min_age_hours",
         "max_daily_spend_usd", "max_campaign_budget_usd", "max_actions_per_tick", "max_campaigns_per_tick",
         "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
+        "max_insights_age_hours",
     }
 )
 

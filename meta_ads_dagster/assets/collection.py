@@ -4,9 +4,12 @@
 import dataclasses
 
 import pandas as pd
-from dagster import AssetExecutionContext, Backoff, Failure, Jitter, Output, RetryPolicy, asset
+from dagster import AssetExecutionContext, Backoff, Failure, Jitter, Output, ResourceParam, RetryPolicy, asset
 
-from ..checks import ROAS_CHECK, roas_metrics_are_sane
+from ..checks import (
+    FRESH_INSIGHTS_CHECK, OUTAGE_CHECK, POSSIBLE_ROWS_CHECK, ROAS_CHECK, insight_rows_are_possible, insights_are_fresh, no_tracking_outage,
+    roas_metrics_are_sane,
+)
 from ..engine.ab_tests import evaluate_ab_tests
 from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
@@ -15,6 +18,7 @@ from ..engine.spikes import detect_spikes
 from ..jobs import ACCOUNT_TAG
 from ..meta.client import MetaAdsClient
 from ..meta.live import MetaApiError, MetaTransientError
+from ..settings import Settings
 from ..ui_metadata import ab_test_table, campaign_ranking, entity_names
 
 GROUP = "collection"
@@ -80,20 +84,27 @@ def analyze(analysis, account_snapshot: AccountSnapshot, insights: pd.DataFrame)
     return analysis(snapshot, entity_table(snapshot))
 
 
-@asset(group_name=GROUP, kinds={"pandas"})
-def insights(context: AssetExecutionContext, account_snapshot: AccountSnapshot) -> pd.DataFrame:
-    """Daily ad-level insights by country: spend, impressions, clicks, purchases, revenue."""
+@asset(group_name=GROUP, kinds={"pandas"}, check_specs=[FRESH_INSIGHTS_CHECK, POSSIBLE_ROWS_CHECK, OUTAGE_CHECK])
+def insights(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot):
+    """Daily ad-level insights by country: spend, impressions, clicks, purchases, revenue.
+
+    Checked before anything decides on them: fresh and possible (blocking: a failure stops the
+    run here, so nothing downstream runs and nothing is written), and no tracking outage (a
+    warning: the plan holds what the outage makes doubtful)."""
     frame = account_snapshot.insights
     window = window_insights(account_snapshot)
-    context.add_output_metadata(
-        {
+    yield Output(
+        frame,
+        metadata={
             "rows": len(frame),
             "spend_7d": float(window["spend"].sum()),
             "revenue_7d": float(window["revenue"].sum()),
             "spend_today": float(frame.loc[frame["date"] == account_snapshot.today, "spend"].sum()),
-        }
+        },
     )
-    return frame
+    yield insights_are_fresh(settings, account_snapshot, frame)
+    yield insight_rows_are_possible(account_snapshot, frame)
+    yield no_tracking_outage(account_snapshot)
 
 
 @asset(group_name=GROUP, kinds={"pandas"}, check_specs=[ROAS_CHECK])

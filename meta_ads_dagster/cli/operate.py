@@ -79,6 +79,8 @@ def failure_reasons(result) -> list[str]:
             # "dagster._core.definitions.events.Failure: snapshot rejected: …": the reason, not the class.
             last = re.sub(r"^[\w.]*\.\w+: ", "", message[-1]) if message else error.cls_name
             lines.append(f"{event.step_key}: {last}")
+    # A blocking check that stopped the run: Dagster's error names it, its evaluation says why.
+    lines += [f"check {e.check_name}: {e.description}" for e in result.get_asset_check_evaluations() if not e.passed and e.blocking]
     return lines
 
 
@@ -143,9 +145,10 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         f"  DAGSTER_HOME={home} {Path(sys.executable).parent / 'dagster'} dev -m meta_ads_dagster"
         "   (then open http://127.0.0.1:3000)\n"
         f"  Runs → {', '.join(run_id[:8] for run_id in run_ids)}: each cycle's event log, one 'action {{...}}' line per action\n"
+        "  Assets → cycle_plan: what the cycle decided, checked before any write\n"
         "  Assets → optimization_cycle: the action table (Events tab) and the stats plotted over cycles (Overview → Plots; one partition per account)\n"
         "  Assets → pending_approvals: what waits for a person\n"
-        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → optimization_cycle → pending_approvals\n"
+        "  Lineage: account_snapshot → insights → roas_metrics / ab_tests / spikes / creative_fatigue → cycle_plan → optimization_cycle → pending_approvals\n"
         f"  Review: meta-ads pending · meta-ads log {run_ids[0][:8] if run_ids else 'RUN'} · meta-ads history"
     )
     return 1 if failed else 0

@@ -4,21 +4,25 @@ Each Dagster op in ``graph.py`` is a thin shell around one of these; :func:`run_
 all in a row without Dagster, which is how the multi-cycle property test and the guard-rail
 simulator drive hundreds of cycles in seconds through exactly the code a scheduled run uses.
 
-reconcile → decide → policy → safety → route → add approvals → limit writes → execute → summarize
+reconcile → decide → policy → safety → route → add approvals → hold on an outage → limit writes
+(the plan) → the blocking checks → execute → summarize
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import pandas as pd
 
+from ..checks import insight_rows_are_possible, insights_are_fresh, plan_holds_on_tracking_outage, planned_actions_within_guard_rails
 from ..engine import cycle as engine
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
+from ..engine.outage import TrackingOutage, hold_on_outage as hold_actions_on_outage
 from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
 from ..engine.routing import limit_writes, route_actions
 from ..engine.policy import PolicyEngine
@@ -30,6 +34,21 @@ from ..settings import Settings
 from ..store import approvals, controls
 from ..store.ledger import Ledger
 from ..store.locks import AccountLocked, RunAlive, TakenOver, account_lock
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """What a cycle will do, before anything is written: every action with its verdict
+    (``executed``: to be written), the campaigns it evaluated, and the tracking outage it held
+    actions for (None: none)."""
+
+    actions: pd.DataFrame
+    scope: list[str]
+    outage: TrackingOutage | None = None
+
+
+class PlanRefused(RuntimeError):
+    """A blocking check failed: the cycle writes nothing. The message names each failed check and why."""
 
 
 class Log(Protocol):
@@ -149,8 +168,18 @@ def add_approved(store: Ledger, snapshot: AccountSnapshot, metrics: pd.DataFrame
     return pd.concat([actions, checked], ignore_index=True)
 
 
+def hold_on_outage(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings, log: Log) -> tuple[pd.DataFrame, TrackingOutage | None]:
+    """STEP 2f: on a tracking outage (engine/outage.py) every executable action but the hard stops
+    that hold without the dark days and a person's protective approvals waits for a person."""
+    held, outage = hold_actions_on_outage(actions, snapshot, settings.for_account(snapshot.account_id))
+    if outage is not None:
+        was = int(actions["verdict"].eq("executed").sum())
+        log.warning(f"{outage.describe()}: {was - int(held['verdict'].eq('executed').sum())} action(s) held for a person")
+    return held, outage
+
+
 def limit(snapshot: AccountSnapshot, actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """STEP 2f: one write per entity, the per-tick limit (approvals included), the kill switch;
+    """STEP 2g: one write per entity, the per-tick limit (approvals included), the kill switch;
     then this cycle's own proposals an approval already covers leave the queue."""
     return supersede_by_approvals(limit_writes(actions, settings.for_account(snapshot.account_id)))
 
@@ -202,11 +231,29 @@ def execute(
     return executed, records
 
 
+def input_checks(snapshot: AccountSnapshot, settings: Settings) -> list:
+    """The blocking checks on the insights (checks.py), as the ``insights`` asset runs them."""
+    return [insights_are_fresh(settings, snapshot, snapshot.insights), insight_rows_are_possible(snapshot, snapshot.insights)]
+
+
+def plan_checks(snapshot: AccountSnapshot, plan: CyclePlan, settings: Settings) -> list:
+    """The blocking checks on the plan (checks.py), as the ``cycle_plan`` asset runs them."""
+    return [planned_actions_within_guard_rails(settings, plan.actions, snapshot), plan_holds_on_tracking_outage(plan.actions, snapshot)]
+
+
+def refuse_on_failure(results: list) -> None:
+    """Raise PlanRefused naming every failed check (each is blocking with ERROR severity)."""
+    failed = [f"{result.check_name}: {result.description}" for result in results if not result.passed]
+    if failed:
+        raise PlanRefused("blocking check(s) failed, nothing written: " + "; ".join(failed))
+
+
 def run_cycle(
     store: Ledger, client: MetaAdsClient, settings: Settings, run_id: str, log: Log | None = None, document: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """One whole cycle of ``client``'s account without Dagster: the same steps, in the same order,
-    as the ``meta_ads_cycle`` job. Returns the cycle's actions and its stats.
+    as the ``meta_ads_cycle`` job, and the same blocking checks (a failed one raises PlanRefused
+    before anything is written). Returns the cycle's actions and its stats.
 
     ``document``: the account as the caller already synced and read it (the simulator keeps a
     copy of what each cycle saw); by default the cycle syncs and reads it itself."""
@@ -219,9 +266,12 @@ def run_cycle(
     settings = controls.cycle_settings(store, settings, snapshot.account_id)  # as a cycle run's settings resource does
     frames = engine.analyze(snapshot)
     reconcile(store, client, snapshot, settings, run_id, log)
+    refuse_on_failure(input_checks(snapshot, settings))
     metrics = frames["roas_metrics"]
     proposed, scope = decide(store, snapshot, frames, settings, log)
     routed = route(snapshot, apply_safety(snapshot, metrics, apply_policy(snapshot, proposed, settings), settings), settings)
-    limited = limit(snapshot, add_approved(store, snapshot, metrics, routed, settings, log), settings)
-    executed, _ = execute(store, client, snapshot, limited, scope, settings, run_id, log)
+    held, outage = hold_on_outage(snapshot, add_approved(store, snapshot, metrics, routed, settings, log), settings, log)
+    plan = CyclePlan(limit(snapshot, held, settings), scope, outage)
+    refuse_on_failure(plan_checks(snapshot, plan, settings))
+    executed, _ = execute(store, client, snapshot, plan.actions, plan.scope, settings, run_id, log)
     return executed, engine.summarize(executed, len(scope), started, datetime.now(timezone.utc).isoformat())

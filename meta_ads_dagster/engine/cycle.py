@@ -1,6 +1,6 @@
 """One optimization cycle as plain functions: the Dagster ops and ``meta-ads plan`` both call these.
 
-collect (frames) → propose → policy → safety → route → (approvals join) → limit writes →
+collect (frames) → propose → policy → safety → route → (approvals join) → hold on an outage → limit writes →
 (execute, outside the engine) → summarize
 """
 
@@ -16,6 +16,7 @@ from .fatigue import detect_fatigue
 from .history import describe, history_frame
 from .metrics import entity_table, roas_metrics
 from .policy import PolicyEngine
+from .outage import hold_on_outage
 from .routing import limit_writes, route_actions
 from .safety import AccountSpend, SafetyEngine
 from .snapshot import AccountSnapshot
@@ -79,7 +80,8 @@ def plan_cycle(snapshot: AccountSnapshot, settings: Settings, history: pd.DataFr
     history = history_frame([snapshot.recent_actions]) if history is None else history
     actions, scope = decide(snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings, history)
     guarded = apply_guard_rails(actions, account_spend(snapshot, frames["roas_metrics"]), settings)
-    return limit_writes(route_actions(guarded, settings), settings), len(scope)
+    held, _ = hold_on_outage(route_actions(guarded, settings), snapshot, settings)
+    return limit_writes(held, settings), len(scope)
 
 
 def sanity_warnings(metrics: pd.DataFrame, settings: Settings) -> list[str]:

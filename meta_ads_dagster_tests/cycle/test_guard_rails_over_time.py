@@ -5,7 +5,8 @@ editing budgets in Ads Manager, every operation checked by the independent check
 
 Seeded and small enough for CI; ``benchmarks/guard_rails.py`` runs the same over a thousand
 accounts. The second half proves the checker is not blind: with a guard rail switched off, the same
-simulation reports breaches.
+simulation reports breaches. Where the plan's blocking check (checks.guard_rail_breaches) covers the
+rail, it first refuses the cycle before any write; it is then switched off too, to reach the audit.
 """
 
 from __future__ import annotations
@@ -67,15 +68,29 @@ def test_the_checker_catches_a_mass_pause_rule_switched_off(tmp_path, monkeypatc
     assert any("the cycle paused 11 on its own > MASS_PAUSE_LIMIT 10" in b for b in outcome.breaches), outcome.breaches[:5]
 
 
+def refused_before_the_writes_then_audited(monkeypatch, tmp_path, rail: str, run) -> list[str]:
+    """``run(folder)`` (simulations in ``folder``, returning their breaches) with a rail switched
+    off: first the plan's blocking check refuses the cycle naming ``rail``; with that check off as
+    well, the breaches the independent checker reports on what was written."""
+    with pytest.raises(steps.PlanRefused, match=f"planned_actions_within_guard_rails: guard rails broken: .*{rail}"):
+        run(tmp_path / "checked")
+    monkeypatch.setattr(steps, "plan_checks", lambda snapshot, plan, settings: [])
+    return run(tmp_path / "unchecked")
+
+
 def test_the_checker_catches_the_per_tick_limit_switched_off(tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "limit_writes", _without_tick_limit(routing.limit_writes))
-    breaches = [b for seed in (17, 21, 23) for b in simulate(seed, tmp_path / f"account-{seed}", cycles=4).breaches]
+    breaches = refused_before_the_writes_then_audited(monkeypatch, tmp_path, "over_tick_limit", lambda folder: [
+        b for seed in (17, 21, 23) for b in simulate(seed, folder / f"account-{seed}", cycles=4).breaches
+    ])
     assert any("MAX_ACTIONS_PER_TICK" in b for b in breaches), breaches[:5]
 
 
 def test_the_checker_catches_the_campaign_cap_switched_off(tmp_path, monkeypatch):
     monkeypatch.setattr(safety.SafetyEngine, "_apply_spend_cap", lambda self, actions, spend: None)
-    breaches = [b for seed in range(8) for b in simulate(seed, tmp_path / f"account-{seed}", cycles=6).breaches]
+    breaches = refused_before_the_writes_then_audited(monkeypatch, tmp_path, "over_campaign_max", lambda folder: [
+        b for seed in range(8) for b in simulate(seed, folder / f"account-{seed}", cycles=6).breaches
+    ])
     assert any("MAX_CAMPAIGN_BUDGET_USD" in b or "MAX_DAILY_SPEND_USD" in b for b in breaches), breaches[:5]
 
 
@@ -111,7 +126,10 @@ def test_the_checker_catches_the_cooldown_and_the_24_hour_limit_switched_off(tmp
 
 def test_the_checker_catches_the_embargo_switched_off(tmp_path, monkeypatch):
     monkeypatch.setattr(safety.SafetyEngine, "enforce_embargo_period", _always_allowed)
-    breaches = simulate(1, tmp_path / "account", cycles=1, account=raising_account(age_hours=30.0)).breaches
+    breaches = refused_before_the_writes_then_audited(
+        monkeypatch, tmp_path, "written_in_embargo",
+        lambda folder: simulate(1, folder, cycles=1, account=raising_account(age_hours=30.0)).breaches,
+    )
     assert any("inside its embargo" in b for b in breaches), breaches[:5]
 
 

@@ -91,9 +91,12 @@ def test_one_cycle_end_to_end(database_file):
         }
 
         # Every asset of the cycle was materialized by this run.
-        for name in [*COLLECTION, "optimization_cycle", "pending_approvals"]:
+        for name in [*COLLECTION, "cycle_plan", "optimization_cycle", "pending_approvals"]:
             event = instance.get_latest_materialization_event(AssetKey(name))
             assert event is not None and event.run_id == result.run_id, name
+        plan = instance.get_latest_materialization_event(AssetKey("cycle_plan")).asset_materialization.metadata
+        assert plan["to_execute"].value == 1 and plan["tracking_outage"].value == "none"
+        assert (plan["verdict_queued"].value, plan["verdict_policy_blocked"].value, plan["verdict_deferred"].value) == (5, 1, 0)
 
         metadata = instance.get_latest_materialization_event(AssetKey("optimization_cycle")).asset_materialization.metadata
         for key in NUMERIC_METADATA:
@@ -131,10 +134,17 @@ def test_one_cycle_end_to_end(database_file):
         assert hard_stop["output_snapshot"]["method"] == "pause"
         assert all(log["success"] is None for log in logs if log is not hard_stop)
 
-        # The asset checks ran and passed.
+        # The asset checks ran and passed: on the inputs and the plan before the writes (blocking),
+        # the audit after them.
         evaluations = result.get_asset_check_evaluations()
-        assert {e.check_name for e in evaluations} == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
+        assert {e.check_name for e in evaluations} == {
+            "roas_metrics_are_sane", "insights_are_fresh", "insight_rows_are_possible", "no_tracking_outage",
+            "planned_actions_within_guard_rails", "plan_holds_on_tracking_outage", "executed_actions_within_guard_rails",
+        }
         assert all(e.passed for e in evaluations)
+        assert {e.check_name for e in evaluations if e.blocking} == {
+            "insights_are_fresh", "insight_rows_are_possible", "planned_actions_within_guard_rails", "plan_holds_on_tracking_outage",
+        }
 
     # The ledger carries the run id; the stub saw the sync and the one executed write.
     ledger = cycle.ledger()

@@ -72,7 +72,7 @@ def test_assets_and_lineage():
     defs = _defs()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {*COLLECTION, "optimization_cycle", "pending_approvals"}
+    assert keys == {*COLLECTION, "cycle_plan", "optimization_cycle", "pending_approvals"}
 
     def parents(name: str) -> set[str]:
         return {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
@@ -81,18 +81,20 @@ def test_assets_and_lineage():
     assert parents("insights") == {"account_snapshot"}
     for name in ("roas_metrics", "ab_tests", "spikes", "creative_fatigue"):
         assert parents(name) == {"account_snapshot", "insights"}
-    assert parents("optimization_cycle") == {"account_snapshot", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"}
-    assert parents("pending_approvals") == {"optimization_cycle"}  # the queue as the cycle left it
+    assert parents("cycle_plan") == {"account_snapshot", "roas_metrics", "ab_tests", "spikes", "creative_fatigue"}
+    # Execute reads the plan, never the decision frames: what it writes is what the checks judged.
+    assert parents("optimization_cycle") == {"account_snapshot", "roas_metrics", "spikes", "cycle_plan"}
 
     assert graph.get(AssetKey("account_snapshot")).group_name == "collection"
-    assert graph.get(AssetKey("optimization_cycle")).group_name == graph.get(AssetKey("pending_approvals")).group_name == "cycle"
+    assert parents("pending_approvals") == {"optimization_cycle"}  # the queue as the cycle left it
+    assert {graph.get(AssetKey(name)).group_name for name in ("cycle_plan", "optimization_cycle", "pending_approvals")} == {"cycle"}
 
     # The job runs every asset: one run is one whole cycle.
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == keys
 
-    checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"roas_metrics_are_sane", "executed_actions_within_guard_rails"}
+    blocking = {key.name for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
+    assert blocking == {"insights_are_fresh", "insight_rows_are_possible", "planned_actions_within_guard_rails", "plan_holds_on_tracking_outage"}
 
 
 def test_every_account_is_a_partition_of_the_assets_checks_and_job(monkeypatch):
@@ -106,6 +108,8 @@ def test_every_account_is_a_partition_of_the_assets_checks_and_job(monkeypatch):
     # The checks are evaluated in their assets' steps, so on each run's account too.
     assert {key.name: key.asset_key.to_user_string() for key in graph.asset_check_keys} == {
         "roas_metrics_are_sane": "roas_metrics", "executed_actions_within_guard_rails": "optimization_cycle",
+        "insights_are_fresh": "insights", "insight_rows_are_possible": "insights", "no_tracking_outage": "insights",
+        "planned_actions_within_guard_rails": "cycle_plan", "plan_holds_on_tracking_outage": "cycle_plan",
     }
     job = defs.resolve_job_def(CYCLE_JOB_NAME)
     assert job.partitions_def.get_partition_keys() == accounts

@@ -22,7 +22,7 @@ from .deployment import (
     SCHEDULE_SELECTOR, START_SCHEDULE, STOP_SCHEDULE, pg_env, production_deployment,
 )
 
-ASSETS = {"account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue", "optimization_cycle"}
+ASSETS = {"account_snapshot", "insights", "roas_metrics", "ab_tests", "spikes", "creative_fatigue", "cycle_plan", "optimization_cycle"}
 ACCOUNTS = ("act_1001", "act_2002")  # two demo accounts (stub mode): one partition each
 ACCOUNT = ACCOUNTS[0]
 SETTINGS = {
