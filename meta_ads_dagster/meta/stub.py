@@ -49,7 +49,7 @@ import pandas as pd
 from dagster import get_dagster_logger
 from pydantic import PrivateAttr
 
-from ..engine.snapshot import SnapshotError, decode_snapshot, parse_snapshot
+from ..engine.snapshot import SnapshotError, decode_snapshot, no_cycle_collection, parse_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
 from ..store.filelock import file_lock
@@ -151,7 +151,8 @@ class StubMetaAdsClient(MetaAdsClient):
     def _read_state(self) -> None:
         path = self._state_file()
         if path.exists():
-            self._adopt(json.loads(path.read_text()))
+            with no_cycle_collection():
+                self._adopt(json.loads(path.read_text()))
         elif self._state is None:
             self._adopt(self._new_state(*self._source()))
 
@@ -170,7 +171,9 @@ class StubMetaAdsClient(MetaAdsClient):
         if self._insights is None or self._insights[0] != version:
             text = self._insights_file().read_text().strip()
             # One row a line, no raw newline inside a row (JSON escapes them): one decode for all.
-            self._insights, self._insights_changed = (version, json.loads(f"[{text.replace(chr(10), ',')}]")), False
+            with no_cycle_collection():
+                rows = json.loads(f"[{text.replace(chr(10), ',')}]")
+            self._insights, self._insights_changed = (version, rows), False
         return self._insights[1]
 
     @contextmanager
