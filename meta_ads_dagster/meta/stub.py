@@ -194,7 +194,8 @@ class StubMetaAdsClient(MetaAdsClient):
         path.parent.mkdir(parents=True, exist_ok=True)
         if self._insights_changed:
             version, rows = uuid.uuid4().hex, self._insights[1]
-            _write_atomically(self._insights_file(), "\n".join(map(json.dumps, rows)))
+            compact = json.JSONEncoder(separators=(",", ":")).encode  # 1.6 M rows: no spaces to write and read
+            _write_atomically(self._insights_file(), "\n".join(map(compact, rows)))
             self._insights, self._insights_changed = (version, rows), False
             self._state["insights_version"] = version
         _write_atomically(path, json.dumps(self._state))
