@@ -697,8 +697,11 @@ def decode_snapshot(data: bytes | str) -> Any:
 
 
 def load_snapshot_text(data: bytes | str) -> AccountSnapshot:
-    """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too."""
-    return parse_snapshot(decode_snapshot(data))
+    """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too.
+    The bytes are let go once decoded (unless the caller holds them): the parse needs the document."""
+    document = decode_snapshot(data)
+    del data
+    return parse_snapshot(document)
 
 
 def snapshot_account_id(document: Any) -> str:
