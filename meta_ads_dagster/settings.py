@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -402,14 +403,24 @@ def _snapshot_account_id(path: Path) -> str:
     The file is read by the snapshot loader and its account id checked by the parser's rule, so
     a broken file gets the same answer here as from ``meta-ads plan``."""
     # Imported here: the engine imports this module.
-    from .engine.snapshot import SnapshotError, decode_snapshot, snapshot_account_id
+    from .engine.snapshot import SnapshotError
 
     try:
-        return snapshot_account_id(decode_snapshot(path.read_bytes()))
+        stat = path.stat()
+        return _file_account_id(path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
     except OSError as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: cannot read {path}: {exc.strerror}") from None
     except SnapshotError as exc:
         raise SettingsError(f"META_STUB_SNAPSHOT: {path}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _file_account_id(path: Path, size: int, mtime_ns: int, inode: int) -> str:
+    """The account id in one version of a file (its size, time and inode): the settings are
+    loaded more than once per process, and decoding a large account's file takes seconds."""
+    from .engine.snapshot import decode_snapshot, snapshot_account_id
+
+    return snapshot_account_id(decode_snapshot(path.read_bytes()))
 
 
 def dagster_home() -> Path:

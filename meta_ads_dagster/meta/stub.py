@@ -2,8 +2,14 @@
 
 The stub starts from ``META_STUB_SNAPSHOT`` (a SNAPSHOT.md file, or a directory holding one
 ``act_<digits>.json`` per account) or, when that is unset, from the deterministic demo account
-(``demo.py``). Its state lives in one JSON file per account under
-``state_dir``, so the second cycle sees the first one's budget changes, pauses and cooldowns.
+(``demo.py``). Its state lives in two files per account under ``state_dir``, so the second cycle
+sees the first one's budget changes, pauses and cooldowns: ``stub_<account>.json`` (the account's
+structure, clock and recorded calls: small, rewritten by every write) and
+``stub_<account>.insights.jsonl`` (the insights rows, one a line: the bulk of a large account,
+rewritten only when they change, once a day when the clock passes midnight). The state names the
+version of the insights it goes with; a client keeps the rows it last read and reads the file again
+only when that version changes. A state file from before the split holds the insights itself:
+they are read from it and get their own file at the next save.
 
 Where the state starts from: a document is validated by the engine's parser before anything is
 stored, so a rejected file never reaches ``state_dir`` (a stored one would fail every later cycle
@@ -15,9 +21,10 @@ every row (cooldowns and already-sent writes still hold), and the next cycle's `
 settles open writes against the account as the new file has it. A new source the parser rejects
 leaves the state as it is.
 Every write, and every ``sync_insights``, is appended to ``writes`` in that file. Several clients
-may share one state file (a cycle and a ``meta-ads rollback`` in another process, two threads):
-every read loads the file afresh and every change is a read-modify-write under a file lock, so
-no client ever overwrites another one's changes with a stale copy.
+may share one state (a cycle and a ``meta-ads rollback`` in another process, two threads): every
+read loads the state file afresh under the file lock (the two files change together) and every
+change is a read-modify-write under it, so no client ever overwrites another one's changes with a
+stale copy.
 
 Time: the stub's clock is the snapshot's ``as_of``. Each ``sync_insights`` after the first one
 advances it by ``clock_step_minutes`` (the cycle interval), as if the cycles ran on schedule, so
@@ -27,13 +34,14 @@ passes midnight (account time) the insights history moves forward by the same da
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +49,7 @@ import pandas as pd
 from dagster import get_dagster_logger
 from pydantic import PrivateAttr
 
-from ..engine.snapshot import SnapshotError, decode_snapshot, parse_snapshot
+from ..engine.snapshot import SnapshotError, decode_snapshot, no_cycle_collection, parse_snapshot
 from .client import MetaAdsClient
 from ..settings import DEMO_ACCOUNT_ID
 from ..store.filelock import file_lock
@@ -76,6 +84,10 @@ class StubMetaAdsClient(MetaAdsClient):
 
     _state: dict[str, Any] | None = PrivateAttr(default=None)
     _in_change: bool = PrivateAttr(default=False)
+    # The insights rows of the state's "insights_version" (None: not in their file yet), as this
+    # client last read or wrote them; never changed in place (a fetched document shares the list).
+    _insights: tuple[str | None, list[dict[str, Any]]] | None = PrivateAttr(default=None)
+    _insights_changed: bool = PrivateAttr(default=False)
 
     # --- state ------------------------------------------------------------------------------------
     def _source(self) -> tuple[dict[str, str | None], bytes | None]:
@@ -117,36 +129,76 @@ class StubMetaAdsClient(MetaAdsClient):
             name = DEMO_ACCOUNT_ID
         return Path(self.state_dir) / f"stub_{name}.json"
 
+    def _insights_file(self) -> Path:
+        path = self._state_file()
+        return path.with_name(f"{path.stem}.insights.jsonl")
+
+    def _lock(self):
+        path = self._state_file()
+        return file_lock(path.with_name(path.name + ".lock"))
+
     def load_state(self) -> dict[str, Any]:
         """The account as the state file holds it now (another client may have changed it);
-        inside a change, the copy being changed."""
+        inside a change, the copy being changed. Without its insights (``_insights_rows``)."""
         if self._state is None or not self._in_change:
-            path = self._state_file()
-            if path.exists():
-                self._state = json.loads(path.read_text())
+            if self._state_file().exists():
+                with self._lock():
+                    self._read_state()
             elif self._state is None:
-                self._state = self._new_state(*self._source())
+                self._adopt(self._new_state(*self._source()))
         return self._state
+
+    def _read_state(self) -> None:
+        path = self._state_file()
+        if path.exists():
+            with no_cycle_collection():
+                self._adopt(json.loads(path.read_text()))
+        elif self._state is None:
+            self._adopt(self._new_state(*self._source()))
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Make ``state`` this client's. One that holds its insights rows (a new state, or a file
+        stored before they had their own) hands them over, to be written to their file."""
+        if "insights" in state["snapshot"]:
+            state.pop("insights_version", None)
+            self._insights, self._insights_changed = (None, state["snapshot"].pop("insights") or []), True
+        self._state = state
+
+    def _insights_rows(self) -> list[dict[str, Any]]:
+        """The insights rows of the state last loaded: the ones in memory while they are that
+        version, else read from their file."""
+        version = self._state.get("insights_version")
+        if self._insights is None or self._insights[0] != version:
+            text = self._insights_file().read_text().strip()
+            # One row a line, no raw newline inside a row (JSON escapes them): one decode for all.
+            with no_cycle_collection():
+                rows = json.loads(f"[{text.replace(chr(10), ',')}]")
+            self._insights, self._insights_changed = (version, rows), False
+        return self._insights[1]
 
     @contextmanager
     def _change(self) -> Iterator[dict[str, Any]]:
-        """One read-modify-write of the state file, holding its lock (see the module docstring)."""
-        path = self._state_file()
-        with file_lock(path.with_name(path.name + ".lock")):
-            state = self.load_state()  # fresh, under the lock
+        """One read-modify-write of the state, holding its lock (see the module docstring)."""
+        with self._lock():
+            self._read_state()  # fresh, under the lock
             self._in_change = True
             try:
-                yield state
+                yield self._state
             finally:
                 self._in_change = False
 
     def _save(self) -> None:
+        """Write the state; its insights too when they are not in their file as they are now.
+        The insights file goes first: the state file names its version once it is in place."""
         path = self._state_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash never leaves a half-written state file.
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-            json.dump(self._state, handle, indent=1)
-        os.replace(handle.name, path)
+        if self._insights_changed:
+            version, rows = uuid.uuid4().hex, self._insights[1]
+            compact = json.JSONEncoder(separators=(",", ":")).encode  # 1.6 M rows: no spaces to write and read
+            _write_atomically(self._insights_file(), "\n".join(map(compact, rows)))
+            self._insights, self._insights_changed = (version, rows), False
+            self._state["insights_version"] = version
+        _write_atomically(path, json.dumps(self._state))
 
     @property
     def writes(self) -> list[dict[str, Any]]:
@@ -196,7 +248,7 @@ class StubMetaAdsClient(MetaAdsClient):
             f"{shown(old.get('source'))}: starting over from {shown(new['source'])} (its clock and its "
             f"{len(old['writes'])} recorded calls are dropped; the ledger keeps its rows)"
         )
-        self._state = new
+        self._adopt(new)
 
     def _sync_insights(self) -> None:
         state = self.load_state()
@@ -210,14 +262,23 @@ class StubMetaAdsClient(MetaAdsClient):
             if days:
                 # The stub's world moves with its clock: past midnight the insights history moves
                 # forward too, so "yesterday" always has data (an empty day would read as a spike down).
-                for row in snapshot.get("insights") or []:
-                    day = (pd.Timestamp(row["date_start"]) + pd.Timedelta(days=days)).date().isoformat()
-                    row["date_start"] = row["date_stop"] = day
+                # New rows, not changed ones: a document fetched before keeps the rows it was given.
+                rows = self._insights_rows()
+                moved = {
+                    day: (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+                    for day in {row["date_start"] for row in rows}
+                }
+                rows = [row | {"date_start": moved[row["date_start"]], "date_stop": moved[row["date_start"]]} for row in rows]
+                self._insights, self._insights_changed = (None, rows), True
         state["syncs"] += 1
         self._record("sync_insights")
 
     def fetch_snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy(self.load_state()["snapshot"])
+        """The account now. The insights rows are shared with this client's memory (copying 1.6 M
+        rows would cost more than the cycle's decisions): a caller reads them, never changes them."""
+        state = self.load_state()
+        # A copy through the C codec, a fraction of deepcopy's time: the caller may change it.
+        return json.loads(json.dumps(state["snapshot"])) | {"insights": self._insights_rows()}
 
     def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:
         self._check_fault(entity_id)
@@ -273,3 +334,10 @@ class StubMetaAdsClient(MetaAdsClient):
         snapshot["ads"].append(new_ad)
         snapshot.setdefault("creatives", []).append({"id": creative_id, "approved": False})
         return self._record("create_new_ad_variant", ad_id=ad_id, new_ad_id=new_ad["id"], creative_id=creative_id)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Write then rename: a crash never leaves a half-written file.
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)

@@ -299,7 +299,9 @@ def test_a_snapshot_changed_into_a_rejected_one_keeps_the_state(seed_path, state
     _write(seed_path, broken)
     with pytest.raises(SnapshotError, match=r"seed_worked_examples\.json: snapshot rejected: insights\[0\]\.spend"):
         StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
-    assert state_file.read_bytes() == kept and _stored(state_dir) == ["stub_seed_worked_examples.json", "stub_seed_worked_examples.json.lock"]
+    assert state_file.read_bytes() == kept and _stored(state_dir) == [
+        "stub_seed_worked_examples.insights.jsonl", "stub_seed_worked_examples.json", "stub_seed_worked_examples.json.lock"
+    ]
 
     # The file put back as it was: the state it made carries on, writes and clock included.
     seed_path.write_bytes(good)
@@ -324,3 +326,49 @@ def test_an_unreadable_snapshot_is_one_clear_error(tmp_path, state_dir):
     with pytest.raises(SnapshotError, match=r"stub snapshot .*gone\.json: cannot read it: No such file or directory"):
         client.sync_insights()
     assert _stored(state_dir) == []
+
+
+# --- the state in two files: the insights are rewritten only when they change ------------------------
+def test_writes_leave_the_insights_file_alone_and_a_day_moves_it(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=60)
+    client.sync_insights()
+    insights_file = Path(state_dir) / "stub_seed_worked_examples.insights.jsonl"
+    stored = insights_file.stat()
+    rows = [json.loads(line) for line in insights_file.read_text().splitlines()]
+    assert rows == json.loads(seed_path.read_text())["insights"]
+
+    client.update_budget("campaign", "100001", 55000)
+    client.pause("ad", "100003")
+    client.sync_insights()  # 10:00 → 11:00, the same day
+    assert insights_file.stat().st_mtime_ns == stored.st_mtime_ns and insights_file.stat().st_ino == stored.st_ino
+    state = json.loads((Path(state_dir) / "stub_seed_worked_examples.json").read_text())
+    assert "insights" not in state["snapshot"] and [w["method"] for w in state["writes"]][-1] == "sync_insights"
+
+    before = client.fetch_snapshot()
+    other = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=24 * 60)
+    other.sync_insights()  # another client moves the clock a day: the first one sees it at its next read
+    assert insights_file.stat().st_ino != stored.st_ino
+    after = client.fetch_snapshot()
+    assert [r["date_start"] for r in after["insights"]] == [
+        (pd.Timestamp(r["date_start"]) + pd.Timedelta(days=1)).date().isoformat() for r in before["insights"]
+    ]
+    assert [r["date_start"] for r in before["insights"]] == [r["date_start"] for r in rows]  # what it was given stays
+    assert _row(after, "campaigns", "100001")["daily_budget"] == "55000"
+
+
+def test_a_state_file_holding_its_insights_is_read_and_split_at_the_next_save(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.sync_insights()
+    document = client.fetch_snapshot()
+    state_file, insights_file = Path(state_dir) / "stub_seed_worked_examples.json", Path(state_dir) / "stub_seed_worked_examples.insights.jsonl"
+    # As a state was stored before the split: one file, the insights inside (here: one row less).
+    state = json.loads(state_file.read_text())
+    state["snapshot"]["insights"] = document["insights"][1:]
+    state_file.write_text(json.dumps(state, indent=1))
+
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    assert fresh.fetch_snapshot()["insights"] == document["insights"][1:]
+    fresh.pause("ad", "100003")
+    assert "insights" not in json.loads(state_file.read_text())["snapshot"]
+    assert [json.loads(line) for line in insights_file.read_text().splitlines()] == document["insights"][1:]
+    assert StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).fetch_snapshot()["insights"] == document["insights"][1:]
