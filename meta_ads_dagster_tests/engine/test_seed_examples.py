@@ -21,7 +21,7 @@ from ..repo_files import (
     ACTION_KEYS, ACTION_TYPES, ENTITY_TYPES, PLAN_KEYS, RULES, SNAPSHOT_FORMAT_DOC, STATS_KEYS, VERDICTS, documented_tables,
 )
 from .factories import (
-    SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, days_from, make_action, make_snapshot, plan_actions, steady_days,
+    SEED_SNAPSHOT_PATH, AdSetSpec, AdSpec, CampaignSpec, days_from, make_action, make_snapshot, plan_actions,
 )
 
 BLACK_FRIDAY, EVERGREEN, EVERGREEN_ADSET, VARIANT_B = "100001", "100005", "100006", "100013"

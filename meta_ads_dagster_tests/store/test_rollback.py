@@ -9,7 +9,6 @@ campaigns still lose money, so their resume is refused unless forced.
 from __future__ import annotations
 
 import json
-import threading
 
 import pandas as pd
 import pytest
