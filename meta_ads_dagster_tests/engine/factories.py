@@ -143,6 +143,7 @@ class AdSetSpec:
     status: str = "ACTIVE"
     age_hours: float | None = None  # None: the campaign's age
     id: str | None = None
+    learning_status: str | None = None  # learning_stage_info.status (LEARNING, SUCCESS, FAIL); None: not reported
 
 
 @dataclass
@@ -313,6 +314,10 @@ def make_snapshot(
                 "created_time": created(adset_age),
                 "daily_budget": None if spec.daily_budget_usd is not None else _minor(adset.daily_budget_usd, minor_per_unit),
                 "targeting": {"geo_locations": {"countries": list(adset.countries)}},
+                **({} if adset.learning_status is None else {"learning_stage_info": {
+                    "status": adset.learning_status, "conversions": 12,
+                    "last_sig_edit_ts": int(datetime.fromisoformat(created(adset_age)).timestamp()),
+                }}),
             })
             for a, ad in enumerate(adset.ads):
                 aid = ad.id or ad_id(c, s, a)
