@@ -35,7 +35,7 @@ class CountingEngine(policies.Engine):
     def decide(self, run_id: str, document: dict) -> policies.Decision:
         decision = super().decide(run_id, document)
         held.extend((row["entity_type"], row["entity_id"]) for row in decision.rows
-                    if row["verdict"] == "deferred" and "learning phase" in (row["reasons"] or ""))
+                    if row["verdict"] == "deferred" and any("learning phase" in reason for reason in row["reasons"]))
         return decision
 
 

@@ -82,8 +82,9 @@ class Settings(BaseSettings):
     # are sized to stay within it, less what the entity's budget changed in the last 24 h.
     significant_edit_pct: float = Field(0.20, gt=0, le=1)
     # Hold raises (not cuts, pauses or hard stops) while an ad set they reach is in Meta's learning
-    # phase (learning_stage_info.status LEARNING); see BENCHMARKS.md for what it earns.
-    learning_phase_hold: bool = True
+    # phase (learning_stage_info.status LEARNING). Off by default: on the simulated market it lost
+    # money on every seed measured (BENCHMARKS.md, "Learning-phase hold").
+    learning_phase_hold: bool = False
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
     min_impressions: int = Field(1000, ge=0, le=1_000_000_000)

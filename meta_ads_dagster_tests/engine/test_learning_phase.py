@@ -105,7 +105,7 @@ def test_a_campaign_budget_reaches_its_running_ad_sets_and_an_ad_set_budget_only
     ids=["adset-raise", "cbo-raise", "nothing-learning", "cut", "hard-stop", "hard-stop-past-every-other-rail", "ab-decision"],
 )
 def test_only_raises_are_held_while_an_ad_set_they_reach_is_learning(row, held):
-    settings = load_settings()
+    settings = load_settings(learning_phase_hold=True)
     out = SafetyEngine(settings).evaluate(PolicyEngine(settings).evaluate(pd.DataFrame([make_action(**row)])), ROOMY).iloc[0]
     learning_reasons = [r for r in out["reasons"] if "learning phase" in r]
     assert (out["verdict"] == "deferred") == held
@@ -115,14 +115,16 @@ def test_only_raises_are_held_while_an_ad_set_they_reach_is_learning(row, held):
         assert "LEARNING_PHASE_HOLD" in learning_reasons[0]
 
 
-def test_the_hold_is_a_setting():
-    settings = load_settings(learning_phase_hold=False)
+@pytest.mark.parametrize(("settings", "held"), [({}, False), ({"learning_phase_hold": False}, False), ({"learning_phase_hold": True}, True)],
+                         ids=["off-by-default", "off", "on"])
+def test_the_hold_is_a_setting_off_by_default(settings, held):
+    settings = load_settings(**settings)
     row = PolicyEngine(settings).evaluate(pd.DataFrame([make_action(learning_adsets=("8",))]))
-    assert SafetyEngine(settings).evaluate(row, ROOMY).iloc[0]["verdict"] == "proposed"
+    assert (SafetyEngine(settings).evaluate(row, ROOMY).iloc[0]["verdict"] == "deferred") == held
 
 
 def test_a_held_raise_leaves_its_room_under_the_spend_cap_to_the_next():
-    settings = load_settings(max_daily_spend_usd=1100)
+    settings = load_settings(max_daily_spend_usd=1100, learning_phase_hold=True)
     rows = [make_action(id="held", entity_id="1", campaign_id="1", confidence=0.99, learning_adsets=("11",)),
             make_action(id="next", entity_id="2", campaign_id="2", confidence=0.90)]
     out = SafetyEngine(settings).evaluate(PolicyEngine(settings).evaluate(pd.DataFrame(rows)), AccountSpend(1000.0, 0.0)).set_index("id")
@@ -134,7 +136,7 @@ def test_a_held_raise_leaves_its_room_under_the_spend_cap_to_the_next():
 def test_a_cycle_holds_the_raise_of_a_cbo_campaign_with_a_learning_ad_set(status, held):
     strong = campaign(roas=4.5, purchases=60)
     strong.adsets = [AdSetSpec(ads=strong.adsets[0].ads, learning_status=status), AdSetSpec(learning_status="SUCCESS")]
-    raise_ = plan_actions(make_snapshot([strong])).set_index("type").loc["scale_up"]
+    raise_ = plan_actions(make_snapshot([strong]), learning_phase_hold=True).set_index("type").loc["scale_up"]
     assert (raise_["verdict"] == "deferred") == held
     assert (f"this campaign's ad set {adset_id(0, 0)} is in Meta's learning phase" in " ".join(raise_["reasons"])) == held
 
@@ -142,7 +144,7 @@ def test_a_cycle_holds_the_raise_of_a_cbo_campaign_with_a_learning_ad_set(status
 def test_an_approved_raise_is_held_and_stays_approved_while_learning():
     from meta_ads_dagster.engine.approvals import revalidate
 
-    settings = load_settings()
+    settings = load_settings(learning_phase_hold=True)
     candidate = pd.DataFrame([make_action(learning_adsets=("8",), reasons=["approved by ana"])]).assign(
         active=True, approved_budget_minor=50_000.0, actor="ana", approved_in_run="run-1", decided_at=pd.Timestamp("2026-11-25", tz="UTC"))
     out = revalidate(candidate, candidate.iloc[0:0], ROOMY, settings).iloc[0]
