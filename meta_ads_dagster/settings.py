@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     significant_edit_pct: float = Field(0.20, gt=0, le=1)
     # Hold raises (not cuts, pauses or hard stops) while an ad set they reach is in Meta's learning
     # phase (learning_stage_info.status LEARNING). Off by default: on the simulated market it lost
-    # money on every seed measured (BENCHMARKS.md, "Learning-phase hold").
+    # money on balance (BENCHMARKS.md, "Learning-phase hold").
     learning_phase_hold: bool = False
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
