@@ -73,7 +73,7 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
         [
             "entity_type", "entity_id", "campaign_id", "adset_id", "name", "status", "effective_active",
             "created_time", "daily_budget", "is_budget_holder", "countries", "creative_id", "creative_approved",
-            "learning_status", "learning_conversions", "learning_adsets",
+            "learning_status", "learning_adsets",
         ]
     ].reset_index(drop=True)
 
