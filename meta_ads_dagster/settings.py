@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     max_single_country_pct: float = Field(0.70, gt=0, le=1)
     # The seed's "48h cooldown between creative changes": hours since the ad's last creative variant.
     creative_embargo_hours: float = Field(48, ge=0, le=HOURS_MAX)
+    # Meta's significant-edit threshold as assumed here: a budget change larger than this restarts
+    # an ad set's learning phase. Meta publishes no number; 20 % is the practitioners' rule. Raises
+    # are sized to stay within it, less what the entity's budget changed in the last 24 h.
+    significant_edit_pct: float = Field(0.20, gt=0, le=1)
+    # Hold raises (not cuts, pauses or hard stops) while an ad set they reach is in Meta's learning
+    # phase (learning_stage_info.status LEARNING). Off by default: on the simulated market it lost
+    # money on balance (BENCHMARKS.md, "Learning-phase hold").
+    learning_phase_hold: bool = False
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
     min_impressions: int = Field(1000, ge=0, le=1_000_000_000)
@@ -308,6 +316,7 @@ OVERRIDABLE = frozenset(
         "max_daily_spend_usd", "max_campaign_budget_usd", "max_actions_per_tick", "max_campaigns_per_tick",
         "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
         "max_insights_age_hours",
+        "significant_edit_pct", "learning_phase_hold",
     }
 )
 

@@ -24,8 +24,8 @@ ACTION_COLUMNS = [
     "id", "type", "entity_type", "entity_id", "entity_name", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
     "current_budget_minor", "new_budget_minor", "confidence", "roas_7d", "spend_7d", "impressions_7d",
     "age_hours", "creative_id", "creative_approved", "countries", "spain_share", "top_country_share",
-    "loser_ad_ids", "hours_since_last_action", "hours_since_creative_change", "changed_24h_pct", "minor_per_unit",
-    "verdict", "reasons",
+    "loser_ad_ids", "hours_since_last_action", "hours_since_creative_change", "changed_24h_pct", "budget_edits_1h",
+    "learning_adsets", "minor_per_unit", "verdict", "reasons",
 ]
 
 

@@ -66,6 +66,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "spain_share": current["spain_share"],
             "top_country_share": current["top_country_share"],
             "loser_ad_ids": current["loser_ad_ids"],
+            "learning_adsets": current["learning_adsets"],
             "minor_per_unit": minor_per_unit,
             "verdict": "proposed",
             "reasons": [[f"approved by {who} (proposed in run {run})"] for who, run in zip(current["decided_by"], current["cycle_run_id"])],

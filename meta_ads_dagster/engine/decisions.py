@@ -172,6 +172,7 @@ def propose_actions(
     actions["hours_since_last_action"] = np.nan
     actions["hours_since_creative_change"] = np.nan
     actions["changed_24h_pct"] = 0.0
+    actions["budget_edits_1h"] = 0
     actions["minor_per_unit"] = snapshot.minor_per_unit
     actions["verdict"] = "proposed"
     return actions[ACTION_COLUMNS].reset_index(drop=True)

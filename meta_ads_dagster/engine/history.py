@@ -1,5 +1,5 @@
 """What earlier writes say about each action's entities: the inputs of the 24 h cooldown, the
-creative embargo and the rolling 24 h change limit.
+creative embargo, the rolling 24 h change limit and Meta's budget edits per hour.
 
 A history row is one write that was executed (or may have been: outcome unknown), from the ledger
 or a snapshot's ``recent_actions``: (entity_type, entity_id, type, rule, amount_pct, executed_at).
@@ -20,6 +20,7 @@ from .actions import BUDGET_TYPES, written_entities
 HISTORY_COLUMNS = ["entity_type", "entity_id", "type", "rule", "amount_pct", "executed_at", "loser_ad_ids"]
 COOLDOWN_HOURS = 24  # the seed: one action per entity per 24 h
 CHANGE_WINDOW_HOURS = 24  # the seed's "per day" of the budget change limits, as a rolling window
+EDIT_RATE_WINDOW_HOURS = 1  # Meta's budget edit limit counts the edits of the last hour
 
 
 def history_frame(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -84,10 +85,22 @@ def changed_in_window(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Ti
     return used.reindex(keys).fillna(0.0).to_numpy(dtype=float)
 
 
+def budget_edits_in_hour(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """How many budget writes each action's entity had in the last EDIT_RATE_WINDOW_HOURS, by any
+    path (rollbacks included: Meta counts every edit)."""
+    recent = history[history["type"].isin(BUDGET_TYPES) & (_hours_ago(history["executed_at"], as_of) < EDIT_RATE_WINDOW_HOURS)]
+    if recent.empty or actions.empty:
+        return np.zeros(len(actions), dtype=int)
+    edits = recent.groupby(["entity_type", "entity_id"]).size()
+    keys = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]])
+    return edits.reindex(keys).fillna(0).to_numpy(dtype=int)
+
+
 def describe(actions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """``actions`` with their history columns filled in (what the guard rails read)."""
     actions = actions.copy()
     actions["hours_since_last_action"] = hours_since_last_action(actions, history, as_of)
     actions["hours_since_creative_change"] = hours_since_creative_change(actions, history, as_of)
     actions["changed_24h_pct"] = changed_in_window(actions, history, as_of)
+    actions["budget_edits_1h"] = budget_edits_in_hour(actions, history, as_of)
     return actions

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .learning import learning_adsets
 from .snapshot import AccountSnapshot
 
 WINDOW_DAYS = 7
@@ -31,7 +32,8 @@ SUMS = ["spend", "impressions", "clicks", "purchases", "revenue"]
 
 
 def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
-    """Every campaign, ad set and ad in one frame: parents, status, budget holder, targeting."""
+    """Every campaign, ad set and ad in one frame: parents, status, budget holder, targeting, and the
+    running ad sets in Meta's learning phase a budget change of each would reach (engine/learning.py)."""
     campaigns = snapshot.campaigns.assign(entity_type="campaign", campaign_id=snapshot.campaigns["id"], adset_id=None)
     campaigns["campaign_status"] = campaigns["status"]
     adsets = snapshot.adsets.merge(
@@ -66,10 +68,12 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
     budget_on_adset = table["entity_type"].eq("adset") & table["campaign_budget"].isna() & table["daily_budget"].notna()
     table["is_budget_holder"] = budget_on_campaign | budget_on_adset
     table["creative_approved"] = table["creative_approved"].astype("boolean")
+    table["learning_adsets"] = learning_adsets(table)
     return table[
         [
             "entity_type", "entity_id", "campaign_id", "adset_id", "name", "status", "effective_active",
             "created_time", "daily_budget", "is_budget_holder", "countries", "creative_id", "creative_approved",
+            "learning_status", "learning_adsets",
         ]
     ].reset_index(drop=True)
 

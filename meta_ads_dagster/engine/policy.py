@@ -19,7 +19,10 @@ Product decisions implemented here:
   budget change on a ROAS held with less than MIN_CONFIDENCE (0.65);
 - a raise for an entity whose 7-day country spend mix breaks the geo rules is blocked;
 - a creative variant is blocked within CREATIVE_EMBARGO_HOURS of the ad's last creative change
-  (the seed's "48h cooldown between creative changes").
+  (the seed's "48h cooldown between creative changes");
+- a raise is also clamped to SIGNIFICANT_EDIT_PCT (less what the last 24 h changed), Meta's
+  significant-edit threshold as assumed here: a larger budget change restarts the learning phase
+  of the ad sets it reaches. Cuts keep the mode's limit (they are protective).
 """
 
 from __future__ import annotations
@@ -146,14 +149,27 @@ class PolicyEngine:
         # The limit is per day: what the entity's executed changes of the last 24 h used is gone.
         used = np.nan_to_num(actions["changed_24h_pct"].astype(float).to_numpy(), nan=0.0)
         room = np.maximum(limit - used, 0.0)
+        # A raise also stays within the significant-edit threshold (less the same 24 h), so it
+        # never restarts Meta's learning phase; a cut is protective and keeps the mode's limit.
+        sig = s.significant_edit_pct
+        by_sig = kind.eq("scale_up").to_numpy() & (sig - used < room - EPS)
+        room = np.where(by_sig, np.maximum(sig - used, 0.0), room)
         used_up = is_budget & (used > EPS) & (room < MIN_MEANINGFUL_CHANGE - EPS)
-        set_verdict(actions, used_up, "policy_blocked",
+        set_verdict(actions, used_up & ~by_sig, "policy_blocked",
                     "rolling 24 h change limit reached: " + pct_text(used) + f" already changed of the {pct(limit)} {mode} limit")
+        set_verdict(actions, used_up & by_sig, "policy_blocked",
+                    "rolling 24 h change limit reached: " + pct_text(used) + f" already changed of the {pct(sig)} significant-edit "
+                    "threshold (SIGNIFICANT_EDIT_PCT): a further raise would restart Meta's learning phase")
         proposed = actions["proposed_pct"].astype(float).to_numpy()
         over_limit = is_budget & (proposed > room + EPS)
-        note(actions, over_limit & (used <= EPS), "budget change clamped from " + pct_text(proposed) + f" to the {pct(limit)} {mode} limit")
-        note(actions, over_limit & (used > EPS), "budget change clamped from " + pct_text(proposed) + " to the " + pct_text(room)
+        by_limit = over_limit & ~by_sig
+        note(actions, by_limit & (used <= EPS), "budget change clamped from " + pct_text(proposed) + f" to the {pct(limit)} {mode} limit")
+        note(actions, by_limit & (used > EPS), "budget change clamped from " + pct_text(proposed) + " to the " + pct_text(room)
              + f" left of the {pct(limit)} {mode} limit (" + pct_text(used) + " changed in the last 24 h)")
+        note(actions, over_limit & by_sig, "raise clamped from " + pct_text(proposed) + " to " + pct_text(room)
+             + f" to stay within the {pct(sig)} significant-edit threshold (SIGNIFICANT_EDIT_PCT"
+             + np.where(used > EPS, ", " + pct_text(used) + " changed in the last 24 h", "").astype(object)
+             + "): a larger one would restart Meta's learning phase")
         amount = np.where(over_limit, room, proposed)
 
         minor = actions["minor_per_unit"].astype(float).to_numpy()

@@ -16,6 +16,13 @@ vectorized cycle) and returns ``(allowed, reason)``.
   MAX_CAMPAIGN_BUDGET_USD. Raises are served highest confidence first, each clamped to the room
   the ones before it left under both caps, or blocked when less than a meaningful change would
   remain (its room then goes to the next).
+- Meta's budget edit limit: no budget change on an entity whose budget already changed
+  META_BUDGET_EDITS_PER_HOUR (4) times in the last hour, by any path, whatever the cycle interval
+  (Meta refuses the fifth).
+- Learning-phase hold (LEARNING_PHASE_HOLD): a raise is ``deferred`` while a running ad set it
+  reaches is in Meta's learning phase (an ad set's budget: that ad set; a campaign budget: any of
+  the campaign's ad sets); the reason names them. Only raises are held: pauses, hard stops and
+  cuts only lower spend and are never held. An approved raise stays approved (until its TTL).
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import as_array, checked, note, set_verdict
+from .actions import BUDGET_TYPES, as_array, checked, note, set_verdict
 from .history import COOLDOWN_HOURS
 from .policy import EPS, MIN_MEANINGFUL_CHANGE
 
 AUTO_MIN_CONFIDENCE = 0.75  # the seed's safety matrix: auto-scale only with confidence ≥ 0.75
 PUTS_CREATIVE_LIVE = ("publish_winner", "resume")
+META_BUDGET_EDITS_PER_HOUR = 4  # Marketing API: an ad set's budget can change at most 4 times an hour
+HELD_WHILE_LEARNING = ("scale_up",)  # the non-protective budget changes
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,17 @@ class AccountSpend:
             self.spend_today + total,
             self.campaign_budgets.add(by_campaign, fill_value=0.0),
         )
+
+
+def _learning_reason(entity_type: str, adsets: tuple[str, ...]) -> str:
+    if not adsets:
+        return ""
+    plural = len(adsets) > 1
+    owner = "this campaign's ad set" if entity_type == "campaign" else "ad set"
+    return (
+        f"learning phase: {owner}{'s' if plural else ''} {', '.join(adsets)} {'are' if plural else 'is'} in Meta's learning phase: "
+        f"raise held until {'they leave' if plural else 'it leaves'} it (LEARNING_PHASE_HOLD)"
+    )
 
 
 class SafetyEngine:
@@ -97,6 +117,28 @@ class SafetyEngine:
         reason = np.full(allowed.shape, f"cooldown: this entity was changed less than {COOLDOWN_HOURS} h ago", dtype=object)
         return checked(hours_since_last_action, allowed, reason, "outside the cooldown")
 
+    def check_budget_edit_rate(self, edits_last_hour):
+        """Meta's limit: fewer than META_BUDGET_EDITS_PER_HOUR budget edits in the last hour."""
+        edits = np.nan_to_num(as_array(edits_last_hour), nan=0.0)
+        allowed = edits < META_BUDGET_EDITS_PER_HOUR
+        reason = np.array(
+            [f"Meta's budget edit limit: the budget changed {e:.0f} times in the last hour (at most {META_BUDGET_EDITS_PER_HOUR})" for e in edits],
+            dtype=object,
+        )
+        return checked(edits_last_hour, allowed, reason, "within Meta's budget edits per hour")
+
+    def hold_while_learning(self, entity_type, learning_adsets):
+        """(allowed, reason): not allowed while the entity's budget reaches a running ad set in
+        Meta's learning phase. ``learning_adsets``: their ids (a tuple), or a column of such tuples
+        beside a column of entity types; the reason names them."""
+        scalar = isinstance(entity_type, str)
+        kinds = [entity_type] if scalar else list(entity_type)
+        adsets = [learning_adsets] if scalar else list(learning_adsets)
+        adsets = [tuple(a) if isinstance(a, (tuple, list)) else () for a in adsets]
+        allowed = np.array([not a for a in adsets], dtype=bool)
+        reason = np.array([_learning_reason(kind, a) for kind, a in zip(kinds, adsets)], dtype=object)
+        return checked(entity_type, allowed, reason, "no ad set it reaches is learning")
+
     def validate_roas_confidence(self, confidence, minimum: float = AUTO_MIN_CONFIDENCE):
         allowed = np.nan_to_num(as_array(confidence)) >= minimum
         reason = np.full(allowed.shape, f"confidence below {minimum:.2f}", dtype=object)
@@ -120,6 +162,12 @@ class SafetyEngine:
         set_verdict(actions, ~hard_stop & ~ok, "safety_blocked", reason)
         ok, reason = self.block_unapproved_creatives(actions["creative_approved"])
         set_verdict(actions, kind.isin(PUTS_CREATIVE_LIVE).to_numpy() & ~ok, "safety_blocked", reason)
+        ok, reason = self.check_budget_edit_rate(actions["budget_edits_1h"].astype(float))
+        set_verdict(actions, kind.isin(BUDGET_TYPES).to_numpy() & ~ok, "safety_blocked", reason)
+        if self.settings.learning_phase_hold:
+            # Before the spend cap: a held raise must not take room the next raise could use.
+            ok, reason = self.hold_while_learning(actions["entity_type"], actions["learning_adsets"])
+            set_verdict(actions, kind.isin(HELD_WHILE_LEARNING).to_numpy() & ~ok, "deferred", reason)
 
         self._apply_spend_cap(actions, spend)
         return actions

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from itertools import chain, compress, repeat
 from operator import itemgetter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +42,8 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
     {"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"}
 )
 STATUSES = ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES")
+# An ad set's learning phase, as the Graph API's learning_stage_info.status reports it.
+LEARNING_STATUSES = ("LEARNING", "SUCCESS", "FAIL")
 ENTITY_TYPES = ("campaign", "adset", "ad", "creative")
 ACTION_TYPES = ("scale_up", "scale_down", "pause", "resume", "reallocate", "publish_winner", "create_variant")
 
@@ -56,6 +58,8 @@ MONEY_MAX = 10**12
 BUDGET_MAX = 10**15
 # Times: Meta's ads exist since 2007; past these years pandas' timestamps (1677-2262) are near.
 YEARS = (1970, 2199)
+# last_sig_edit_ts: a Unix time in seconds within YEARS.
+EPOCH_MAX = int(datetime(YEARS[1], 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp())
 COUNTRY = re.compile(r"[A-Z]{2}")
 DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # as the Graph API writes money: "64.29"
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -136,6 +140,24 @@ def _iso_time(value: Any) -> datetime:
     return moment
 
 
+def _count_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    number = whole_number(value, COUNT_MAX)
+    if number is None:
+        raise ValueError(COUNT_RULE)
+    return number
+
+
+def _epoch_seconds(value: Any) -> int | None:
+    if value is None:
+        return None
+    number = whole_number(value, EPOCH_MAX)
+    if number is None:
+        raise ValueError(f"must be a Unix time in whole seconds (an integer) in the years {YEARS[0]} to {YEARS[1]}")
+    return number
+
+
 def _country_code(value: Any) -> str:
     if isinstance(value, str) and COUNTRY.fullmatch(value):
         return value
@@ -194,6 +216,14 @@ class Targeting(_Strict):
     geo_locations: GeoLocations = GeoLocations()
 
 
+class LearningStageInfo(_Strict):
+    """Graph's ``AdSet.learning_stage_info`` (its other fields are ignored)."""
+
+    status: Literal[LEARNING_STATUSES]  # type: ignore[valid-type]
+    conversions: Annotated[int | None, PlainValidator(_count_or_none)] = None
+    last_sig_edit_ts: Annotated[int | None, PlainValidator(_epoch_seconds)] = None
+
+
 class AdSet(_Strict):
     id: ObjectId
     campaign_id: ObjectId
@@ -202,6 +232,7 @@ class AdSet(_Strict):
     created_time: Time
     daily_budget: MinorUnits = None
     targeting: Targeting = Targeting()
+    learning_stage_info: LearningStageInfo | None = None
 
 
 class CreativeRef(_Strict):
@@ -339,6 +370,16 @@ def _utc(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
+# An ad set's learning_stage_info as frame columns (None / NaT when Meta did not report it).
+LEARNING_COLUMNS = ["learning_status", "learning_conversions", "last_sig_edit_at"]
+
+
+def _learning_columns(info: LearningStageInfo | None) -> dict[str, Any]:
+    if info is None:
+        return dict.fromkeys(LEARNING_COLUMNS)
+    return {"learning_status": info.status, "learning_conversions": info.conversions, "last_sig_edit_at": info.last_sig_edit_ts}
+
+
 def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
     zone = ZoneInfo(doc.account.timezone_name)
     as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
@@ -349,11 +390,12 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
     )
     adsets = _frame(
         [
-            a.model_dump(exclude={"targeting"})
+            a.model_dump(exclude={"targeting", "learning_stage_info"})
             | {"countries": tuple(a.targeting.geo_locations.countries)}
+            | _learning_columns(a.learning_stage_info)
             for a in doc.adsets
         ],
-        ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries"],
+        ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries", *LEARNING_COLUMNS],
     )
     ads = _frame(
         [a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in doc.ads],
@@ -370,6 +412,8 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
         frame["created_time"] = _utc(frame["created_time"])
     for frame in (campaigns, adsets):
         frame["daily_budget"] = frame["daily_budget"].astype("Int64")
+    adsets["learning_conversions"] = adsets["learning_conversions"].astype("Int64")
+    adsets["last_sig_edit_at"] = pd.to_datetime(adsets["last_sig_edit_at"].astype("Int64"), unit="s", utc=True)
     ab_tests["started_at"] = _utc(ab_tests["started_at"])
     recent["executed_at"] = _utc(recent["executed_at"])
     creatives["approved"] = creatives["approved"].astype(bool)

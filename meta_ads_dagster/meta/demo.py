@@ -1,7 +1,8 @@
 """The built-in demo account: a deterministic SNAPSHOT.md document that exercises every rule.
 
 Same account id → same document, byte for byte (fixed ``as_of`` and a seeded generator), so the
-first README command always shows the same cycle. What each campaign is there to show:
+first README command always shows the same cycle. Ad sets younger than 7 days are in Meta's
+learning phase (``learning_stage_info``), the others have left it. What each campaign is there to show:
 
 | campaign               | setup                                           | expected in a cycle               |
 |------------------------|-------------------------------------------------|-----------------------------------|
@@ -28,6 +29,7 @@ from ..settings import DEMO_ACCOUNT_ID
 DEMO_AS_OF = pd.Timestamp("2026-11-20T10:00:00+00:00")
 DEMO_TIMEZONE = "Europe/Madrid"
 HISTORY_DAYS = 8  # full days before today, so spikes have a 7-day baseline before the last day
+LEARNING_DAYS = 7  # Meta's learning window: the demo's ad sets younger than this are still learning
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,11 @@ def demo_snapshot(account_id: str = DEMO_ACCOUNT_ID) -> dict[str, Any]:
             countries = sorted({c for ad in adset.ads for c in ad.countries})
             doc["adsets"].append(
                 {"id": adset_id, "campaign_id": campaign_id, "name": adset.name, "status": "ACTIVE", "created_time": created,
-                 "daily_budget": _minor(adset.daily_budget), "targeting": {"geo_locations": {"countries": countries}}}
+                 "daily_budget": _minor(adset.daily_budget), "targeting": {"geo_locations": {"countries": countries}},
+                 "learning_stage_info": {
+                     "status": "LEARNING" if campaign.age_days < LEARNING_DAYS else "SUCCESS",
+                     "last_sig_edit_ts": int((DEMO_AS_OF - pd.Timedelta(days=campaign.age_days)).timestamp()),
+                 }}
             )
             for ad in adset.ads:
                 ad_id, creative_id = str(next(next_id)), str(next(next_id))

@@ -24,11 +24,18 @@ What the SDK does not do, and this module adds (facts about facebook-business 26
 - Errors carry the request; the access token and appsecret_proof are scrubbed from every message
   this module raises or returns, and never logged.
 
+Learning phase: the ad set read asks for ``learning_stage_info`` too (no extra call). Around the
+budget writes of one ``apply_writes`` the ad sets' ``learning_stage_info`` is read once before and
+once after (two paged reads, only when a budget is written), and each budget write's result (the
+ledger's ``output_snapshot``) says, for every ad set its budget reaches, the status and
+``last_sig_edit_ts`` before and after, and whether the write restarted learning (``reset``).
+
 Sleeping and the clock are injectable, so tests drive backoff and throttling without waiting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -61,6 +68,8 @@ INSIGHTS_LOOKBACK_DAYS = 28  # Meta restates conversions for up to 28 days
 ATTRIBUTION_WINDOWS = ["7d_click", "1d_view"]
 INSIGHT_FIELDS = ["ad_id", "adset_id", "campaign_id", "date_start", "date_stop", "spend", "impressions", "clicks", "actions", "action_values"]
 REPORT_DONE, REPORT_FAILED = "Job Completed", ("Job Failed", "Job Skipped")
+BUDGET_WRITES = ("scale_up", "scale_down")
+ADSET_FIELDS = ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "targeting", "learning_stage_info"]
 # The SDK sends access_token and appsecret_proof in the query string of every request, and urllib3
 # logs each request's URL at DEBUG: these loggers get a filter that redacts both values.
 HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
@@ -255,6 +264,28 @@ class GuardedGraphApi(FacebookAdsApi):
         raise AssertionError("unreachable")  # the loop returns or raises
 
 
+def learning_log(write: Write, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+    """For each ad set a budget write reaches (an ad set: itself; a campaign: its ad sets), its
+    learning status and ``last_sig_edit_ts`` before and after the write, and ``reset``: whether
+    the write restarted its learning (a newer ``last_sig_edit_ts``)."""
+    if "error" in before or "error" in after:
+        return {"error": before.get("error") or after.get("error")}
+    reached = [
+        adset for adset, info in after.items()
+        if (write.entity_type == "adset" and adset == write.entity_id) or (write.entity_type == "campaign" and info["campaign_id"] == write.entity_id)
+    ]
+
+    def stage(info: dict[str, Any] | None) -> dict[str, Any]:
+        return {"status": (info or {}).get("status"), "last_sig_edit_ts": (info or {}).get("last_sig_edit_ts")}
+
+    rows = []
+    for adset in sorted(reached):
+        was, now = stage(before.get(adset)), stage(after[adset])
+        reset = now["last_sig_edit_ts"] is not None and now["last_sig_edit_ts"] != was["last_sig_edit_ts"]
+        rows.append({"adset_id": adset, "before": was, "after": now, "reset": reset})
+    return rows
+
+
 class LiveMetaAdsClient(MetaAdsClient):
     """One ad account through the Graph API. Secrets come from ``dagster.EnvVar`` (see resources.py)."""
 
@@ -377,7 +408,7 @@ class LiveMetaAdsClient(MetaAdsClient):
             "as_of": self._as_of.isoformat(),
             "account": {"id": self.act_id, "currency": account["currency"], "timezone_name": account["timezone_name"]},
             "campaigns": self._read_all("get_campaigns", ["id", "name", "status", "created_time", "daily_budget"]),
-            "adsets": self._read_all("get_ad_sets", ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "targeting"]),
+            "adsets": self._read_all("get_ad_sets", ADSET_FIELDS),
             "ads": self._read_all("get_ads", ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative", "source_ad_id"]),
             # Meta has no "approved" flag on a creative: one still in review (IN_PROCESS) or
             # with issues is not approved.
@@ -407,6 +438,8 @@ class LiveMetaAdsClient(MetaAdsClient):
         batch (bounded); a batch (or item) whose answer never came, or came unparseable, marks its
         actions unknown, never re-sent.
         """
+        budget_writes = [w for w in writes if w.type in BUDGET_WRITES]
+        learning_before = self._learning_stages() if budget_writes else {}
         units = {w.action_id: self._graph_writes(w) for w in writes if w.type != "create_variant"}
         items = [(action_id, object_id, params) for action_id, requests_ in units.items() for object_id, params in requests_]
         done: set[int] = set()
@@ -451,7 +484,24 @@ class LiveMetaAdsClient(MetaAdsClient):
         for write in writes:
             if write.type == "create_variant":
                 outcomes[write.action_id] = self._single(write)
+        landed = [w for w in budget_writes if outcomes[w.action_id].status == "executed"]
+        if landed:
+            learning_after = self._learning_stages()
+            for write in landed:
+                outcome = outcomes[write.action_id]
+                outcomes[write.action_id] = dataclasses.replace(
+                    outcome, result={**(outcome.result or {}), "learning_stage": learning_log(write, learning_before, learning_after)}
+                )
         return [outcomes[w.action_id] for w in writes]
+
+    def _learning_stages(self) -> dict[str, Any]:
+        """Ad set id → its campaign and ``learning_stage_info`` now; ``{"error": ...}`` when the
+        read fails (it only feeds the log: a budget write never waits on it)."""
+        try:
+            rows = self._read_all("get_ad_sets", ["id", "campaign_id", "learning_stage_info"])
+        except (MetaApiError, FacebookError) as exc:
+            return {"error": self.scrub(str(exc))}
+        return {str(row["id"]): {"campaign_id": str(row.get("campaign_id")), **(row.get("learning_stage_info") or {})} for row in rows}
 
     def _send_batch(self, items, chunk: list[int], done: set[int], errors: dict[str, str], unknown: dict[str, str]) -> list[int]:
         """One Graph batch; returns the positions to try again (transient, or left unanswered)."""

@@ -143,6 +143,7 @@ class AdSetSpec:
     status: str = "ACTIVE"
     age_hours: float | None = None  # None: the campaign's age
     id: str | None = None
+    learning_status: str | None = None  # learning_stage_info.status (LEARNING, SUCCESS, FAIL); None: not reported
 
 
 @dataclass
@@ -313,6 +314,10 @@ def make_snapshot(
                 "created_time": created(adset_age),
                 "daily_budget": None if spec.daily_budget_usd is not None else _minor(adset.daily_budget_usd, minor_per_unit),
                 "targeting": {"geo_locations": {"countries": list(adset.countries)}},
+                **({} if adset.learning_status is None else {"learning_stage_info": {
+                    "status": adset.learning_status, "conversions": 12,
+                    "last_sig_edit_ts": int(datetime.fromisoformat(created(adset_age)).timestamp()),
+                }}),
             })
             for a, ad in enumerate(adset.ads):
                 aid = ad.id or ad_id(c, s, a)
@@ -366,7 +371,7 @@ def make_action(**overrides: Any) -> dict:
         "spend_7d": 700.0, "impressions_7d": 35_000, "age_hours": DEFAULT_AGE_HOURS, "creative_id": None,
         "creative_approved": None, "countries": ("ES",), "spain_share": 1.0, "top_country_share": 1.0,
         "loser_ad_ids": None, "hours_since_last_action": np.nan, "hours_since_creative_change": np.nan,
-        "changed_24h_pct": 0.0, "minor_per_unit": 100, "verdict": "proposed", "reasons": [],
+        "changed_24h_pct": 0.0, "budget_edits_1h": 0, "learning_adsets": (), "minor_per_unit": 100, "verdict": "proposed", "reasons": [],
     }
     assert set(row) == set(ACTION_COLUMNS), "make_action is out of date with engine.actions.ACTION_COLUMNS"
     unknown = set(overrides) - set(row)

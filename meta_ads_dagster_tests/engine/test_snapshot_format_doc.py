@@ -25,6 +25,7 @@ MODELS = {
     "account": engine_snapshot.Account,
     "campaign": engine_snapshot.Campaign,
     "adset": engine_snapshot.AdSet,
+    "learning_stage_info": engine_snapshot.LearningStageInfo,
     "ad": engine_snapshot.Ad,
     "creative": engine_snapshot.Creative,
     "ab_test": engine_snapshot.ABTest,

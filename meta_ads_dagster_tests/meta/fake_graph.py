@@ -24,7 +24,11 @@ Endpoints (any ``/vNN.N`` prefix, or none): ``GET /act_<id>``; ``GET /act_<id>/{
 adsets,ads,adcreatives,insights}`` (paged); ``POST /act_<id>/insights`` (async report run);
 ``GET /<report_run_id>`` (advances ``report_status_sequence`` one step per poll);
 ``GET /<report_run_id>/insights`` (paged); ``GET|POST|DELETE /<object_id>`` for campaigns, ad sets,
-ads and creatives (POST applies ``daily_budget``/``status``/``name``; DELETE sets DELETED);
+ads and creatives (POST applies ``daily_budget``/``status``/``name``; DELETE sets DELETED). An ad
+set's ``learning_stage_info`` is served when the document has one, and a budget change of more
+than ``significant_edit_pct`` of the old budget restarts it, as Meta's significant edit would: on
+the ad set, or on every ad set of a campaign whose budget changed (status ``LEARNING``,
+``conversions`` 0, ``last_sig_edit_ts`` the document's ``as_of``);
 ``POST /act_<id>/adcreatives`` and ``POST /act_<id>/ads`` (new objects join the document);
 ``POST /<ad_id>/copies`` (a copy naming its ``source_ad_id`` joins the document);
 ``POST /`` with ``batch`` (at most 50 items, else error code 1).
@@ -301,6 +305,7 @@ class FakeGraphServer:
             (else error 100, as on Graph).
         usage: the three usage headers' payloads (see :meth:`default_usage`).
         new_creatives_approved: ``approved`` of creatives created through POST /act_<id>/adcreatives.
+        significant_edit_pct: a budget change of more than this share restarts learning (see above).
         start: start serving immediately (default); else call :meth:`start`.
     """
 
@@ -317,6 +322,7 @@ class FakeGraphServer:
         app_secret: str | None = None,
         usage: dict[str, Any] | None = None,
         new_creatives_approved: bool = False,
+        significant_edit_pct: float = 0.20,
         start: bool = True,
     ):
         if isinstance(document, (str, Path)):
@@ -332,6 +338,7 @@ class FakeGraphServer:
         self.access_token = access_token
         self.app_secret = app_secret
         self.new_creatives_approved = new_creatives_approved
+        self.significant_edit_pct = significant_edit_pct
         self.usage: dict[str, Any] = usage if usage is not None else self.default_usage(business_id)
 
         self._lock = threading.RLock()
@@ -908,6 +915,8 @@ class FakeGraphServer:
             row["daily_budget"] = str(obj["daily_budget"])
         if kind == "adset":
             row["targeting"] = copy.deepcopy(obj.get("targeting", {}))
+            if obj.get("learning_stage_info") is not None:
+                row["learning_stage_info"] = copy.deepcopy(obj["learning_stage_info"])
         if kind == "ad":
             row["creative"] = {"id": str(obj["creative"]["id"])}
             if obj.get("source_ad_id"):
@@ -1029,7 +1038,19 @@ class FakeGraphServer:
             changes["status"] = status
         if "name" in params:
             changes["name"] = str(params["name"])
+        previous = obj.get("daily_budget")
+        if "daily_budget" in changes and previous is not None:
+            if abs(int(changes["daily_budget"]) - int(previous)) > self.significant_edit_pct * int(previous):
+                self._restart_learning(kind, obj)
         obj.update(changes)
+
+    def _restart_learning(self, kind: str, obj: dict) -> None:
+        """A significant edit: the learning phase of the ad sets this budget pays for starts over."""
+        adsets = [obj] if kind == "adset" else [a for a in self._doc["adsets"] if str(a["campaign_id"]) == str(obj["id"])]
+        now = int(dt.datetime.fromisoformat(self._doc["as_of"]).timestamp())
+        for adset in adsets:
+            if adset.get("learning_stage_info") is not None:
+                adset["learning_stage_info"] = {**adset["learning_stage_info"], "status": "LEARNING", "conversions": 0, "last_sig_edit_ts": now}
 
     def _create_creative(self, params: dict) -> str:
         creative_id = self._new_id()

@@ -129,3 +129,24 @@ def test_a_read_writes_nothing_back(tmp_path):
     stamp = path.stat().st_mtime_ns
     cycle.fetch_snapshot()
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_the_market_serves_each_ad_set_s_learning_stage_and_a_significant_edit_restarts_it(tmp_path):
+    """What the engine reads from the market: every ad set's learning stage; a budget edit above
+    the market's significant-edit threshold puts the holder's ad sets back into LEARNING, dated now."""
+    from meta_ads_dagster.engine.metrics import entity_table
+
+    client = demo(tmp_path)
+    before = parse_snapshot(client.fetch_snapshot())
+    assert set(before.adsets["learning_status"]) <= {"LEARNING", "SUCCESS", "FAIL"} and before.adsets["learning_status"].notna().all()
+    table = entity_table(before)
+    holder = table[table["is_budget_holder"] & table["effective_active"] & table["learning_adsets"].map(len).eq(0)].iloc[0]
+    client.update_budget(holder["entity_type"], holder["entity_id"], int(holder["daily_budget"] * 1.5))
+
+    after = parse_snapshot(client.fetch_snapshot())
+    reached = after.adsets[after.adsets["campaign_id"].eq(holder["campaign_id"]) if holder["entity_type"] == "campaign"
+                           else after.adsets["id"].eq(holder["entity_id"])]
+    assert reached["learning_status"].eq("LEARNING").all() and reached["learning_conversions"].eq(0).all()
+    assert reached["last_sig_edit_at"].eq(after.as_of).all()
+    table = entity_table(after).set_index(["entity_type", "entity_id"])
+    assert set(table.loc[(holder["entity_type"], holder["entity_id"]), "learning_adsets"]) == set(reached["id"][reached["status"].eq("ACTIVE")])

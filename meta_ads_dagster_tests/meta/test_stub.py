@@ -69,6 +69,23 @@ def test_stub_serves_a_snapshot_file(seed_path, state_dir):
     assert client.fetch_snapshot()["campaigns"][0]["daily_budget"] == "50000"
 
 
+@pytest.mark.parametrize("status", ["LEARNING", "SUCCESS", "FAIL"])
+def test_stub_serves_the_learning_stage_of_its_snapshot(seed_path, state_dir, status):
+    document = json.loads(seed_path.read_text())
+    document["adsets"][0]["learning_stage_info"] = {"status": status, "conversions": "7", "last_sig_edit_ts": 1763900000}
+    seed_path.write_text(json.dumps(document))
+    served = parse_snapshot(StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).fetch_snapshot()).adsets.iloc[0]
+    assert (served["learning_status"], served["learning_conversions"]) == (status, 7)
+    assert served["last_sig_edit_at"] == pd.Timestamp(1763900000, unit="s", tz="UTC")
+
+
+def test_the_static_demo_s_young_ad_sets_are_learning(state_dir):
+    snapshot = parse_snapshot(StubMetaAdsClient(state_dir=state_dir, account_id="act_1001").fetch_snapshot())
+    age_days = (snapshot.as_of - snapshot.adsets["created_time"]).dt.total_seconds() / 86400
+    assert snapshot.adsets["learning_status"].tolist() == ["LEARNING" if age < 7 else "SUCCESS" for age in age_days]
+    assert "LEARNING" in snapshot.adsets["learning_status"].tolist()
+
+
 def test_every_write_is_recorded_and_persists_for_a_new_client(seed_path, state_dir):
     client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
     client.sync_insights()

@@ -1,0 +1,29 @@
+"""Meta's learning phase: which running ad sets a budget change would disturb while they learn.
+
+After a launch or a significant edit Meta "learns" an ad set (around 50 optimization events within
+7 days); meanwhile it delivers less steadily and usually at a higher cost, and another significant
+edit starts the learning over. Each ad set's ``learning_stage_info.status`` comes with the
+structure reads (docs/snapshot-format.md). A budget change reaches the ad sets that budget pays
+for: a campaign's (campaign budget) reaches every ad set of the campaign, an ad set's only itself.
+Only running ad sets count: a paused one delivers nothing a budget could disturb.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+LEARNING = "LEARNING"
+
+
+def learning_adsets(entities: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Per row of the entity table: the running ad sets in LEARNING that a budget change of the
+    entity reaches (a campaign: its ad sets; an ad set: itself; an ad: its ad set), sorted ids."""
+    learning = entities[
+        entities["entity_type"].eq("adset") & entities["effective_active"] & entities["learning_status"].eq(LEARNING)
+    ]
+    by_campaign = learning.groupby("campaign_id")["entity_id"].agg(lambda ids: tuple(sorted(ids))).to_dict()
+    learning_ids = set(learning["entity_id"])
+    return [
+        by_campaign.get(campaign, ()) if kind == "campaign" else ((adset,) if adset in learning_ids else ())
+        for kind, campaign, adset in zip(entities["entity_type"], entities["campaign_id"], entities["adset_id"])
+    ]
