@@ -457,10 +457,10 @@ def _validated(values: dict | None = None) -> Settings:
 
 
 # Variables of ours that are not settings fields: the live client's and the alerts' secrets (read
-# through dagster.EnvVar only) and the test suite's PostgreSQL switches.
+# through dagster.EnvVar only) and the test suite's PostgreSQL and browser switches.
 OTHER_VARIABLES = frozenset(
     {"META_ACCESS_TOKEN", "META_APP_ID", "META_APP_SECRET", "META_ALERT_WEBHOOK_URL", "META_ALERT_SMTP_PASSWORD",
-     "META_ADS_TEST_POSTGRES_URL", "META_ADS_REQUIRE_POSTGRES"}
+     "META_ADS_TEST_POSTGRES_URL", "META_ADS_REQUIRE_POSTGRES", "META_ADS_REQUIRE_BROWSER"}
 )
 OUR_PREFIXES = ("META_", "MAX_", "MIN_", "HARD_STOP_")
 _warned: set[str] = set()

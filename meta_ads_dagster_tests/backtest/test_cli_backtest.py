@@ -93,7 +93,7 @@ def test_a_file_plan_refuses_is_refused_with_the_same_line(capsys, tmp_path, con
 def test_days_below_one_is_a_usage_error(capsys, days, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["backtest", "--snapshot", str(SEED_SNAPSHOT_PATH), "--days", days])
-    assert exit_info.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_backtest_needs_no_dagster_and_the_engine_never_imports_it(tmp_path):
