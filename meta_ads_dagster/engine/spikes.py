@@ -6,8 +6,6 @@ Poisson variance (= the mean for counts) keeps a perfectly steady history from t
 ordinary wobble into a "spike"; the floor of 1 does the same for entities selling a few units a day.
 ``|z| ≥ 3`` (a three-sigma event, ~0.3 % of normal days) is a spike. At least 3 days of history are
 required. Today is not used: a partial day restated every few hours would spike on time of day alone.
-Each day's purchases are its matured ones (engine/metrics.py, "Maturity"): yesterday, a fifth short
-of its eventual purchases, must not read as a fall that the late conversions would erase.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import matured, maturity_curve
 from .snapshot import AccountSnapshot
 
 SPIKE_Z = 3.0
@@ -24,19 +21,19 @@ MIN_BASELINE_DAYS = 3
 
 
 def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """One row per budget holder: last full day's matured purchases against its baseline, z and direction."""
+    """One row per budget holder: last full day's purchases against its baseline, z and direction."""
     holders = entities[entities["is_budget_holder"]][["entity_type", "entity_id"]]
     last_day = snapshot.today - pd.Timedelta(days=1)
     first_day = last_day - pd.Timedelta(days=BASELINE_DAYS)
     ins = snapshot.insights
-    ins = matured(ins[(ins["date"] >= first_day) & (ins["date"] <= last_day)], maturity_curve(snapshot), snapshot.today)
+    ins = ins[(ins["date"] >= first_day) & (ins["date"] <= last_day)]
     days = pd.date_range(first_day, last_day, freq="D")
 
     series = []
     for level, column in (("campaign", "campaign_id"), ("adset", "adset_id")):
         ids = holders.loc[holders["entity_type"] == level, "entity_id"]
         daily = (
-            ins[ins[column].isin(ids)].groupby([column, "date"])["purchases_matured"].sum()
+            ins[ins[column].isin(ids)].groupby([column, "date"])["purchases"].sum()
             .unstack("date").reindex(index=ids, columns=days)
         )
         series.append(daily.assign(entity_type=level).rename_axis("entity_id").reset_index())

@@ -1,8 +1,9 @@
 """Late conversions (engine/metrics.py, "Maturity") and the hysteresis (engine/decisions.py).
 
 The maturity curve is fitted to each day's purchases against what its clicks would have bought;
-the budget rules and spikes judge the matured figures, the hard stop the observed ones. The
-hysteresis keeps a noisy 7-day window from undoing the last budget change.
+the rules judge the observed figures and name the matured ROAS beside them (measured: deciding on
+the matured one earned less). The hysteresis keeps a noisy 7-day window from undoing the last
+budget change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from meta_ads_dagster.engine.decisions import CLEARLY_HIGH, CLEARLY_LOW, HYSTERESIS_DAYS
 from meta_ads_dagster.engine.metrics import entity_table, fit_maturity, matured, maturity_curve, roas_metrics
 from meta_ads_dagster.engine.snapshot import parse_snapshot
-from meta_ads_dagster.engine.spikes import detect_spikes
 
 from .factories import AS_OF, Day, campaign, campaign_id, make_snapshot, plan_actions, recent_action
 
@@ -111,21 +111,20 @@ def test_matured_roas_adds_the_late_conversions_back(roas):
     assert row["confidence_matured"] <= row["confidence"]
 
 
-def test_an_immature_window_is_not_cut_when_maturity_lifts_it_into_the_hold_band():
+def test_budget_rules_judge_the_observed_roas_and_name_the_matured_one():
+    """Measured on the simulated market, cutting on the matured ROAS earned less (BENCHMARKS.md):
+    the rules judge what is reported, and the reason says what the late conversions will add."""
     document = make_snapshot([campaign(days=immature_days(1.56))])
-    assert metrics_of(document).loc[("campaign", campaign_id(0)), "roas_7d"] < 1.5
-    assert plan_actions(document).empty
-    # the same observed ROAS, reported in full, is a cut
-    observed = metrics_of(document).loc[("campaign", campaign_id(0)), "roas_7d"]
-    cut = plan_actions(make_snapshot([campaign(roas=observed, purchases=190)]))
-    assert list(cut["type"]) == ["scale_down"]
+    row = metrics_of(document).loc[("campaign", campaign_id(0))]
+    assert row["roas_7d"] < 1.5 < row["roas_matured"]
+    action = plan_actions(document).iloc[0]
+    assert (action["type"], action["rule"]) == ("scale_down", "roas_low")
+    assert action["reasons"][0] == f"7-day ROAS {row['roas_7d']:.2f} observed, {row['roas_matured']:.2f} expected when matured < 1.5"
 
 
-def test_the_reason_gives_the_observed_and_the_matured_roas():
-    actions = plan_actions(make_snapshot([campaign(days=immature_days(1.3))]))
-    assert list(actions["rule"]) == ["roas_low"]
-    observed, expected = actions.iloc[0]["reasons"][0].removeprefix("7-day ROAS ").split(" observed, ")
-    assert float(observed) < float(expected.split(" expected when matured")[0]) == pytest.approx(1.3, abs=0.03)
+def test_a_fully_reported_window_names_one_roas():
+    action = plan_actions(make_snapshot([campaign(roas=1.3, purchases=60)])).iloc[0]
+    assert action["reasons"][0] == "7-day ROAS 1.30 < 1.5"
 
 
 def test_the_hard_stop_judges_the_observed_roas():
@@ -134,16 +133,6 @@ def test_the_hard_stop_judges_the_observed_roas():
     row = metrics_of(document).loc[("campaign", campaign_id(0))]
     assert row["roas_7d"] < 0.9 < row["roas_matured"]
     assert list(plan_actions(document)["rule"]) == ["hard_stop"]
-
-
-def test_an_immature_yesterday_is_not_a_negative_spike():
-    """Reported, yesterday is 20 % short of a steady 400 a day (z about −3.5); matured it is not."""
-    steady = [campaign(days=immature_days(1.2, purchases=400)) for _ in range(5)]
-    dropped = campaign(days=immature_days(1.2, purchases=400, shares={**IMMATURE, 1: 0.4}))
-    snapshot = parse_snapshot(make_snapshot([*steady, dropped]))
-    spikes = detect_spikes(snapshot, entity_table(snapshot)).set_index("entity_id")
-    assert (spikes.loc[[campaign_id(c) for c in range(5)], "direction"] == "none").all()
-    assert spikes.loc[campaign_id(5), "direction"] == "down"  # a real fall still is one
 
 
 # --- hysteresis ------------------------------------------------------------------------------------
