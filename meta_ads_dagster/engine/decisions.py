@@ -91,7 +91,7 @@ def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataF
     rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
     rows = rows[rows["roas_7d"] > ROAS_LOW].reset_index(drop=True)
     rows["reason"] = [
-        f"purchases spiked down (z {row['z']:.1f}), but 7-day {roas_text(row)} > {ROAS_LOW}: reported, not cut "
+        f"purchases spiked down (z {row['z']:.1f}), but 7-day ROAS {row['roas_7d']:.2f} > {ROAS_LOW}{maturity_note(row)}: reported, not cut "
         f"(safety matrix: scale_down only when ROAS ≤ {ROAS_LOW})"
         for _, row in rows.iterrows()
     ]
@@ -114,14 +114,13 @@ def hysteresis(holders: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Ti
     return (direction != "scale_up") | (roas < CLEARLY_LOW), (direction != "scale_down") | (roas > CLEARLY_HIGH)
 
 
-def roas_text(row: pd.Series) -> str:
-    """The ROAS a budget rule judged, with what late conversions will make of it: "ROAS 1.30
-    observed, 1.80 expected when matured", or just "ROAS 1.80" when they change nothing at two
-    decimals."""
+def maturity_note(row: pd.Series) -> str:
+    """What late conversions will make of the judged 7-day ROAS: " (1.46 observed, 1.56 expected
+    when matured)", or nothing when they change it by less than a cent."""
     observed, expected = row["roas_7d"], row["roas_matured"]
     if f"{observed:.2f}" == f"{expected:.2f}":
-        return f"ROAS {observed:.2f}"
-    return f"ROAS {observed:.2f} observed, {expected:.2f} expected when matured"
+        return ""
+    return f" ({observed:.2f} observed, {expected:.2f} expected when matured)"
 
 
 def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
@@ -178,7 +177,7 @@ def propose_actions(
         ),
         _rule(holders[(roas < ROAS_LOW).to_numpy() & may_cut], "scale_down", "roas_low",
               lambda m: scale_pct((ROAS_LOW - m["roas_7d"]) / ROAS_LOW, m["confidence"]),
-              lambda m: [f"7-day {roas_text(m)} < {ROAS_LOW}" for _, m in m.iterrows()]),
+              lambda m: [f"7-day ROAS {m['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(m)}" for _, m in m.iterrows()]),
         _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy() & may_cut], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
         _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
@@ -189,10 +188,10 @@ def propose_actions(
               ]),
         _rule(holders[(roas > ROAS_HIGH).to_numpy() & may_raise], "scale_up", "roas_high",
               lambda m: scale_pct((m["roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
-              lambda m: [f"7-day {roas_text(m)} > {ROAS_HIGH} (confidence {m['confidence']:.2f})" for _, m in m.iterrows()]),
+              lambda m: [f"7-day ROAS {m['roas_7d']:.2f} > {ROAS_HIGH} (confidence {m['confidence']:.2f}){maturity_note(m)}" for _, m in m.iterrows()]),
         _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy() & may_raise], "scale_up", "spike_up",
               lambda m: SPIKE_BOOST,
-              lambda m: [f"purchases spiked up with {roas_text(m)} > {SPIKE_UP_MIN_ROAS}; boost {pct(SPIKE_BOOST)}" for _, m in m.iterrows()]),
+              lambda m: [f"purchases spiked up with ROAS {m['roas_7d']:.2f} > {SPIKE_UP_MIN_ROAS}{maturity_note(m)}; boost {pct(SPIKE_BOOST)}" for _, m in m.iterrows()]),
     ]
     found = [c for c in candidates if not c.empty]
     if not found:

@@ -27,7 +27,7 @@ Maturity (late conversions)
     the part of the revenue that is predicted rather than reported, to the Poisson term:
     ``2·Φ(0.2 / √(1/n + (σ·u)²)) − 1`` (u: the unreported share, σ: the curve's error). A fully
     reported window keeps its ROAS and confidence. The rules decide on the observed ROAS and show
-    the matured one beside it ("ROAS 1.30 observed, 1.80 expected when matured"): measured on the
+    the matured one beside it ("7-day ROAS 1.30 < 1.5 (1.30 observed, 1.80 expected when matured)"): measured on the
     simulated market, budget rules judging the matured ROAS cut less and raised more, and earned
     less (BENCHMARKS.md); the hard stop must in any case judge what is reported, so that waiting for
     late conversions never keeps a money pit running.

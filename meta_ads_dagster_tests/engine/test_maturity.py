@@ -119,7 +119,7 @@ def test_budget_rules_judge_the_observed_roas_and_name_the_matured_one():
     assert row["roas_7d"] < 1.5 < row["roas_matured"]
     action = plan_actions(document).iloc[0]
     assert (action["type"], action["rule"]) == ("scale_down", "roas_low")
-    assert action["reasons"][0] == f"7-day ROAS {row['roas_7d']:.2f} observed, {row['roas_matured']:.2f} expected when matured < 1.5"
+    assert action["reasons"][0] == f"7-day ROAS {row['roas_7d']:.2f} < 1.5 ({row['roas_7d']:.2f} observed, {row['roas_matured']:.2f} expected when matured)"
 
 
 def test_a_fully_reported_window_names_one_roas():
