@@ -177,7 +177,7 @@ def propose_actions(
         ),
         _rule(holders[(roas < ROAS_LOW).to_numpy() & may_cut], "scale_down", "roas_low",
               lambda m: scale_pct((ROAS_LOW - m["roas_7d"]) / ROAS_LOW, m["confidence"]),
-              lambda m: [f"7-day ROAS {m['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(m)}" for _, m in m.iterrows()]),
+              lambda m: [f"7-day ROAS {row['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(row)}" for _, row in m.iterrows()]),
         _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy() & may_cut], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
         _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
@@ -188,10 +188,10 @@ def propose_actions(
               ]),
         _rule(holders[(roas > ROAS_HIGH).to_numpy() & may_raise], "scale_up", "roas_high",
               lambda m: scale_pct((m["roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
-              lambda m: [f"7-day ROAS {m['roas_7d']:.2f} > {ROAS_HIGH} (confidence {m['confidence']:.2f}){maturity_note(m)}" for _, m in m.iterrows()]),
+              lambda m: [f"7-day ROAS {row['roas_7d']:.2f} > {ROAS_HIGH} (confidence {row['confidence']:.2f}){maturity_note(row)}" for _, row in m.iterrows()]),
         _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy() & may_raise], "scale_up", "spike_up",
               lambda m: SPIKE_BOOST,
-              lambda m: [f"purchases spiked up with ROAS {m['roas_7d']:.2f} > {SPIKE_UP_MIN_ROAS}{maturity_note(m)}; boost {pct(SPIKE_BOOST)}" for _, m in m.iterrows()]),
+              lambda m: [f"purchases spiked up with ROAS {row['roas_7d']:.2f} > {SPIKE_UP_MIN_ROAS}{maturity_note(row)}; boost {pct(SPIKE_BOOST)}" for _, row in m.iterrows()]),
     ]
     found = [c for c in candidates if not c.empty]
     if not found:
