@@ -54,7 +54,7 @@ def decide(
     ``last_evaluated``: campaign id → when a tick last evaluated it (the scope's rotation).
     """
     scope = campaigns_in_scope(metrics, settings, snapshot.as_of, last_evaluated)
-    actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings, scope)
+    actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings, scope, history)
     return describe(actions, history, snapshot.as_of), scope
 
 

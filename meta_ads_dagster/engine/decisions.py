@@ -13,6 +13,10 @@
 Budget rules apply to budget holders only (the campaign under CBO, else its ad sets). The 20–40 %
 range grows with how far ROAS is past the threshold (full at ROAS 6 / ROAS 0) times the confidence.
 
+Hysteresis: within HYSTERESIS_DAYS of a raise a budget holder is cut (roas_low, spike_down) only at
+ROAS < CLEARLY_LOW (1.25), within HYSTERESIS_DAYS of a cut it is raised (roas_high, spike_up) only at
+ROAS > CLEARLY_HIGH (3.6); hard stops are never held.
+
 Budget rules need a ROAS confidence of at least MIN_CONFIDENCE (0.65, the seed's
 ``evaluate_campaign(min_confidence=0.65)``); hard stops keep their own HARD_STOP_CONFIDENCE. A
 negative spike on a profitable entity (ROAS above 1.5) is reported, not acted on: the seed's safety
@@ -34,6 +38,7 @@ import pandas as pd
 from ..settings import HOLD_BAND_LOW, Settings
 from .actions import ACTION_COLUMNS, action_id, empty_actions, pct
 from .history import over_written_entities
+from .metrics import CONFIDENCE_TOLERANCE
 from .policy import MIN_CONFIDENCE, SCALE_UP_MIN_ROAS, PolicyEngine
 from .snapshot import AccountSnapshot
 
@@ -43,6 +48,14 @@ SPIKE_UP_MIN_ROAS = SCALE_UP_MIN_ROAS
 SCALE_MIN, SCALE_MAX = 0.20, 0.40
 SPIKE_BOOST, SPIKE_CUT = 0.15, 0.10
 FULL_STRENGTH_ROAS_HIGH = 6.0
+
+# Hysteresis: within HYSTERESIS_DAYS of a raise (its days still in the 7-day window) a cut needs a
+# ROAS below the hold band by the confidence's own ±20 % band (1.5 / 1.2 = 1.25), and within
+# HYSTERESIS_DAYS of a cut a raise needs 3.0 × 1.2 = 3.6: a noisy window straying across the band
+# must not undo the last change.
+HYSTERESIS_DAYS = 7
+CLEARLY_LOW = ROAS_LOW / (1 + CONFIDENCE_TOLERANCE)
+CLEARLY_HIGH = ROAS_HIGH * (1 + CONFIDENCE_TOLERANCE)
 
 RULE_ORDER = ["hard_stop", "ab_winner", "roas_low", "spike_down", "creative_fatigue", "roas_high", "spike_up"]
 
@@ -75,14 +88,39 @@ def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataF
     """Negative spikes on budget holders whose 7-day ROAS is above ROAS_LOW: the safety matrix
     cuts only at ROAS ≤ 1.5, so they are reported (entity, ROAS, reason), never cut."""
     down = spikes[spikes["direction"].eq("down")][["entity_type", "entity_id", "z"]]
-    rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d"]], on=["entity_type", "entity_id"])
+    rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
     rows = rows[rows["roas_7d"] > ROAS_LOW].reset_index(drop=True)
     rows["reason"] = [
-        f"purchases spiked down (z {z:.1f}), but 7-day ROAS {r:.2f} > {ROAS_LOW}: reported, not cut "
+        f"purchases spiked down (z {row['z']:.1f}), but 7-day ROAS {row['roas_7d']:.2f} > {ROAS_LOW}{maturity_note(row)}: reported, not cut "
         f"(safety matrix: scale_down only when ROAS ≤ {ROAS_LOW})"
-        for z, r in zip(rows["z"], rows["roas_7d"])
+        for _, row in rows.iterrows()
     ]
     return rows
+
+
+def hysteresis(holders: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """(may cut, may raise) per budget holder: one whose last budget change within HYSTERESIS_DAYS
+    was a raise is cut only at a 7-day ROAS clearly below the hold band (< CLEARLY_LOW), one last
+    cut is raised only clearly above it (> CLEARLY_HIGH); rollbacks do not count."""
+    direction = np.full(len(holders), "", dtype=object)
+    if history is not None and not history.empty and len(holders):
+        recent = history[
+            history["type"].isin(["scale_up", "scale_down"]) & history["rule"].ne("rollback")
+            & ((as_of - history["executed_at"]) < pd.Timedelta(days=HYSTERESIS_DAYS))
+        ].sort_values("executed_at")
+        last = recent.drop_duplicates(["entity_type", "entity_id"], keep="last").set_index(["entity_type", "entity_id"])["type"]
+        direction = pd.MultiIndex.from_frame(holders[["entity_type", "entity_id"]]).map(last.get).to_numpy(dtype=object)
+    roas = holders["roas_7d"].to_numpy(dtype=float)
+    return (direction != "scale_up") | (roas < CLEARLY_LOW), (direction != "scale_down") | (roas > CLEARLY_HIGH)
+
+
+def maturity_note(row: pd.Series) -> str:
+    """What late conversions will make of the judged 7-day ROAS: " (1.46 observed, 1.56 expected
+    when matured)", or nothing when they change it by less than a cent."""
+    observed, expected = row["roas_7d"], row["roas_matured"]
+    if f"{observed:.2f}" == f"{expected:.2f}":
+        return ""
+    return f" ({observed:.2f} observed, {expected:.2f} expected when matured)"
 
 
 def scale_pct(strength: pd.Series, confidence: pd.Series) -> pd.Series:
@@ -99,9 +137,10 @@ def propose_actions(
     fatigue: pd.DataFrame,
     settings: Settings,
     scope: pd.Series,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Candidate actions (verdict ``proposed``) for the campaigns in ``scope`` (campaign ids,
-    :func:`campaigns_in_scope`).
+    :func:`campaigns_in_scope`); ``history`` (engine/history.py) feeds the hysteresis.
 
     Hard stops are looked for in every active campaign, in scope or not: they only cut spend, and
     a low-spend money pit outside the top MAX_CAMPAIGNS_PER_TICK must not run on forever.
@@ -110,9 +149,13 @@ def propose_actions(
     live = active[active["campaign_id"].isin(scope)]
     holders = live[live["is_budget_holder"]]
     # The seed's min_confidence: no budget action on a ROAS held with less confidence than this.
+    # Budget rules judge the reported 7-day ROAS; its matured value (late conversions included,
+    # engine/metrics.py) is shown beside it. Measured on the simulated market, deciding on the
+    # matured ROAS cut less and raised more, and earned less (BENCHMARKS.md).
     holders = holders[(holders["confidence"] >= MIN_CONFIDENCE).to_numpy()]
     roas = holders["roas_7d"]
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
+    may_cut, may_raise = hysteresis(holders, history, snapshot.as_of)
 
     policy = PolicyEngine(settings)
     halt, _ = policy.must_halt(active["roas_7d"], active["confidence"], active["spend_7d"])
@@ -132,10 +175,10 @@ def propose_actions(
                 for t in m[["entity_id"]].merge(winners, left_on="entity_id", right_on="winner_ad_id").itertuples()
             ],
         ),
-        _rule(holders[(roas < ROAS_LOW).to_numpy()], "scale_down", "roas_low",
+        _rule(holders[(roas < ROAS_LOW).to_numpy() & may_cut], "scale_down", "roas_low",
               lambda m: scale_pct((ROAS_LOW - m["roas_7d"]) / ROAS_LOW, m["confidence"]),
-              lambda m: [f"7-day ROAS {r:.2f} < {ROAS_LOW}" for r in m["roas_7d"]]),
-        _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy()], "scale_down", "spike_down", lambda m: SPIKE_CUT,
+              lambda m: [f"7-day ROAS {row['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(row)}" for _, row in m.iterrows()]),
+        _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy() & may_cut], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
         _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
               "create_variant", "creative_fatigue", None,
@@ -143,12 +186,12 @@ def propose_actions(
                   f"creative fatigue: last-day CTR {f.ctr_last_day:.2%} is {f.ctr_drop:.0%} below the 7-day CTR {f.ctr_7d:.2%}"
                   for f in m[["entity_id"]].merge(fatigued, on="entity_id").itertuples()
               ]),
-        _rule(holders[(roas > ROAS_HIGH).to_numpy()], "scale_up", "roas_high",
+        _rule(holders[(roas > ROAS_HIGH).to_numpy() & may_raise], "scale_up", "roas_high",
               lambda m: scale_pct((m["roas_7d"] - ROAS_HIGH) / (FULL_STRENGTH_ROAS_HIGH - ROAS_HIGH), m["confidence"]),
-              lambda m: [f"7-day ROAS {r:.2f} > {ROAS_HIGH} (confidence {c:.2f})" for r, c in zip(m["roas_7d"], m["confidence"])]),
-        _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy()], "scale_up", "spike_up",
+              lambda m: [f"7-day ROAS {row['roas_7d']:.2f} > {ROAS_HIGH} (confidence {row['confidence']:.2f}){maturity_note(row)}" for _, row in m.iterrows()]),
+        _rule(holders[(spike == "up") & (roas > SPIKE_UP_MIN_ROAS).to_numpy() & may_raise], "scale_up", "spike_up",
               lambda m: SPIKE_BOOST,
-              lambda m: [f"purchases spiked up with ROAS {r:.2f} > {SPIKE_UP_MIN_ROAS}; boost {pct(SPIKE_BOOST)}" for r in m["roas_7d"]]),
+              lambda m: [f"purchases spiked up with ROAS {row['roas_7d']:.2f} > {SPIKE_UP_MIN_ROAS}{maturity_note(row)}; boost {pct(SPIKE_BOOST)}" for _, row in m.iterrows()]),
     ]
     found = [c for c in candidates if not c.empty]
     if not found:

@@ -13,6 +13,24 @@ ROAS confidence
     enough to expect 50 purchases and made 3 is judged as firmly as one that made 50: without it a
     zero-purchase money pit would have confidence 0 and could never be hard-stopped.
     Worked figures: 49 purchases → 0.84; 91 → 0.94; 12 → 0.51; 0 purchases and nothing predicted → 0.
+
+Maturity (late conversions)
+    Meta keeps attributing purchases to a day for up to 28 days, most of them within a week, so the
+    window's recent days are short of purchases and value. The maturity curve says which share of
+    a day's eventual purchases (and value) is reported when the day is ``a`` days old. It is
+    estimated per account from the snapshot's own insights (:func:`maturity_curve`): each day's
+    purchases against what its clicks would have bought at each ad's own purchases per click over
+    every full day (so the ad mix and creative fatigue cancel), fitted to ``share(a) = 1 − L·ρᵃ``
+    (a share L still to come after the day, arriving at the rate ρ a day); the fit's level absorbs
+    the unknown mature rate. ``roas_matured`` divides each day's revenue by its share; its
+    ``confidence_matured`` adds the curve's relative error (the fit's residual spread), weighted by
+    the part of the revenue that is predicted rather than reported, to the Poisson term:
+    ``2·Φ(0.2 / √(1/n + (σ·u)²)) − 1`` (u: the unreported share, σ: the curve's error). A fully
+    reported window keeps its ROAS and confidence. The rules decide on the observed ROAS and show
+    the matured one beside it ("7-day ROAS 1.30 < 1.5 (1.30 observed, 1.80 expected when matured)"): measured on the
+    simulated market, budget rules judging the matured ROAS cut less and raised more, and earned
+    less (BENCHMARKS.md); the hard stop must in any case judge what is reported, so that waiting for
+    late conversions never keeps a money pit running.
 """
 
 from __future__ import annotations
@@ -26,6 +44,12 @@ from .snapshot import AccountSnapshot
 
 WINDOW_DAYS = 7
 CONFIDENCE_TOLERANCE = 0.20  # the ±20 % band the confidence speaks about
+# The maturity fit: ``share(a) = 1 − L·ρᵃ`` searched over this grid (L up to 60 % of a day's
+# purchases still to come after it, arriving at 5–80 % of the day before's rate), on at least
+# MATURITY_MIN_DAYS full days with purchases; with fewer nothing is corrected.
+MATURITY_LATE_SHARES = np.linspace(0.0, 0.6, 61)
+MATURITY_DECAYS = np.linspace(0.05, 0.8, 16)
+MATURITY_MIN_DAYS = 4
 
 LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id"))
 SUMS = ["spend", "impressions", "clicks", "purchases", "revenue"]
@@ -95,23 +119,87 @@ def _by_level(rows: pd.DataFrame, columns: list[str], keys: tuple[str, ...] = ()
     return pd.concat(frames, ignore_index=True)
 
 
-def roas_confidence(purchases: np.ndarray | float, expected_purchases: np.ndarray | float) -> np.ndarray:
-    """Probability that the true ROAS is within ±20 % of the measured one (see module docstring)."""
+def roas_confidence(
+    purchases: np.ndarray | float, expected_purchases: np.ndarray | float, extra_relative_variance: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Probability that the true ROAS is within ±20 % of the measured one (see module docstring);
+    ``extra_relative_variance``: what the maturity correction adds to the Poisson term."""
     evidence = np.maximum(np.asarray(purchases, dtype=float), np.asarray(expected_purchases, dtype=float))
-    return 2.0 * norm.cdf(CONFIDENCE_TOLERANCE * np.sqrt(np.maximum(evidence, 0.0))) - 1.0
+    with np.errstate(divide="ignore", over="ignore"):
+        variance = 1.0 / np.maximum(evidence, 0.0) + np.asarray(extra_relative_variance, dtype=float)
+    return 2.0 * norm.cdf(CONFIDENCE_TOLERANCE / np.sqrt(variance)) - 1.0
+
+
+def fit_maturity(ages: np.ndarray, observed: np.ndarray, expected: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """The share ``1 − L·ρᵃ`` of each age's eventual total reported at that age, and the fit's
+    relative error (weighted residual spread of the log ratios), from ``observed`` against
+    ``expected`` at a rate common to all days (the fit's level). Ones and 0 when fewer than
+    MATURITY_MIN_DAYS ages have both."""
+    ages, observed, expected, weights = (np.asarray(v, dtype=float) for v in (ages, observed, expected, weights))
+    usable = (observed > 0) & (expected > 0) & (weights > 0)
+    if usable.sum() < MATURITY_MIN_DAYS:
+        return np.ones_like(ages), 0.0
+    log_ratio, age, weight = np.log(observed[usable] / expected[usable]), ages[usable], weights[usable] / weights[usable].sum()
+    # every (L, ρ) at once: log share per grid point and age, the level solved in closed form
+    late = MATURITY_LATE_SHARES[:, None, None] * MATURITY_DECAYS[None, :, None] ** age[None, None, :]
+    residual = log_ratio - np.log1p(-late)
+    residual -= (residual * weight).sum(axis=-1, keepdims=True)
+    spread = (residual**2 * weight).sum(axis=-1)
+    best_share, best_decay = np.unravel_index(np.argmin(spread), spread.shape)
+    share = 1.0 - MATURITY_LATE_SHARES[best_share] * MATURITY_DECAYS[best_decay] ** ages
+    return share, float(np.sqrt(spread[best_share, best_decay]))
+
+
+def maturity_curve(snapshot: AccountSnapshot) -> pd.DataFrame:
+    """Per full day's age in days (1 = yesterday): the share of its eventual purchases and value
+    reported by now, and the curve's relative error (module docstring, "Maturity")."""
+    full = snapshot.insights[snapshot.insights["date"] < snapshot.today]
+    age = (snapshot.today - full["date"]).dt.days.to_numpy()
+    per_ad = full.groupby("ad_id")[["clicks", "purchases", "revenue"]].transform("sum")
+    clicks = full["clicks"].to_numpy(dtype=float)
+    ad_clicks = per_ad["clicks"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at_ad_rate = np.where(ad_clicks > 0, clicks / ad_clicks, 0.0)
+    days = pd.DataFrame({
+        "age": age,
+        "purchases": full["purchases"].to_numpy(dtype=float),
+        "revenue": full["revenue"].to_numpy(dtype=float),
+        "expected_purchases": at_ad_rate * per_ad["purchases"].to_numpy(dtype=float),
+        "expected_revenue": at_ad_rate * per_ad["revenue"].to_numpy(dtype=float),
+    }).groupby("age").sum()
+    ages = days.index.to_numpy()
+    purchases_share, purchases_error = fit_maturity(ages, days["purchases"], days["expected_purchases"], days["purchases"])
+    value_share, value_error = fit_maturity(ages, days["revenue"], days["expected_revenue"], days["purchases"])
+    return pd.DataFrame({
+        "age": ages.astype(int), "purchases_share": purchases_share, "value_share": value_share,
+        "purchases_error": purchases_error, "value_error": value_error,
+    })
+
+
+def matured(rows: pd.DataFrame, curve: pd.DataFrame, today: pd.Timestamp) -> pd.DataFrame:
+    """Insight rows with ``purchases_matured`` and ``revenue_matured``: each day's reported
+    figures divided by the share reported at its age (ages the curve lacks count as reported)."""
+    age = (today - rows["date"]).dt.days
+    shares = curve.set_index("age")
+    return rows.assign(
+        purchases_matured=rows["purchases"] / age.map(shares["purchases_share"]).fillna(1.0).to_numpy(),
+        revenue_matured=rows["revenue"] / age.map(shares["value_share"]).fillna(1.0).to_numpy(),
+    )
 
 
 def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """7-day totals, ROAS, CTR, confidence, today's spend and country mix for every entity."""
-    window = window_insights(snapshot)
-    totals = _by_level(window, SUMS)
+    """7-day totals, ROAS, CTR, confidence (observed and matured), today's spend and country mix
+    for every entity."""
+    curve = maturity_curve(snapshot)
+    window = matured(window_insights(snapshot), curve, snapshot.today)
+    totals = _by_level(window, SUMS + ["revenue_matured"])
     today_rows = snapshot.insights[snapshot.insights["date"] == snapshot.today]
     today = _by_level(today_rows, ["spend"]).rename(columns={"spend": "spend_today"})
 
     metrics = entities.merge(totals, on=["entity_type", "entity_id"], how="left").merge(
         today, on=["entity_type", "entity_id"], how="left"
     )
-    metrics[SUMS + ["spend_today"]] = metrics[SUMS + ["spend_today"]].fillna(0.0)
+    metrics[SUMS + ["revenue_matured", "spend_today"]] = metrics[SUMS + ["revenue_matured", "spend_today"]].fillna(0.0)
     metrics = metrics.rename(columns={c: f"{c}_7d" for c in SUMS})
 
     spend, purchases = metrics["spend_7d"], metrics["purchases_7d"]
@@ -121,6 +209,12 @@ def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFr
     metrics["ctr_7d"] = np.where(metrics["impressions_7d"] > 0, metrics["clicks_7d"] / metrics["impressions_7d"].clip(lower=1), np.nan)
     metrics["expected_purchases_7d"] = spend / cost_per_purchase
     metrics["confidence"] = roas_confidence(purchases, metrics["expected_purchases_7d"])
+    revenue, revenue_matured = metrics["revenue_7d"], metrics["revenue_matured"]
+    metrics["roas_matured"] = np.where(spend > 0, revenue_matured / spend.where(spend > 0, 1.0), np.nan)
+    unreported = np.where(revenue_matured > 0, 1.0 - revenue / revenue_matured.where(revenue_matured > 0, 1.0), 0.0)
+    error = float(curve["value_error"].max()) if len(curve) else 0.0
+    metrics["confidence_matured"] = roas_confidence(purchases, metrics["expected_purchases_7d"], (error * unreported) ** 2)
+    metrics = metrics.drop(columns="revenue_matured")
 
     return metrics.merge(country_mix(window), on=["entity_type", "entity_id"], how="left")
 
