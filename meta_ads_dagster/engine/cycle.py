@@ -14,7 +14,7 @@ from .actions import is_approval, optional_float
 from .decisions import campaigns_in_scope, propose_actions
 from .fatigue import detect_fatigue
 from .history import describe, history_frame
-from .metrics import entity_table, roas_metrics
+from .metrics import ad_days, entity_table, roas_metrics
 from .policy import PolicyEngine
 from .outage import hold_on_outage
 from .routing import limit_writes, route_actions
@@ -28,12 +28,12 @@ SUMMARY_COLUMNS = ("id", "type", "entity_type", "entity_id", "rule", "amount_pct
 
 def analyze(snapshot: AccountSnapshot) -> dict[str, pd.DataFrame]:
     """The collection step's derived frames (each one is a Dagster asset)."""
-    entities = entity_table(snapshot)
+    entities, days = entity_table(snapshot), ad_days(snapshot)  # the insights' one pass, shared
     return {
-        "roas_metrics": roas_metrics(snapshot, entities),
+        "roas_metrics": roas_metrics(snapshot, entities, days),
         "ab_tests": evaluate_ab_tests(snapshot, entities),
-        "spikes": detect_spikes(snapshot, entities),
-        "creative_fatigue": detect_fatigue(snapshot, entities),
+        "spikes": detect_spikes(snapshot, entities, days),
+        "creative_fatigue": detect_fatigue(snapshot, entities, days),
     }
 
 

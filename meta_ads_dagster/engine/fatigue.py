@@ -10,29 +10,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import window_insights
+from .metrics import WINDOW_DAYS, AdDays, ad_days
 from .snapshot import AccountSnapshot
 
 FATIGUE_DROP = 0.30
 
 
-def detect_fatigue(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """One row per ad: last-day CTR, 7-day CTR, relative drop and whether it is fatigued."""
-    window = window_insights(snapshot)
-    last_day = snapshot.today - pd.Timedelta(days=1)
-    week = window.groupby("ad_id")[["clicks", "impressions"]].sum()
-    last = window[window["date"] == last_day].groupby("ad_id")[["clicks", "impressions"]].sum()
-    ads = entities.loc[entities["entity_type"] == "ad", ["entity_id", "creative_id"]].rename(columns={"entity_id": "ad_id"})
-    frame = ads.join(week, on="ad_id").join(last, on="ad_id", rsuffix="_last").fillna(0)
-    ctr_7d = np.where(frame["impressions"] > 0, frame["clicks"] / frame["impressions"].clip(lower=1), np.nan)
-    ctr_last = np.where(frame["impressions_last"] > 0, frame["clicks_last"] / frame["impressions_last"].clip(lower=1), np.nan)
+def detect_fatigue(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDays | None = None) -> pd.DataFrame:
+    """One row per ad: last-day CTR, 7-day CTR, relative drop and whether it is fatigued.
+    ``days``: the snapshot's daily ad-level table (engine/metrics.py ``ad_days``), when at hand."""
+    days = ad_days(snapshot) if days is None else days
+    window = days.between(1, WINDOW_DAYS)
+    week = window[["clicks", "impressions"]].groupby(window["ad"].to_numpy()).sum()
+    last_day = days.between(1, 1)  # one row per ad
+    last = last_day[["clicks", "impressions"]].set_axis(last_day["ad"].to_numpy())
+    ads = entities[entities["entity_type"] == "ad"]
+    code = days.ad_ids.get_indexer(ads["entity_id"])  # -1: an ad without insights
+    weekly, latest = week.reindex(code).fillna(0), last.reindex(code).fillna(0)
+    ctr_7d = np.where(weekly["impressions"] > 0, weekly["clicks"] / weekly["impressions"].clip(lower=1), np.nan)
+    ctr_last = np.where(latest["impressions"] > 0, latest["clicks"] / latest["impressions"].clip(lower=1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         drop = np.where(ctr_7d > 0, 1.0 - ctr_last / ctr_7d, np.nan)
     return pd.DataFrame(
         {
             "entity_type": "ad",
-            "entity_id": frame["ad_id"].to_numpy(),
-            "creative_id": frame["creative_id"].to_numpy(),
+            "entity_id": ads["entity_id"].to_numpy(),
+            "creative_id": ads["creative_id"].to_numpy(),
             "ctr_last_day": ctr_last,
             "ctr_7d": ctr_7d,
             "ctr_drop": drop,

@@ -35,6 +35,8 @@ Maturity (late conversions)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr  # the standard normal CDF; scipy.stats would add ~0.5 s to every import
@@ -51,7 +53,6 @@ MATURITY_LATE_SHARES = np.linspace(0.0, 0.6, 61)
 MATURITY_DECAYS = np.linspace(0.05, 0.8, 16)
 MATURITY_MIN_DAYS = 4
 
-LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id"))
 SUMS = ["spend", "impressions", "clicks", "purchases", "revenue"]
 
 
@@ -109,14 +110,76 @@ def window_insights(snapshot: AccountSnapshot) -> pd.DataFrame:
     return snapshot.insights[(dates >= start) & (dates < snapshot.today)]
 
 
-def _by_level(rows: pd.DataFrame, columns: list[str], keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Sum ``columns`` of insight rows per entity (and ``keys``) at every level, as one long frame."""
-    frames = [
-        rows.groupby([id_column, *keys], sort=False)[columns].sum()
-        .rename_axis(["entity_id", *keys]).reset_index().assign(entity_type=level)
-        for level, id_column in LEVELS
-    ]
-    return pd.concat(frames, ignore_index=True)
+@dataclass(frozen=True)
+class AdDays:
+    """The insights as every analysis reads them, built in one pass over the rows (issue 14): the
+    ad ids coded as integers once, the rows summed per ad and day over countries (the daily
+    ad-level table the metrics, maturity, fatigue and spikes all start from), and the window's
+    spend per ad and country (the country mix). Ages count full days before today (0 = today)."""
+
+    ad_ids: pd.Index  # the ads with insight rows; the ``ad`` codes below index it
+    days: pd.DataFrame  # per (ad, age), sorted: ad, age, *SUMS
+    countries: pd.Index  # the window's countries; the ``country`` codes index it
+    window_countries: pd.DataFrame  # per (ad, country) in the window: ad, country, spend
+
+    def between(self, first_age: int, last_age: int) -> pd.DataFrame:
+        age = self.days["age"]
+        return self.days[(age >= first_age) & (age <= last_age)]
+
+
+def ad_days(snapshot: AccountSnapshot) -> AdDays:
+    ins = snapshot.insights
+    ad, ad_ids = pd.factorize(ins["ad_id"])
+    age = (snapshot.today.to_datetime64() - ins["date"].to_numpy()) // np.timedelta64(1, "D")
+    ages = int(age.max()) + 1 if len(age) else 1
+    daily = ins[SUMS].groupby(ad.astype(np.int64) * ages + age).sum()
+    key = daily.index.to_numpy()
+    days = pd.concat([pd.DataFrame({"ad": key // ages, "age": key % ages}), daily.reset_index(drop=True)], axis=1)
+
+    in_window = (age >= 1) & (age <= WINDOW_DAYS)
+    country, countries = pd.factorize(ins["country"].to_numpy()[in_window])
+    spend = pd.Series(ins["spend"].to_numpy()[in_window]).groupby(ad[in_window].astype(np.int64) * len(countries) + country).sum()
+    key = spend.index.to_numpy()
+    width = max(len(countries), 1)
+    window_countries = pd.DataFrame({"ad": key // width, "country": key % width, "spend": spend.to_numpy()})
+    return AdDays(ad_ids=ad_ids, days=days, countries=pd.Index(countries), window_countries=window_countries)
+
+
+@dataclass(frozen=True)
+class EntityRows:
+    """Per ad code of an :class:`AdDays`: the entity table's rows of the ad, its ad set and its
+    campaign (-1 where the table lacks one), so the ad level sums up to the others by integer keys."""
+
+    size: int
+    ad: np.ndarray
+    adset: np.ndarray
+    campaign: np.ndarray
+
+    @classmethod
+    def of(cls, entities: pd.DataFrame, ad_ids: pd.Index) -> "EntityRows":
+        kind = entities["entity_type"].to_numpy()
+
+        def rows(level: str, ids) -> np.ndarray:
+            positions = np.flatnonzero(kind == level)
+            found = pd.Index(entities["entity_id"].to_numpy()[positions]).get_indexer(ids)
+            return np.where(found >= 0, positions[found], -1)
+
+        ad = rows("ad", ad_ids)
+        known = ad >= 0
+        adset = np.full(len(ad), -1)
+        campaign = np.full(len(ad), -1)
+        adset[known] = rows("adset", entities["adset_id"].to_numpy()[ad[known]])
+        campaign[known] = rows("campaign", entities["campaign_id"].to_numpy()[ad[known]])
+        return cls(size=len(entities), ad=ad, adset=adset, campaign=campaign)
+
+    def roll_up(self, per_ad: pd.DataFrame) -> pd.DataFrame:
+        """``per_ad`` (indexed by ad code) summed at every level, indexed by entity row, aligned
+        with the entity table (NaN where an entity has nothing, as a left merge would)."""
+        codes = per_ad.index.to_numpy()
+        levels = [per_ad.set_axis(self.ad[codes])]
+        levels += [per_ad.groupby(parent[codes]).sum() for parent in (self.adset, self.campaign)]
+        summed = pd.concat(levels)
+        return summed[summed.index >= 0].reindex(pd.RangeIndex(self.size))
 
 
 def roas_confidence(
@@ -150,22 +213,24 @@ def fit_maturity(ages: np.ndarray, observed: np.ndarray, expected: np.ndarray, w
     return share, float(np.sqrt(spread[best_share, best_decay]))
 
 
-def maturity_curve(snapshot: AccountSnapshot) -> pd.DataFrame:
+def maturity_curve(snapshot: AccountSnapshot, days: AdDays | None = None) -> pd.DataFrame:
     """Per full day's age in days (1 = yesterday): the share of its eventual purchases and value
     reported by now, and the curve's relative error (module docstring, "Maturity")."""
-    full = snapshot.insights[snapshot.insights["date"] < snapshot.today]
-    age = (snapshot.today - full["date"]).dt.days.to_numpy()
-    per_ad = full.groupby("ad_id")[["clicks", "purchases", "revenue"]].transform("sum")
+    days = ad_days(snapshot) if days is None else days
+    full = days.days[days.days["age"] >= 1]
+    ad = full["ad"].to_numpy()
+    per_ad = full[["clicks", "purchases", "revenue"]].groupby(ad).sum()
+    at = np.searchsorted(per_ad.index.to_numpy(), ad)  # each row's ad in per_ad (sorted codes)
+    ad_clicks = per_ad["clicks"].to_numpy(dtype=float)[at]
     clicks = full["clicks"].to_numpy(dtype=float)
-    ad_clicks = per_ad["clicks"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         at_ad_rate = np.where(ad_clicks > 0, clicks / ad_clicks, 0.0)
     days = pd.DataFrame({
-        "age": age,
+        "age": full["age"].to_numpy(),
         "purchases": full["purchases"].to_numpy(dtype=float),
         "revenue": full["revenue"].to_numpy(dtype=float),
-        "expected_purchases": at_ad_rate * per_ad["purchases"].to_numpy(dtype=float),
-        "expected_revenue": at_ad_rate * per_ad["revenue"].to_numpy(dtype=float),
+        "expected_purchases": at_ad_rate * per_ad["purchases"].to_numpy(dtype=float)[at],
+        "expected_revenue": at_ad_rate * per_ad["revenue"].to_numpy(dtype=float)[at],
     }).groupby("age").sum()
     ages = days.index.to_numpy()
     purchases_share, purchases_error = fit_maturity(ages, days["purchases"], days["expected_purchases"], days["purchases"])
@@ -176,29 +241,30 @@ def maturity_curve(snapshot: AccountSnapshot) -> pd.DataFrame:
     })
 
 
-def matured(rows: pd.DataFrame, curve: pd.DataFrame, today: pd.Timestamp) -> pd.DataFrame:
-    """Insight rows with ``purchases_matured`` and ``revenue_matured``: each day's reported
-    figures divided by the share reported at its age (ages the curve lacks count as reported)."""
-    age = (today - rows["date"]).dt.days
+def matured(rows: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the daily ad-level table (an ``age`` column) with ``purchases_matured`` and
+    ``revenue_matured``: each day's reported figures divided by the share reported at its age
+    (ages the curve lacks count as reported)."""
     shares = curve.set_index("age")
+    age = rows["age"]
     return rows.assign(
         purchases_matured=rows["purchases"] / age.map(shares["purchases_share"]).fillna(1.0).to_numpy(),
         revenue_matured=rows["revenue"] / age.map(shares["value_share"]).fillna(1.0).to_numpy(),
     )
 
 
-def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
+def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDays | None = None) -> pd.DataFrame:
     """7-day totals, ROAS, CTR, confidence (observed and matured), today's spend and country mix
-    for every entity."""
-    curve = maturity_curve(snapshot)
-    window = matured(window_insights(snapshot), curve, snapshot.today)
-    totals = _by_level(window, SUMS + ["revenue_matured"])
-    today_rows = snapshot.insights[snapshot.insights["date"] == snapshot.today]
-    today = _by_level(today_rows, ["spend"]).rename(columns={"spend": "spend_today"})
+    for every entity. ``days``: the snapshot's :func:`ad_days`, when the caller has it already."""
+    days = ad_days(snapshot) if days is None else days
+    rows = EntityRows.of(entities, days.ad_ids)
+    curve = maturity_curve(snapshot, days)
+    window = matured(days.between(1, WINDOW_DAYS), curve)
+    totals = rows.roll_up(window[SUMS + ["revenue_matured"]].groupby(window["ad"].to_numpy()).sum())
+    today_rows = days.between(0, 0)
+    today = rows.roll_up(today_rows[["spend"]].set_axis(today_rows["ad"].to_numpy()).rename(columns={"spend": "spend_today"}))
 
-    metrics = entities.merge(totals, on=["entity_type", "entity_id"], how="left").merge(
-        today, on=["entity_type", "entity_id"], how="left"
-    )
+    metrics = pd.concat([entities.reset_index(drop=True), totals, today], axis=1)
     metrics[SUMS + ["revenue_matured", "spend_today"]] = metrics[SUMS + ["revenue_matured", "spend_today"]].fillna(0.0)
     metrics = metrics.rename(columns={c: f"{c}_7d" for c in SUMS})
 
@@ -215,8 +281,7 @@ def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFr
     error = float(curve["value_error"].max()) if len(curve) else 0.0
     metrics["confidence_matured"] = roas_confidence(purchases, metrics["expected_purchases_7d"], (error * unreported) ** 2)
     metrics = metrics.drop(columns="revenue_matured")
-
-    return metrics.merge(country_mix(window), on=["entity_type", "entity_id"], how="left")
+    return pd.concat([metrics, country_mix(days, rows)], axis=1)
 
 
 def account_roas(metrics: pd.DataFrame) -> float:
@@ -226,17 +291,34 @@ def account_roas(metrics: pd.DataFrame) -> float:
     return round(float(campaigns["revenue_7d"].sum() / spend), 4) if spend else 0.0
 
 
-def country_mix(window: pd.DataFrame) -> pd.DataFrame:
-    """Per entity: Spain's share of spend and the largest single country's share (geo rules)."""
-    per_country = _by_level(window, ["spend"], keys=("country",))
-    total = per_country.groupby(["entity_type", "entity_id"])["spend"].transform("sum")
-    per_country["share"] = np.where(total > 0, per_country["spend"] / total.where(total > 0, 1.0), 0.0)
-    top = per_country.sort_values("share", ascending=False).drop_duplicates(["entity_type", "entity_id"])
-    spain = per_country[per_country["country"] == "ES"][["entity_type", "entity_id", "share"]]
-    return (
-        top[["entity_type", "entity_id", "country", "share"]]
-        .rename(columns={"country": "top_country", "share": "top_country_share"})
-        .merge(spain.rename(columns={"share": "spain_share"}), on=["entity_type", "entity_id"], how="left")
-        .fillna({"spain_share": 0.0})
-    )
+def country_mix(days: AdDays, rows: EntityRows) -> pd.DataFrame:
+    """Per entity row: the largest single country's share of the window's spend and Spain's share
+    (geo rules); NaN for an entity without window rows. One pivot of spend per (entity, country)
+    at every level (the ad level's summed up); an entity whose top countries tie (e.g. no spend)
+    gets the first of them in alphabetical order."""
+    per_ad = days.window_countries
+    ad, country, spend = per_ad["ad"].to_numpy(), per_ad["country"].to_numpy(), per_ad["spend"]
+    width = max(len(days.countries), 1)
+    levels = [spend.set_axis(rows.ad[ad] * width + country)]
+    levels += [spend.groupby(parent[ad] * width + country).sum() for parent in (rows.adset, rows.campaign)]
+    summed = pd.concat(levels)
+    summed = summed[summed.index >= 0]
+    entity, country = summed.index.to_numpy() // width, summed.index.to_numpy() % width
+    spend = summed.to_numpy()
+    total = summed.groupby(entity).transform("sum").to_numpy()
+    share = np.where(total > 0, spend / np.where(total > 0, total, 1.0), 0.0)
 
+    alphabetical = np.argsort(np.argsort(days.countries.to_numpy().astype(str)))
+    order = np.lexsort((alphabetical[country], -share, entity))
+    first = order[np.r_[True, entity[order][1:] != entity[order][:-1]]] if len(order) else order
+    spain = country == days.countries.get_indexer(["ES"])[0] if len(days.countries) else np.zeros(len(country), dtype=bool)
+    mix = pd.DataFrame(
+        {
+            "top_country": pd.array(days.countries.to_numpy()[country[first]], dtype=days.countries.dtype),
+            "top_country_share": share[first],
+            "spain_share": 0.0,
+        },
+        index=entity[first],
+    )
+    mix.loc[entity[spain], "spain_share"] = share[spain]
+    return mix.reindex(pd.RangeIndex(rows.size))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .metrics import AdDays, EntityRows, ad_days
 from .snapshot import AccountSnapshot
 
 SPIKE_Z = 3.0
@@ -20,27 +21,30 @@ BASELINE_DAYS = 7
 MIN_BASELINE_DAYS = 3
 
 
-def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
-    """One row per budget holder: last full day's purchases against its baseline, z and direction."""
-    holders = entities[entities["is_budget_holder"]][["entity_type", "entity_id"]]
+def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDays | None = None) -> pd.DataFrame:
+    """One row per budget holder: last full day's purchases against its baseline, z and direction.
+    ``days``: the snapshot's daily ad-level table (engine/metrics.py ``ad_days``), when at hand."""
+    days = ad_days(snapshot) if days is None else days
+    holders = pd.concat([entities[entities["is_budget_holder"] & entities["entity_type"].eq(level)] for level in ("campaign", "adset")])
     last_day = snapshot.today - pd.Timedelta(days=1)
-    first_day = last_day - pd.Timedelta(days=BASELINE_DAYS)
-    ins = snapshot.insights
-    ins = ins[(ins["date"] >= first_day) & (ins["date"] <= last_day)]
-    days = pd.date_range(first_day, last_day, freq="D")
+    # Purchases per holder and day, the baseline's days oldest first and the last full day (age 1)
+    # last; NaN where a holder has no insight rows that day (such a day is not history).
+    span = BASELINE_DAYS + 1
+    recent = days.between(1, span)
+    ad, column = recent["ad"].to_numpy(), span - recent["age"].to_numpy()
+    rows = EntityRows.of(entities, days.ad_ids)
+    holder_of = np.full(len(entities) + 1, -1)  # entity row → holder position; row -1 (none) → -1
+    holder_of[entities.index.get_indexer(holders.index)] = np.arange(len(holders))
+    daily = np.full((len(holders), span), np.nan)
+    for parent in (rows.campaign, rows.adset):
+        holder = holder_of[parent[ad]]
+        mine = holder >= 0
+        sums = recent["purchases"][mine].groupby(holder[mine] * span + column[mine]).sum()
+        key = sums.index.to_numpy()
+        daily[key // span, key % span] = sums.to_numpy()
 
-    series = []
-    for level, column in (("campaign", "campaign_id"), ("adset", "adset_id")):
-        ids = holders.loc[holders["entity_type"] == level, "entity_id"]
-        daily = (
-            ins[ins[column].isin(ids)].groupby([column, "date"])["purchases"].sum()
-            .unstack("date").reindex(index=ids, columns=days)
-        )
-        series.append(daily.assign(entity_type=level).rename_axis("entity_id").reset_index())
-    daily = pd.concat(series, ignore_index=True)
-
-    baseline = daily[days[:-1]].to_numpy(dtype=float)
-    last = daily[days[-1]].fillna(0.0).to_numpy(dtype=float)
+    baseline = daily[:, :-1]
+    last = np.nan_to_num(daily[:, -1], nan=0.0)
     history_days = np.sum(~np.isnan(baseline), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(history_days > 0, np.nansum(baseline, axis=1) / np.maximum(history_days, 1), np.nan)
@@ -54,8 +58,8 @@ def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataF
 
     return pd.DataFrame(
         {
-            "entity_type": daily["entity_type"],
-            "entity_id": daily["entity_id"],
+            "entity_type": holders["entity_type"].to_numpy(),
+            "entity_id": holders["entity_id"].to_numpy(),
             "day": last_day,
             "purchases": last,
             "baseline_mean": mean,

@@ -86,10 +86,9 @@ def test_curve_from_a_snapshot_reads_the_late_purchases():
 )
 def test_matured_rows_are_unchanged_by_a_fully_matured_curve(purchases, revenue, ages):
     n = min(len(purchases), len(revenue), len(ages))
-    today = pd.Timestamp("2026-11-25")
-    rows = pd.DataFrame({"date": [today - pd.Timedelta(days=a) for a in ages[:n]], "purchases": purchases[:n], "revenue": revenue[:n]})
+    rows = pd.DataFrame({"age": ages[:n], "purchases": purchases[:n], "revenue": revenue[:n]})
     curve = pd.DataFrame({"age": range(1, 28), "purchases_share": 1.0, "value_share": 1.0})
-    out = matured(rows, curve, today)
+    out = matured(rows, curve)
     np.testing.assert_allclose(out["purchases_matured"], rows["purchases"])
     np.testing.assert_allclose(out["revenue_matured"], rows["revenue"])
 
