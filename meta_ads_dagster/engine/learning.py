@@ -10,20 +10,28 @@ Only running ad sets count: a paused one delivers nothing a budget could disturb
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 LEARNING = "LEARNING"
 
 
-def learning_adsets(entities: pd.DataFrame) -> list[tuple[str, ...]]:
+def learning_adsets(entities: pd.DataFrame) -> np.ndarray:
     """Per row of the entity table: the running ad sets in LEARNING that a budget change of the
     entity reaches (a campaign: its ad sets; an ad set: itself; an ad: its ad set), sorted ids."""
     learning = entities[
         entities["entity_type"].eq("adset") & entities["effective_active"] & entities["learning_status"].eq(LEARNING)
-    ]
-    by_campaign = learning.groupby("campaign_id")["entity_id"].agg(lambda ids: tuple(sorted(ids))).to_dict()
-    learning_ids = set(learning["entity_id"])
-    return [
-        by_campaign.get(campaign, ()) if kind == "campaign" else ((adset,) if adset in learning_ids else ())
-        for kind, campaign, adset in zip(entities["entity_type"], entities["campaign_id"], entities["adset_id"])
-    ]
+    ].sort_values("entity_id")
+    reached = np.empty(len(entities), dtype=object)
+    reached.fill(())
+    if learning.empty:
+        return reached
+    by_campaign = {campaign: tuple(ids) for campaign, ids in learning.groupby("campaign_id")["entity_id"]}
+    kind = entities["entity_type"].to_numpy(dtype=object)
+    campaigns = np.flatnonzero(kind == "campaign")
+    for row, campaign in zip(campaigns, entities["campaign_id"].to_numpy(dtype=object)[campaigns]):
+        reached[row] = by_campaign.get(campaign, ())
+    adset = entities["adset_id"].to_numpy(dtype=object)
+    for row in np.flatnonzero((kind != "campaign") & pd.Series(adset).isin(learning["entity_id"]).to_numpy()):
+        reached[row] = (adset[row],)
+    return reached

@@ -75,16 +75,14 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
     ).merge(snapshot.creatives.rename(columns={"id": "creative_id", "approved": "creative_approved"}), on="creative_id", how="left")
     ads = ads.assign(entity_type="ad")
 
-    campaign_countries = (
-        snapshot.adsets.explode("countries").dropna(subset=["countries"]).groupby("campaign_id")["countries"]
-        .agg(lambda c: tuple(sorted(set(c))))
-    )
-    campaigns["countries"] = campaigns["id"].map(campaign_countries)
+    campaigns["countries"] = campaigns["id"].map(_countries_by_campaign(snapshot.adsets))
     adsets_countries = adsets.set_index("id")["countries"]
     ads["countries"] = ads["adset_id"].map(adsets_countries)
 
     table = pd.concat([campaigns, adsets, ads], ignore_index=True).rename(columns={"id": "entity_id"})
-    table["countries"] = table["countries"].apply(lambda c: c if isinstance(c, tuple) else ())
+    countries = table["countries"].to_numpy(dtype=object, copy=True)
+    countries[pd.isna(countries)] = _empty_tuples(int(pd.isna(countries).sum()))
+    table["countries"] = countries
     adset_status = table["adset_status"] if "adset_status" in table else pd.Series("ACTIVE", index=table.index)
     table["effective_active"] = (
         table["status"].eq("ACTIVE") & table["campaign_status"].eq("ACTIVE") & adset_status.fillna("ACTIVE").eq("ACTIVE")
@@ -101,6 +99,25 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
             "learning_status", "learning_adsets",
         ]
     ].reset_index(drop=True)
+
+
+def _empty_tuples(n: int) -> np.ndarray:
+    """``n`` empty tuples as an object array (a list of tuples would be read as a 2-D array)."""
+    empty = np.empty(n, dtype=object)
+    empty.fill(())
+    return empty
+
+
+def _countries_by_campaign(adsets: pd.DataFrame) -> pd.Series:
+    """Campaign id → the sorted distinct countries its ad sets target (campaigns whose ad sets
+    target none are absent)."""
+    pairs = (
+        adsets[["campaign_id", "countries"]].explode("countries").dropna(subset=["countries"])
+        .drop_duplicates().sort_values(["campaign_id", "countries"])
+    )
+    campaign, countries = pairs["campaign_id"].to_numpy(dtype=object), pairs["countries"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, campaign[1:] != campaign[:-1]]) if len(campaign) else np.array([], dtype=int)
+    return pd.Series([tuple(group) for group in np.split(countries, starts[1:])] if len(starts) else [], index=campaign[starts], dtype=object)
 
 
 def window_insights(snapshot: AccountSnapshot) -> pd.DataFrame:

@@ -161,6 +161,26 @@ def reference_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.Da
     })
 
 
+def reference_countries_and_learning(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
+    """The entity table's two columns that were built with per-row lambdas."""
+    by_campaign = (
+        snapshot.adsets.explode("countries").dropna(subset=["countries"]).groupby("campaign_id")["countries"]
+        .agg(lambda c: tuple(sorted(set(c))))
+    )
+    by_adset = snapshot.adsets.set_index("id")["countries"]
+    countries = [
+        by_campaign.get(campaign, ()) if kind == "campaign" else by_adset.get(adset, ())
+        for kind, campaign, adset in zip(entities["entity_type"], entities["campaign_id"], entities["adset_id"])
+    ]
+    learning = entities[entities["entity_type"].eq("adset") & entities["effective_active"] & entities["learning_status"].eq("LEARNING")]
+    learning_by_campaign = learning.groupby("campaign_id")["entity_id"].agg(lambda ids: tuple(sorted(ids))).to_dict()
+    reached = [
+        learning_by_campaign.get(campaign, ()) if kind == "campaign" else ((adset,) if adset in set(learning["entity_id"]) else ())
+        for kind, campaign, adset in zip(entities["entity_type"], entities["campaign_id"], entities["adset_id"])
+    ]
+    return pd.DataFrame({"countries": countries, "learning_adsets": reached}, dtype=object)
+
+
 # --- the cases ------------------------------------------------------------------------------------
 def generated(tmp_path_factory, campaigns: int, seed: int) -> AccountSnapshot:
     """An account from benchmarks/cycle_scale.py's generator (the one the figures are measured on)."""
@@ -191,6 +211,12 @@ def edge_cases() -> dict[str, dict]:
         "zero spend, tied countries": make_snapshot([
             campaign(days=[zero] * 7, today=zero, countries=("PT", "ES"), country_shares={"PT": 0.5, "ES": 0.5}),
             campaign(spend=0.0, roas=0.0, purchases=0, countries=("FR", "DE"), country_shares={"FR": 0.5, "DE": 0.5}, n_ads=2),
+        ]),
+        "ad sets learning, several countries per campaign": make_snapshot([
+            CampaignSpec(adsets=[AdSetSpec(learning_status="LEARNING", id="155", countries=("PT", "ES")),
+                                 AdSetSpec(learning_status="LEARNING", id="144", countries=("FR", "ES")),
+                                 AdSetSpec(learning_status="SUCCESS")]),
+            CampaignSpec(adsets=[AdSetSpec(learning_status="LEARNING")], daily_budget_usd=None),
         ]),
         "gaps, old days, today, paused and empty entities": make_snapshot([
             CampaignSpec(adsets=[AdSetSpec(ads=[
@@ -257,6 +283,14 @@ def test_the_one_pass_gives_the_row_by_level_frames(snapshots, case):
     assert_same(roas_metrics(snapshot, entities), reference_roas_metrics(snapshot, entities))
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_the_entity_tables_countries_and_learning_ad_sets(snapshots, case):
+    entities = entity_table(snapshots[case])
+    pd.testing.assert_frame_equal(
+        entities[["countries", "learning_adsets"]], reference_countries_and_learning(snapshots[case], entities)
+    )
+
+
 def test_the_cases_reach_the_edges(snapshots):
     """The cases are not all alike: entities without rows, zero spend, ties, several countries, NaN."""
     metrics = {case: reference_roas_metrics(s, entity_table(s)) for case, s in snapshots.items()}
@@ -265,6 +299,8 @@ def test_the_cases_reach_the_edges(snapshots):
     assert set(snapshots["three countries, ES-less ad set, unknown country"].insights["country"]) == {"ES", "PT", "FR", "unknown"}
     tied = metrics["zero spend, tied countries"]
     assert (tied.loc[tied["spend_7d"] == 0, "top_country"] == "ES").any()  # ES and PT tie at zero spend
+    learning = entity_table(snapshots["ad sets learning, several countries per campaign"])
+    assert learning["learning_adsets"].map(len).sum() >= 3 and learning["countries"].map(len).max() == 3
     assert snapshots["generated with NaN"].insights["purchases"].isna().any()
     spikes = reference_spikes(snapshots["generated 60 campaigns, seed 14"], entity_table(snapshots["generated 60 campaigns, seed 14"]))
     assert len(spikes) >= 60
