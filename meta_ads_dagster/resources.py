@@ -8,6 +8,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceD
 from pydantic import PrivateAttr
 
 from .alerts.notifier import Notifier
+from .io_manager import ParquetFilesystemIOManager
 from .jobs import ACCOUNT_TAG, AUTO_MODE_TAG, CYCLE_JOB_NAME
 from .meta.client import MetaAdsClient
 from .meta.live import LiveMetaAdsClient
@@ -117,4 +118,6 @@ def build_resources(settings: Settings) -> dict:
         "meta_client": meta_client(settings),
         "ledger": LedgerResource(database_url=settings.database_url()),
         "notifier": notifier(settings),
+        # Step values under the instance's storage directory, frames as Parquet (io_manager.py).
+        "io_manager": ParquetFilesystemIOManager(),
     }

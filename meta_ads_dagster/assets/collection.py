@@ -15,6 +15,7 @@ from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
 from ..engine.snapshot import AccountSnapshot, SnapshotError, parse_snapshot
 from ..engine.spikes import detect_spikes
+from ..io_manager import STORED_WITH
 from ..jobs import ACCOUNT_TAG
 from ..meta.client import MetaAdsClient
 from ..meta.live import MetaApiError, MetaTransientError
@@ -84,7 +85,9 @@ def analyze(analysis, account_snapshot: AccountSnapshot, insights: pd.DataFrame)
     return analysis(snapshot, entity_table(snapshot))
 
 
-@asset(group_name=GROUP, kinds={"pandas"}, check_specs=[FRESH_INSIGHTS_CHECK, POSSIBLE_ROWS_CHECK, OUTAGE_CHECK])
+# The insights are the snapshot's frame: stored once, with the snapshot (io_manager.py).
+@asset(group_name=GROUP, kinds={"pandas"}, check_specs=[FRESH_INSIGHTS_CHECK, POSSIBLE_ROWS_CHECK, OUTAGE_CHECK],
+       metadata={STORED_WITH: "account_snapshot.insights"})
 def insights(settings: ResourceParam[Settings], account_snapshot: AccountSnapshot):
     """Daily ad-level insights by country: spend, impressions, clicks, purchases, revenue.
 
