@@ -14,6 +14,8 @@ where a person would pay it), ``--runs`` times:
 
 - ``plan``: ``meta-ads plan --snapshot FILE`` (read, parse, the engine, the table printed);
 - ``engine``: ``plan_cycle`` on the already-parsed frames (the parse is done before timing);
+- ``analyze``: of that, the analyses of the rows alone (``engine.cycle.analyze``: entity table,
+  metrics, A/B tests, spikes, fatigue), without the decisions, guard rails and routing;
 - ``floor``: the bare aggregation of the same rows: the 7-day sums and today's spend per ad, ad
   set and campaign (one ``groupby().sum()`` each), what no engine can do with less;
 - ``cycle``: ``meta-ads cycle`` in stub mode on that file, all in one DAGSTER_HOME (the first run
@@ -45,7 +47,7 @@ BIN = Path(sys.executable).parent
 ACCOUNT = "act_4242"
 AS_OF = "2026-11-20T10:00:00+00:00"
 DAYS = 8  # the 7 full days of the ROAS window, and today so far
-WORKS = ("plan", "engine", "floor", "cycle")
+WORKS = ("plan", "engine", "analyze", "floor", "cycle")
 
 
 def ads_per_campaign(campaigns: int) -> int:
@@ -132,8 +134,8 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> dict[str,
 
 
 def in_process(work: str, path: str, runs: int) -> None:
-    """``engine`` or ``floor`` ``runs`` times on frames parsed once; one JSON line per run."""
-    from meta_ads_dagster.engine.cycle import plan_cycle
+    """``engine``, ``analyze`` or ``floor`` ``runs`` times on frames parsed once; one JSON line per run."""
+    from meta_ads_dagster.engine.cycle import analyze, plan_cycle
     from meta_ads_dagster.engine.snapshot import load_snapshot_text
     from meta_ads_dagster.settings import load_settings
 
@@ -148,7 +150,7 @@ def in_process(work: str, path: str, runs: int) -> None:
             window.groupby(key, sort=False)[["spend", "impressions", "clicks", "purchases", "revenue"]].sum()
             today_rows.groupby(key, sort=False)["spend"].sum()
 
-    task = {"engine": lambda: plan_cycle(snapshot, settings), "floor": floor}[work]
+    task = {"engine": lambda: plan_cycle(snapshot, settings), "analyze": lambda: analyze(snapshot), "floor": floor}[work]
     for _ in range(runs):
         cpu, wall = time.process_time(), time.perf_counter()
         task()

@@ -25,7 +25,10 @@ def detect_fatigue(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDa
     last_day = days.between(1, 1)  # one row per ad
     last = last_day[["clicks", "impressions"]].set_axis(last_day["ad"].to_numpy())
     ads = entities[entities["entity_type"] == "ad"]
-    code = days.ad_ids.get_indexer(ads["entity_id"])  # -1: an ad without insights
+    rows = days.rows(entities)
+    code = np.full(len(entities), -1)
+    code[rows.ad[rows.ad >= 0]] = np.flatnonzero(rows.ad >= 0)
+    code = code[np.flatnonzero(entities["entity_type"].to_numpy(dtype=object) == "ad")]  # -1: an ad without insights
     weekly, latest = week.reindex(code).fillna(0), last.reindex(code).fillna(0)
     ctr_7d = np.where(weekly["impressions"] > 0, weekly["clicks"] / weekly["impressions"].clip(lower=1), np.nan)
     ctr_last = np.where(latest["impressions"] > 0, latest["clicks"] / latest["impressions"].clip(lower=1), np.nan)

@@ -35,7 +35,8 @@ Maturity (late conversions)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,16 @@ class AdDays:
     days: pd.DataFrame  # per (ad, age), sorted: ad, age, *SUMS
     countries: pd.Index  # the window's countries; the ``country`` codes index it
     window_countries: pd.DataFrame  # per (ad, country) in the window: ad, country, spend
+    # The last entity table's rows (the analyses of one snapshot share one): (weak reference, rows).
+    _rows: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def rows(self, entities: pd.DataFrame) -> "EntityRows":
+        """Where each ad of these rows sits in ``entities`` (computed once per entity table)."""
+        cached = self._rows.get("last")
+        if cached is None or cached[0]() is not entities:
+            cached = (weakref.ref(entities), EntityRows.of(entities, self.ad_ids))
+            self._rows["last"] = cached
+        return cached[1]
 
     def between(self, first_age: int, last_age: int) -> pd.DataFrame:
         age = self.days["age"]
@@ -174,19 +185,21 @@ class EntityRows:
 
     @classmethod
     def of(cls, entities: pd.DataFrame, ad_ids: pd.Index) -> "EntityRows":
-        kind = entities["entity_type"].to_numpy()
+        kind = entities["entity_type"].to_numpy(dtype=object)
+        entity_ids = entities["entity_id"].to_numpy(dtype=object)
 
-        def rows(level: str, ids) -> np.ndarray:
+        def rows(level: str, ids: np.ndarray) -> np.ndarray:
             positions = np.flatnonzero(kind == level)
-            found = pd.Index(entities["entity_id"].to_numpy()[positions]).get_indexer(ids)
+            # object on both sides: a lookup between Arrow and Python strings converts each time
+            found = pd.Index(entity_ids[positions], dtype=object).get_indexer(ids)
             return np.where(found >= 0, positions[found], -1)
 
-        ad = rows("ad", ad_ids)
+        ad = rows("ad", ad_ids.to_numpy(dtype=object))
         known = ad >= 0
         adset = np.full(len(ad), -1)
         campaign = np.full(len(ad), -1)
-        adset[known] = rows("adset", entities["adset_id"].to_numpy()[ad[known]])
-        campaign[known] = rows("campaign", entities["campaign_id"].to_numpy()[ad[known]])
+        adset[known] = rows("adset", entities["adset_id"].to_numpy(dtype=object)[ad[known]])
+        campaign[known] = rows("campaign", entities["campaign_id"].to_numpy(dtype=object)[ad[known]])
         return cls(size=len(entities), ad=ad, adset=adset, campaign=campaign)
 
     def roll_up(self, per_ad: pd.DataFrame) -> pd.DataFrame:
@@ -274,7 +287,7 @@ def roas_metrics(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDays
     """7-day totals, ROAS, CTR, confidence (observed and matured), today's spend and country mix
     for every entity. ``days``: the snapshot's :func:`ad_days`, when the caller has it already."""
     days = ad_days(snapshot) if days is None else days
-    rows = EntityRows.of(entities, days.ad_ids)
+    rows = days.rows(entities)
     curve = maturity_curve(snapshot, days)
     window = matured(days.between(1, WINDOW_DAYS), curve)
     totals = rows.roll_up(window[SUMS + ["revenue_matured"]].groupby(window["ad"].to_numpy()).sum())

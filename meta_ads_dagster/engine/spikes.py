@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import AdDays, EntityRows, ad_days
+from .metrics import AdDays, ad_days
 from .snapshot import AccountSnapshot
 
 SPIKE_Z = 3.0
@@ -32,7 +32,7 @@ def detect_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDay
     span = BASELINE_DAYS + 1
     recent = days.between(1, span)
     ad, column = recent["ad"].to_numpy(), span - recent["age"].to_numpy()
-    rows = EntityRows.of(entities, days.ad_ids)
+    rows = days.rows(entities)
     holder_of = np.full(len(entities) + 1, -1)  # entity row → holder position; row -1 (none) → -1
     holder_of[entities.index.get_indexer(holders.index)] = np.arange(len(holders))
     daily = np.full((len(holders), span), np.nan)
