@@ -26,6 +26,7 @@ from ..settings import Settings
 from .actions import ACTION_COLUMNS, add_reason, give_verdict, is_approval, keep_units_whole, set_verdict, written_entities
 from .history import describe, over_written_entities
 from .policy import PolicyEngine
+from .reallocate import creative_judged
 from .safety import AccountSpend, SafetyEngine
 
 APPROVAL_COLUMNS = [
@@ -65,7 +66,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "impressions_7d": current["impressions_7d"],
             "age_hours": np.nan,
             "creative_id": current["creative_id"],
-            "creative_approved": current["creative_approved"],
+            "creative_approved": current["creative_approved"].where(~resume, creative_judged(current)),
             "countries": current["countries"],
             "spain_share": current["spain_share"],
             "top_country_share": current["top_country_share"],

@@ -191,6 +191,12 @@ def propose_reallocations(
     return pd.DataFrame(legs)
 
 
+def creative_judged(rows: pd.DataFrame) -> pd.Series:
+    """The ``creative_approved`` a resume is checked on: an ad's own creative; resuming an ad set
+    or a campaign puts no new creative live (its ads were judged when they ran)."""
+    return rows["creative_approved"].where(rows["entity_type"].eq("ad"), True)
+
+
 def propose_resumes(snapshot: AccountSnapshot, metrics: pd.DataFrame, settings: Settings, pauses: pd.DataFrame) -> pd.DataFrame:
     """Resume proposals (verdict ``proposed``) for what the engine's hard stop paused and whose
     matured evidence recovered. ``pauses``: the ledger's writes over RESUME_LOOKBACK_HOURS
@@ -213,8 +219,7 @@ def propose_resumes(snapshot: AccountSnapshot, metrics: pd.DataFrame, settings: 
     return rows.assign(
         id=[action_id(as_of, t, e, "resume") for t, e in zip(rows["entity_type"], rows["entity_id"])],
         type="resume", rule=RESUME_RULE, unit_id=None, entity_name=rows["name"], proposed_pct=np.nan,
-        # Only an ad puts a creative live; resuming an ad set or campaign brings back ads already judged.
-        creative_approved=rows["creative_approved"].where(rows["entity_type"].eq("ad"), True),
+        creative_approved=creative_judged(rows),
         reasons=[
             [f"paused by the hard stop; matured 7-day ROAS {r.roas_matured:.2f} ≥ {RESUME_MIN_ROAS} with confidence "
              f"{r.confidence_matured:.2f} (reported {r.roas_7d:.2f}): late conversions lifted it, the hard stop no longer holds"]
