@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     # phase (learning_stage_info.status LEARNING). Off by default: on the simulated market it lost
     # money on balance (BENCHMARKS.md, "Learning-phase hold").
     learning_phase_hold: bool = False
+    # Propose reallocations (budget moved from a campaign's weakest ad set to its strongest, total
+    # unchanged) and resumes (of what the engine's own hard stop paused, once its matured ROAS
+    # recovered); both are always queued for a person (engine/reallocate.py).
+    reallocate_proposals: bool = True
+    resume_proposals: bool = True
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
     min_impressions: int = Field(1000, ge=0, le=1_000_000_000)
@@ -316,7 +321,7 @@ OVERRIDABLE = frozenset(
         "max_daily_spend_usd", "max_campaign_budget_usd", "max_actions_per_tick", "max_campaigns_per_tick",
         "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
         "max_insights_age_hours",
-        "significant_edit_pct", "learning_phase_hold",
+        "significant_edit_pct", "learning_phase_hold", "reallocate_proposals", "resume_proposals",
     }
 )
 

@@ -33,6 +33,11 @@ only those are exempt from the embargo, the cooldown and the per-tick count. Who
 the audit's facts, not arithmetic.
 8. (the 24 h cooldown) no entity written by a cycle within 24 h of an earlier write to it, except
    by a hard-stop pause.
+9. a reallocation (ledger rows sharing ``unit_id``) is written whole or not at all, and its written
+   legs leave the total daily budget unchanged; each leg is a budget write like any other, so
+   properties 1–4, 7 and 8 count it as one.
+
+Property 5 applies to every resume, a cycle's (a person's approved ``resume``) and a rollback's.
 
 Each breach names its rail (:class:`Breach`). Properties 6's "every hard stop executed" and "an
 approved one carried out" are :data:`DUTIES`, what the engine must do; the others are limits on what
@@ -58,6 +63,7 @@ CHANGE_LIMIT, CAMPAIGN_CAP, ACCOUNT_CAP, SPEND_TODAY = "change_24h", "campaign_c
 TWICE, UNRECORDED, NO_BUDGET = "one_write_per_entity", "unrecorded_write", "budget_write_without_budget"
 EMBARGO, CREATIVE_EMBARGO, COOLDOWN, PER_TICK = "embargo", "creative_embargo", "cooldown", "per_tick"
 MASS_PAUSE, RESUME_HALTED = "mass_pause", "resume_under_hard_stop"
+UNIT_SPLIT, UNIT_TOTAL = "reallocation_split", "reallocation_total"
 HARD_STOP_MISSED, QUEUED_EARLY, APPROVED_NOT_DONE = "hard_stop_missed", "hard_stop_queued_early", "approved_hard_stop_missed"
 DUTIES = frozenset({HARD_STOP_MISSED, QUEUED_EARLY, APPROVED_NOT_DONE})
 
@@ -257,6 +263,7 @@ class GuardRailChecker:
         self.checked["cycle"] += 1
 
         halted = account.halted(s.hard_stop_roas, s.hard_stop_confidence)
+        budgets_before = dict(self.state.budget)
         not_hard_stop = 0
         own_pauses = 0
         for write in op.writes:
@@ -286,11 +293,32 @@ class GuardRailChecker:
                 if last_variant is not None and op_time(op) - last_variant < timedelta(hours=s.creative_embargo_hours):
                     breaches.append(Breach(CREATIVE_EMBARGO, f"{op.run_id}: variant of ad {write['ad_id']} inside the creative embargo"))
                 self.last_variant[write["ad_id"]] = op_time(op)
+            if write["method"] == "resume":
+                breaches += self._resume_allowed(op, write, rows)
             breaches += self._after_write(op, write, row)
 
+        breaches += self._units(op, budgets_before)
         if not_hard_stop > s.max_actions_per_tick:
             breaches.append(Breach(PER_TICK, f"{op.run_id}: {not_hard_stop} executed actions besides hard stops > MAX_ACTIONS_PER_TICK {s.max_actions_per_tick}"))
         breaches += self._hard_stops(op, account, own_pauses)
+        return breaches
+
+    def _units(self, op: Operation, budgets_before: dict) -> list[Breach]:
+        """Property 9: each reallocation of this cycle written whole, its total unchanged."""
+        breaches = []
+        legs = defaultdict(list)
+        for row in op.ledger_rows:
+            if isinstance(row.get("unit_id"), str) and row["unit_id"]:
+                legs[row["unit_id"]].append((row["entity_type"], row["entity_id"]))
+        budget_writes = {(w["entity_type"], w["entity_id"]): w for w in op.writes if w["method"] == "update_budget"}
+        for unit, keys in legs.items():
+            self.checked["reallocations"] += 1
+            written_legs = [key for key in keys if key in budget_writes]
+            if written_legs and len(written_legs) != len(keys):
+                breaches.append(Breach(UNIT_SPLIT, f"{op.run_id}: reallocation {unit} wrote {len(written_legs)} of its {len(keys)} legs"))
+            moved = sum(self.state.budget[k] - (budgets_before.get(k) or 0.0) for k in written_legs)
+            if written_legs and abs(moved) > TOLERANCE:
+                breaches.append(Breach(UNIT_TOTAL, f"{op.run_id}: reallocation {unit} changed the total daily budget by {moved:+.2f}"))
         return breaches
 
     def _hard_stops(self, op: Operation, account: Account, own_pauses: int) -> list[Breach]:

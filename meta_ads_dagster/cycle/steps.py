@@ -20,12 +20,14 @@ import pandas as pd
 
 from ..checks import insight_rows_are_possible, insights_are_fresh, plan_holds_on_tracking_outage, planned_actions_within_guard_rails
 from ..engine import cycle as engine
+from ..engine.actions import keep_units_whole
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
 from ..engine.outage import TrackingOutage, hold_on_outage as hold_actions_on_outage
 from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
 from ..engine.routing import limit_writes, route_actions
 from ..engine.policy import PolicyEngine
+from ..engine.reallocate import RESUME_LOOKBACK_HOURS
 from ..engine.safety import SafetyEngine
 from ..engine.snapshot import AccountSnapshot, parse_snapshot
 from ..meta.client import MetaAdsClient
@@ -131,6 +133,7 @@ def decide(store: Ledger, snapshot: AccountSnapshot, frames: dict[str, pd.DataFr
     actions, scope = engine.decide(
         snapshot, frames["roas_metrics"], frames["ab_tests"], frames["spikes"], frames["creative_fatigue"], settings,
         account_history(store, snapshot, settings), store.last_evaluated(snapshot.account_id),
+        store.history(snapshot.account_id, snapshot.as_of - timedelta(hours=RESUME_LOOKBACK_HOURS)) if settings.resume_proposals else None,
     )
     log.info(f"{len(actions)} action(s) proposed for {len(scope)} campaign(s) in scope")
     return actions, list(scope)
@@ -217,7 +220,7 @@ def execute(
         settle_open_writes(store, client, account, run_id, log, taken_over, run_alive)
         executable = actions.loc[actions["verdict"] == "executed", "id"]
         actions = hold_back_already_sent(actions, store.already_sent(account, executable))
-        actions = hold_back_changed_since(actions, account_history(store, snapshot, settings), snapshot.as_of)
+        actions = keep_units_whole(hold_back_changed_since(actions, account_history(store, snapshot, settings), snapshot.as_of))
         actions = with_prior_state(actions, snapshot)
         store.record_cycle(actions, run_id, account, snapshot.as_of, approval_ttl_hours=settings.approval_ttl_hours, currency=snapshot.currency)
         store.record_evaluated(account, scope, snapshot.as_of)

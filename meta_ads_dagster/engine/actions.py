@@ -16,16 +16,20 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-BUDGET_TYPES = ("scale_up", "scale_down")
+BUDGET_TYPES = ("scale_up", "scale_down")  # a reallocation's legs are these too (engine/reallocate.py)
 PROTECTIVE_TYPES = ("pause", "publish_winner", "scale_down")  # cut or hold spend; never raise it
 VERDICTS = ("proposed", "policy_blocked", "safety_blocked", "deferred", "superseded", "queued", "executed", "failed")
+
+# The worst verdict of a unit's legs is the unit's (a leg that cannot go holds every leg back).
+_VERDICT_RANK = {v: r for r, v in enumerate(
+    ["policy_blocked", "safety_blocked", "failed", "superseded", "deferred", "queued", "executed", "proposed"])}
 
 ACTION_COLUMNS = [
     "id", "type", "entity_type", "entity_id", "entity_name", "campaign_id", "adset_id", "rule", "proposed_pct", "amount_pct",
     "current_budget_minor", "new_budget_minor", "confidence", "roas_7d", "spend_7d", "impressions_7d",
     "age_hours", "creative_id", "creative_approved", "countries", "spain_share", "top_country_share",
     "loser_ad_ids", "hours_since_last_action", "hours_since_creative_change", "changed_24h_pct", "budget_edits_1h",
-    "learning_adsets", "minor_per_unit", "verdict", "reasons",
+    "learning_adsets", "minor_per_unit", "unit_id", "verdict", "reasons",
 ]
 
 
@@ -99,6 +103,37 @@ def give_verdict(actions: pd.DataFrame, mask: Iterable[bool], verdict: str, mess
     ]
     actions["verdict_reason"] = np.where(mask, np.array(messages, dtype=object), stated.to_numpy(dtype=object))
     actions.loc[mask, "verdict"] = verdict
+
+
+def keep_units_whole(actions: pd.DataFrame) -> pd.DataFrame:
+    """All or none: every leg of a reallocation takes its unit's worst verdict (a blocked,
+    deferred or superseded leg holds the others back), and a unit whose legs no longer add up to
+    zero (a leg clamped by a limit) is blocked."""
+    if "unit_id" not in actions or actions["unit_id"].isna().all():
+        return actions
+    actions = actions.copy()
+    legs = actions[actions["unit_id"].notna()]
+    net = (legs["new_budget_minor"].astype(float) - legs["current_budget_minor"].astype(float)).groupby(legs["unit_id"]).sum()
+    unbalanced = legs["unit_id"].map(net.abs() > 0.5).fillna(False).to_numpy() & legs["verdict"].eq("proposed").to_numpy()
+    give_verdict(actions, actions.index.isin(legs.index[unbalanced]), "policy_blocked",
+                 "reallocation is all or none: a leg was clamped by a limit, so the total would change")
+    legs = actions[actions["unit_id"].notna()]
+    rank = legs["verdict"].map(_VERDICT_RANK)
+    worst = rank.groupby(legs["unit_id"]).transform("min")
+    lagging = legs[rank > worst]
+    if lagging.empty:
+        return actions
+    cause = legs[rank == worst].drop_duplicates("unit_id").set_index("unit_id")
+    verdict = lagging["unit_id"].map(cause["verdict"])
+    why = [
+        f"reallocation is all or none: leg {cause.at[u, 'type']} of ad set {cause.at[u, 'entity_id']} is {cause.at[u, 'verdict']} "
+        f"({cause.at[u, 'reasons'][-1] if cause.at[u, 'reasons'] else 'no reason'})"
+        for u in lagging["unit_id"]
+    ]
+    for target in verdict.unique():
+        mask = actions.index.isin(lagging.index[verdict.eq(target).to_numpy()])
+        give_verdict(actions, mask, target, pd.Series(why, index=lagging.index).reindex(actions.index).fillna("").to_numpy())
+    return actions
 
 
 def checked(inputs, allowed: np.ndarray, reason: np.ndarray, ok: str):

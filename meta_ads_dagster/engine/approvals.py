@@ -9,7 +9,10 @@ It is not carried out when the entity is no longer active, when its budget is no
 the person saw (``superseded``: a person approved numbers that are no longer true), or, for
 anything but a pause or a cut, when a newer hard stop holds on it or on its campaign or ad set. An
 approved pause or cut agrees with a hard stop on the same entity: it is carried out (this cycle's
-own queued hard stop for that entity is superseded by it). What survives is executed with the reviewer as the
+own queued hard stop for that entity is superseded by it). An approved resume is carried out
+only while the entity is still paused and the hard stop does not hold on it again. An approved
+reallocation is re-validated leg by leg and stays all or none (``actions.keep_units_whole``): its
+legs are approved together (store/approvals.py). What survives is executed with the reviewer as the
 actor; one write per entity and the per-tick limit then apply to approvals like to any action
 (``routing.limit_writes``).
 """
@@ -20,14 +23,15 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import ACTION_COLUMNS, add_reason, give_verdict, is_approval, set_verdict, written_entities
+from .actions import ACTION_COLUMNS, add_reason, give_verdict, is_approval, keep_units_whole, set_verdict, written_entities
 from .history import describe, over_written_entities
 from .policy import PolicyEngine
+from .reallocate import creative_judged
 from .safety import AccountSpend, SafetyEngine
 
 APPROVAL_COLUMNS = [
     "action_id", "cycle_run_id", "type", "entity_type", "entity_id", "rule", "amount_pct", "current_budget_minor",
-    "loser_ad_ids", "decided_by", "decided_at",
+    "loser_ad_ids", "decided_by", "decided_at", "unit_id",
 ]
 
 
@@ -41,6 +45,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
         metrics, on=["entity_type", "entity_id"], how="left"
     )
     is_budget = current["type"].isin(["scale_up", "scale_down"])
+    resume = current["type"].eq("resume")
     actions = pd.DataFrame(
         {
             "id": current["action_id"],
@@ -53,7 +58,7 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "rule": current["rule"],
             "proposed_pct": current["amount_pct"].where(is_budget),
             "amount_pct": current["amount_pct"].where(is_budget),
-            "current_budget_minor": current["daily_budget"].astype(float).where(is_budget),
+            "current_budget_minor": current["daily_budget"].astype(float).where(is_budget | (resume & current["is_budget_holder"].eq(True))),
             "new_budget_minor": np.nan,
             "confidence": current["confidence"],
             "roas_7d": current["roas_7d"],
@@ -61,13 +66,14 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
             "impressions_7d": current["impressions_7d"],
             "age_hours": np.nan,
             "creative_id": current["creative_id"],
-            "creative_approved": current["creative_approved"],
+            "creative_approved": current["creative_approved"].where(~resume, creative_judged(current)),
             "countries": current["countries"],
             "spain_share": current["spain_share"],
             "top_country_share": current["top_country_share"],
             "loser_ad_ids": current["loser_ad_ids"],
             "learning_adsets": current["learning_adsets"],
             "minor_per_unit": minor_per_unit,
+            "unit_id": current["unit_id"],
             "verdict": "proposed",
             "reasons": [[f"approved by {who} (proposed in run {run})"] for who, run in zip(current["decided_by"], current["cycle_run_id"])],
         },
@@ -76,7 +82,8 @@ def approved_candidates(approved: pd.DataFrame, metrics: pd.DataFrame, minor_per
     ages = metrics.set_index(["entity_type", "entity_id"])["created_time"]
     actions["age_hours"] = over_written_entities(actions, (as_of - ages).dt.total_seconds() / 3600)
     actions = describe(actions, history, as_of)
-    actions["active"] = current["effective_active"].fillna(False).astype(bool).to_numpy()
+    # A resume still applies while the entity is paused; anything else while it is live.
+    actions["active"] = np.where(resume, current["status"].eq("PAUSED"), current["effective_active"].fillna(False).astype(bool)).astype(bool)
     actions["approved_budget_minor"] = current["approved_budget_minor"].astype(float).to_numpy()
     actions["actor"] = current["decided_by"].to_numpy()
     actions["approved_in_run"] = current["cycle_run_id"].to_numpy()
@@ -97,7 +104,12 @@ def _held_by_hard_stop(actions: pd.DataFrame, cycle_actions: pd.DataFrame) -> np
 def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: AccountSpend, settings: Settings) -> pd.DataFrame:
     """Guard rails again, then ``executed`` for what still holds (see the module docstring)."""
     actions = candidates.copy()
-    set_verdict(actions, ~actions.pop("active").to_numpy(), "safety_blocked", "no longer active: approval not carried out")
+    resume = actions["type"].eq("resume").to_numpy()
+    applies = actions.pop("active").to_numpy()
+    set_verdict(actions, ~applies & ~resume, "safety_blocked", "no longer active: approval not carried out")
+    set_verdict(actions, ~applies & resume, "safety_blocked", "no longer paused: approval not carried out")
+    halted, _ = PolicyEngine(settings).must_halt(actions["roas_7d"].astype(float), actions["confidence"].astype(float), actions["spend_7d"].astype(float))
+    set_verdict(actions, resume & halted, "safety_blocked", "the hard stop holds on it again: resume not carried out")
 
     is_budget = actions["type"].isin(["scale_up", "scale_down"]).to_numpy()
     seen, now = actions.pop("approved_budget_minor").to_numpy(dtype=float), actions["current_budget_minor"].to_numpy(dtype=float)
@@ -118,7 +130,7 @@ def revalidate(candidates: pd.DataFrame, cycle_actions: pd.DataFrame, spend: Acc
     human = settings.with_mode("suggest")  # a person approved it: the human limit applies
     actions = SafetyEngine(human).evaluate(PolicyEngine(human).evaluate(actions), spend.after_raises(cycle_actions))
     give_verdict(actions, actions["verdict"].eq("proposed").to_numpy(), "executed", "re-validated against the current account: executing")
-    return actions
+    return keep_units_whole(actions)
 
 
 def supersede_by_approvals(actions: pd.DataFrame) -> pd.DataFrame:

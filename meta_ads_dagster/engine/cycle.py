@@ -16,6 +16,7 @@ from .fatigue import detect_fatigue
 from .history import describe, history_frame
 from .metrics import ad_days, entity_table, roas_metrics
 from .policy import PolicyEngine
+from .reallocate import propose_more
 from .outage import hold_on_outage
 from .routing import limit_writes, route_actions
 from .safety import AccountSpend, SafetyEngine
@@ -46,15 +47,19 @@ def decide(
     settings: Settings,
     history: pd.DataFrame,
     last_evaluated: pd.Series | None = None,
+    pauses: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Propose actions for the campaigns in scope and describe each one's history (cooldown,
     creative embargo, the rolling 24 h change). Returns (actions, campaign ids in scope).
 
     ``history``: the ledger's and/or the snapshot's ``recent_actions`` (engine/history.py);
-    ``last_evaluated``: campaign id → when a tick last evaluated it (the scope's rotation).
+    ``last_evaluated``: campaign id → when a tick last evaluated it (the scope's rotation);
+    ``pauses``: the ledger's writes over RESUME_LOOKBACK_HOURS, what resumes are proposed from
+    (engine/reallocate.py; None: the history's).
     """
     scope = campaigns_in_scope(metrics, settings, snapshot.as_of, last_evaluated)
     actions = propose_actions(snapshot, metrics, ab_tests, spikes, fatigue, settings, scope, history)
+    actions = propose_more(snapshot, metrics, settings, scope, actions, history, history if pauses is None else pauses)
     return describe(actions, history, snapshot.as_of), scope
 
 

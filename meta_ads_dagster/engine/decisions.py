@@ -217,6 +217,7 @@ def propose_actions(
     actions["changed_24h_pct"] = 0.0
     actions["budget_edits_1h"] = 0
     actions["minor_per_unit"] = snapshot.minor_per_unit
+    actions["unit_id"] = None
     actions["verdict"] = "proposed"
     return actions[ACTION_COLUMNS].reset_index(drop=True)
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import HOLD_BAND_LOW, Settings
-from .actions import BUDGET_TYPES, as_array, checked, note, pct, pct_text, set_verdict
+from .actions import BUDGET_TYPES, as_array, checked, keep_units_whole, note, pct, pct_text, set_verdict
 
 MIN_MEANINGFUL_CHANGE = 0.05  # a raise clamped below 5 % is not worth an action
 MIN_CONFIDENCE = 0.65  # the seed's evaluate_campaign(min_confidence=0.65): budget changes only above it
@@ -141,9 +141,11 @@ class PolicyEngine:
         confidence = actions["confidence"].astype(float).to_numpy()
         set_verdict(actions, is_budget & ~(np.nan_to_num(confidence) >= MIN_CONFIDENCE), "policy_blocked",
                     "ROAS confidence " + np.char.mod("%.2f", np.nan_to_num(confidence)).astype(object) + f" below {MIN_CONFIDENCE}: no budget change")
-        set_verdict(actions, kind.eq("scale_down").to_numpy() & ~(roas <= SCALE_DOWN_MAX_ROAS), "policy_blocked",
+        # A reallocation's legs answer to its own condition (the ROAS spread), not a lone change's.
+        lone = ~(actions["rule"].eq("reallocate").to_numpy() if "rule" in actions else np.zeros(len(actions), dtype=bool))
+        set_verdict(actions, lone & kind.eq("scale_down").to_numpy() & ~(roas <= SCALE_DOWN_MAX_ROAS), "policy_blocked",
                     f"safety matrix: scale_down only when ROAS ≤ {SCALE_DOWN_MAX_ROAS}")
-        set_verdict(actions, kind.eq("scale_up").to_numpy() & ~(roas >= SCALE_UP_MIN_ROAS), "policy_blocked",
+        set_verdict(actions, lone & kind.eq("scale_up").to_numpy() & ~(roas >= SCALE_UP_MIN_ROAS), "policy_blocked",
                     f"safety matrix: scale_up only when ROAS ≥ {SCALE_UP_MIN_ROAS}")
 
         # The limit is per day: what the entity's executed changes of the last 24 h used is gone.
@@ -199,4 +201,4 @@ class PolicyEngine:
 
         creative_ok, creative_reason = self.can_change_creative(actions["hours_since_creative_change"].astype(float).to_numpy())
         set_verdict(actions, kind.eq("create_variant").to_numpy() & ~creative_ok, "policy_blocked", creative_reason)
-        return actions
+        return keep_units_whole(actions)

@@ -5,7 +5,9 @@
 - Auto mode executes only what the seed's safety matrix allows: pauses (an A/B decision is one
   unit that only pauses losers), budget changes ≤ MAX_AUTO_CHANGE_PCT with confidence ≥ 0.75, and
   creative variants only when REQUIRE_HUMAN_APPROVAL_CREATIVES is off. Resume and reallocate are
-  always queued. Everything else that passed is queued.
+  always queued (a reallocation's legs are budget changes with rule ``reallocate``: never auto).
+  Everything else that passed is queued. A reallocation is all or none at every step
+  (``actions.keep_units_whole``).
 - Always a person, even in auto mode: a budget change above APPROVAL_MIN_BUDGET_CHANGE_USD ($500).
 
 Then, once a person's approvals have joined the cycle (:func:`limit_writes`):
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, give_verdict, is_approval, written_entities
+from .actions import BUDGET_TYPES, PROTECTIVE_TYPES, give_verdict, is_approval, keep_units_whole, written_entities
 from .policy import EPS
 from .safety import AUTO_MIN_CONFIDENCE, SafetyEngine
 
@@ -65,6 +67,10 @@ def route_actions(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         auto_ok = np.zeros(len(actions), dtype=bool)
         why_queued = np.full(len(actions), "suggest mode: queued for human approval", dtype=object)
 
+    # The seed's safety matrix: a reallocation (its legs are budget changes) never executes by itself.
+    reallocating = actions["rule"].eq("reallocate").to_numpy()
+    auto_ok = auto_ok & ~reallocating
+    why_queued = np.where(reallocating, "a reallocation always needs human approval (safety matrix); queued", why_queued)
     why_queued = why_queued.astype(object)  # filled in below with longer messages
     execute = _always_ask(actions, proposed & (hard_stop | auto_ok), why_queued, settings)
     actions.loc[execute, "verdict"] = "executed"
@@ -192,4 +198,4 @@ def limit_writes(actions: pd.DataFrame, settings: Settings) -> pd.DataFrame:
                  f"per-tick limit of {settings.max_actions_per_tick} executed actions reached; deferred to the next cycle")
     own_stops = actions["verdict"].eq("executed").to_numpy() & actions["rule"].eq("hard_stop").to_numpy() & ~is_approval(actions)
     give_verdict(actions, own_stops, "executed", "hard stop executes immediately in both modes")
-    return actions
+    return keep_units_whole(actions)

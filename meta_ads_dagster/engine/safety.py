@@ -15,7 +15,8 @@ vectorized cycle) and returns ``(allowed, reason)``.
   campaign's own under CBO, the sum of its active ad sets' otherwise) stays ≤
   MAX_CAMPAIGN_BUDGET_USD. Raises are served highest confidence first, each clamped to the room
   the ones before it left under both caps, or blocked when less than a meaningful change would
-  remain (its room then goes to the next).
+  remain (its room then goes to the next). A resume of a budget holder brings its whole budget
+  back into the totals: it fits, or it is blocked.
 - Meta's budget edit limit: no budget change on an entity whose budget already changed
   META_BUDGET_EDITS_PER_HOUR (4) times in the last hour, by any path, whatever the cycle interval
   (Meta refuses the fifth).
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings
-from .actions import BUDGET_TYPES, as_array, checked, note, set_verdict
+from .actions import BUDGET_TYPES, as_array, checked, keep_units_whole, note, set_verdict
 from .history import COOLDOWN_HOURS
 from .policy import EPS, MIN_MEANINGFUL_CHANGE
 
@@ -170,19 +171,23 @@ class SafetyEngine:
             set_verdict(actions, kind.isin(HELD_WHILE_LEARNING).to_numpy() & ~ok, "deferred", reason)
 
         self._apply_spend_cap(actions, spend)
-        return actions
+        return keep_units_whole(actions)
 
     def _apply_spend_cap(self, actions: pd.DataFrame, spend: AccountSpend) -> None:
         """Serve raises highest confidence first; each gets what fits in the room the ones before
         it left under the account cap and its campaign's cap (a sequential fold: a raise that is
         blocked leaves its room to the next)."""
-        raises = actions[actions["type"].eq("scale_up") & actions["verdict"].eq("proposed")]
+        # A resume brings its budget (``current_budget_minor``) back into the totals: all or nothing.
+        resuming = actions["type"].eq("resume") & (actions["current_budget_minor"].astype(float) > 0)
+        raises = actions[(actions["type"].eq("scale_up") | resuming) & actions["verdict"].eq("proposed")]
         if raises.empty:
             return
         order = raises.sort_values(["confidence", "entity_id"], ascending=[False, True]).index
+        whole = actions.loc[order, "type"].eq("resume").to_numpy()
         minor = actions.loc[order, "minor_per_unit"].astype(float).to_numpy()
         current = actions.loc[order, "current_budget_minor"].astype(float).to_numpy() / minor
-        increase = actions.loc[order, "new_budget_minor"].astype(float).to_numpy() / minor - current
+        increase = np.where(whole, current, actions.loc[order, "new_budget_minor"].astype(float).to_numpy() / minor - current)
+        current = np.where(whole, np.inf, current)  # a resume is never clamped to a part of its budget
         campaigns = actions.loc[order, "campaign_id"].to_numpy()
         cap, campaign_cap = self.settings.max_daily_spend_usd, self.settings.max_campaign_budget_usd
         campaign_total = {c: float(spend.campaign_budgets.get(c, 0.0)) for c in set(campaigns)}
@@ -200,7 +205,7 @@ class SafetyEngine:
             room = min(account_room, campaign_room)
             granted[i] = increase[i] if fits else min(increase[i], room)
             bound_by[i] = "" if fits else ("campaign" if campaign_room < account_room else "account")
-            if not fits and granted[i] < MIN_MEANINGFUL_CHANGE * current[i] - EPS:
+            if not fits and (whole[i] or granted[i] < MIN_MEANINGFUL_CHANGE * current[i] - EPS):
                 granted[i], reasons[i] = 0.0, reason
             spent += granted[i]
             campaign_total[campaigns[i]] += granted[i]

@@ -295,8 +295,11 @@ class Market:
             return np.flatnonzero(self._adsets["campaign"] == index)
         return np.array([index] if entity_type == "adset" else [], dtype=np.int64)
 
-    def update_budget(self, entity_type: str, entity_id: str, minor: int) -> dict[str, Any]:
-        """Set a daily budget (minor units) on a CBO campaign or on an ad set of a non-CBO campaign."""
+    def check_budget(self, entity_type: str, entity_id: str, minor: int) -> None:
+        """Raise MarketRefused where :meth:`update_budget` would, changing nothing."""
+        self._budget_checked(entity_type, entity_id, minor)
+
+    def _budget_checked(self, entity_type: str, entity_id: str, minor: int) -> tuple[int, str, list]:
         index = self._find(entity_type, entity_id)
         holder = self._budget_holder(entity_type, index)
         if holder != (entity_type, index):
@@ -311,6 +314,12 @@ class Market:
             raise MarketRefused(
                 f"{entity_type} {entity_id}: budget changed {len(recent)} times in the last hour (limit {self.params.budget_edits_per_hour})"
             )
+        return index, key, recent
+
+    def update_budget(self, entity_type: str, entity_id: str, minor: int) -> dict[str, Any]:
+        """Set a daily budget (minor units) on a CBO campaign or on an ad set of a non-CBO campaign."""
+        index, key, recent = self._budget_checked(entity_type, entity_id, minor)
+        minor = int(minor)
         self._budget_edits[key] = recent + [self._now]
         table = self._tables()[entity_type]
         previous = int(table["budget"][index])

@@ -24,6 +24,8 @@ class Write:
     entity_id: str
     new_budget_minor: int | None = None
     loser_ad_ids: tuple[str, ...] = ()
+    unit_id: str | None = None  # a reallocation's legs share it: written all or none
+    prior_budget_minor: int | None = None  # the budget before the write (a failed unit's compensation)
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,57 @@ class MetaAdsClient(ConfigurableResource, ABC):
             return self.create_new_ad_variant(write.entity_id)
         raise ValueError(f"action {write.action_id}: type {write.type!r} cannot be executed automatically")
 
+    def check_write(self, write: Write) -> None:
+        """Raise (ValueError) if ``write`` would be refused, without writing anything: what a
+        reallocation's legs all pass before the first is written. Clients that know their account
+        (the stub, the market) check it; the live client cannot ask Meta beforehand."""
+
     def apply_writes(self, writes: list[Write]) -> list[WriteOutcome]:
-        """Apply writes in order, one outcome each; a failure fails that write only.
+        """Apply writes in order, one outcome each; a failure fails that write only, except a
+        reallocation's legs (:meth:`apply_unit`).
 
         Clients that can group writes (the live client's Graph batches) override this.
         """
-        outcomes = []
+        outcomes = {}
+        for unit in dict.fromkeys(w.unit_id for w in writes if w.unit_id):
+            outcomes.update({o.action_id: o for o in self.apply_unit([w for w in writes if w.unit_id == unit])})
         for write in writes:
+            if write.unit_id:
+                continue
             try:
-                outcomes.append(WriteOutcome(write.action_id, "executed", self.apply_write(write)))
+                outcomes[write.action_id] = WriteOutcome(write.action_id, "executed", self.apply_write(write))
             except Exception as exc:  # a failed write fails this action only
-                outcomes.append(WriteOutcome(write.action_id, "failed", error=f"{type(exc).__name__}: {exc}"))
-        return outcomes
+                outcomes[write.action_id] = WriteOutcome(write.action_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        return [outcomes[w.action_id] for w in writes]
+
+    def apply_unit(self, legs: list[Write]) -> list[WriteOutcome]:
+        """One reallocation, all or none: every leg is checked first (:meth:`check_write`), so a
+        client that knows its account refuses the unit before writing anything; then the legs are
+        written in order, and when one fails the legs already written are written back to their
+        prior budget (compensation: Meta has no transactions), each leg's outcome saying so."""
+        try:
+            for leg in legs:
+                self.check_write(leg)
+        except Exception as exc:
+            why = f"reallocation not written (all or none): leg {leg.entity_type} {leg.entity_id} would be refused: {type(exc).__name__}: {exc}"
+            return [WriteOutcome(leg.action_id, "failed", error=why) for leg in legs]
+        done: list[tuple[Write, dict[str, Any]]] = []
+        for leg in legs:
+            try:
+                done.append((leg, self.apply_write(leg)))
+            except Exception as exc:
+                return self._compensate(legs, done, leg, f"{type(exc).__name__}: {exc}")
+        return [WriteOutcome(leg.action_id, "executed", {**result, "unit_id": leg.unit_id}) for leg, result in done]
+
+    def _compensate(self, legs: list[Write], done: list[tuple[Write, dict[str, Any]]], failed: Write, error: str) -> list[WriteOutcome]:
+        undone = []
+        for leg, _ in done:
+            try:
+                self.update_budget(leg.entity_type, leg.entity_id, int(leg.prior_budget_minor))
+                undone.append(f"{leg.entity_type} {leg.entity_id} written back to {leg.prior_budget_minor}")
+            except Exception as exc:  # reported: a person must look at a half-done reallocation
+                undone.append(f"could not write {leg.entity_type} {leg.entity_id} back: {type(exc).__name__}: {exc}")
+        why = f"reallocation failed at leg {failed.entity_type} {failed.entity_id} ({error})" + (
+            f"; compensation: {'; '.join(undone)}" if undone else "; no leg had been written")
+        result = {"unit_id": failed.unit_id, "compensation": undone}
+        return [WriteOutcome(leg.action_id, "failed", result, error=why) for leg in legs]

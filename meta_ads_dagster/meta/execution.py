@@ -31,6 +31,8 @@ def to_writes(actions: pd.DataFrame) -> list[Write]:
             entity_id=a.entity_id,
             new_budget_minor=optional_int(a.new_budget_minor),
             loser_ad_ids=tuple(a.loser_ad_ids) if isinstance(a.loser_ad_ids, (list, tuple)) else (),
+            unit_id=a.unit_id if isinstance(a.unit_id, str) else None,
+            prior_budget_minor=optional_int(a.current_budget_minor),
         )
         for a in executed.itertuples(index=False)
     ]

@@ -438,6 +438,13 @@ class LiveMetaAdsClient(MetaAdsClient):
         batch (bounded); a batch (or item) whose answer never came, or came unparseable, marks its
         actions unknown, never re-sent.
         """
+        # A reallocation's legs go one by one, all or none by compensation (MetaAdsClient.apply_unit).
+        units = {o.action_id: o for unit in dict.fromkeys(w.unit_id for w in writes if w.unit_id)
+                 for o in self.apply_unit([w for w in writes if w.unit_id == unit])}
+        if units:
+            rest = self.apply_writes([w for w in writes if not w.unit_id]) if any(not w.unit_id for w in writes) else []
+            outcomes = units | {o.action_id: o for o in rest}
+            return [outcomes[w.action_id] for w in writes]
         budget_writes = [w for w in writes if w.type in BUDGET_WRITES]
         learning_before = self._learning_stages() if budget_writes else {}
         units = {w.action_id: self._graph_writes(w) for w in writes if w.type != "create_variant"}

@@ -32,7 +32,7 @@ from pydantic import PrivateAttr
 from ..market import Market, MarketParams, MarketRefused
 from ..market.model import STATE_VERSION
 from ..store.filelock import file_lock
-from .client import MetaAdsClient
+from .client import MetaAdsClient, Write
 
 
 class MarketMetaAdsClient(MetaAdsClient):
@@ -93,6 +93,11 @@ class MarketMetaAdsClient(MetaAdsClient):
             "update_budget", lambda m: m.update_budget(entity_type, entity_id, int(daily_budget_minor)),
             entity_type=entity_type, entity_id=entity_id, daily_budget=str(int(daily_budget_minor)),
         )
+
+    def check_write(self, write: Write) -> None:
+        if write.type in ("scale_up", "scale_down"):
+            with self._session(changes=False) as market:
+                market.check_budget(write.entity_type, write.entity_id, int(write.new_budget_minor))
 
     def pause(self, entity_type: str, entity_id: str) -> dict[str, Any]:
         return self._send("pause", lambda m: m.pause(entity_type, entity_id), entity_type=entity_type, entity_id=entity_id)

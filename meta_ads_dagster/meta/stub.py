@@ -50,7 +50,7 @@ from dagster import get_dagster_logger
 from pydantic import PrivateAttr
 
 from ..engine.snapshot import SnapshotError, decode_snapshot, no_cycle_collection, parse_snapshot
-from .client import MetaAdsClient
+from .client import MetaAdsClient, Write
 from ..settings import DEMO_ACCOUNT_ID
 from ..store.filelock import file_lock
 from .demo import demo_snapshot
@@ -279,6 +279,12 @@ class StubMetaAdsClient(MetaAdsClient):
         state = self.load_state()
         # A copy through the C codec, a fraction of deepcopy's time: the caller may change it.
         return json.loads(json.dumps(state["snapshot"])) | {"insights": self._insights_rows()}
+
+    def check_write(self, write: Write) -> None:
+        if write.type in ("scale_up", "scale_down"):
+            self._check_fault(write.entity_id)
+            if self._find(write.entity_type, write.entity_id).get("daily_budget") is None:
+                raise ValueError(f"{write.entity_type} {write.entity_id} has no daily budget")
 
     def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:
         self._check_fault(entity_id)

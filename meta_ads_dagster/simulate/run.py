@@ -44,7 +44,7 @@ class PolicyRun:
     revenue: float
     profit: float
     roas: float
-    actions: dict[str, int]  # executed actions by type (an A/B decision counts once)
+    actions: dict[str, int]  # executed actions by type (an A/B decision, a reallocation count once)
     refused_writes: int  # writes the market refused (its 4 edits per ad set per hour, a budget below its minimum)
     learning_resets: int  # ad sets whose learning phase the policy's writes restarted
     breaches: int  # writes that break a guard rail (the checker's limits)
@@ -116,7 +116,11 @@ def run_policy(
                     decision = policy.decide(run_id, document)
                     breaches += checker.check(Operation("cycle", run_id, document, client.writes[before:], decision.rows))
                     checker.approved(decision.approved)
-                    actions.update(row["type"] for row in decision.rows if row["status"] == "done")
+                    actions.update(
+                        "reallocate" if row["rule"] == "reallocate" else row["type"] for row in decision.rows
+                        # a reallocation counts once: its raise leg stands for the unit
+                        if row["status"] == "done" and not (row["rule"] == "reallocate" and row["type"] == "scale_down")
+                    )
                     decisions += 1
                 market.advance(minutes=DECISION_MINUTES)
                 if on_day and (tick + 1) % TICKS_PER_DAY == 0:

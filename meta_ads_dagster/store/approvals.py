@@ -83,6 +83,7 @@ def decide(
         problems = [f"{i} ({status_of[i]})" if i in status_of else f"{i} (no such queued action)" for i in ids if status_of.get(i) != "pending"]
         if problems:
             raise ReviewError("ids: not pending, nothing changed: " + ", ".join(problems))
+        ids = _with_unit_legs(conn, ids)
         conn.execute(
             actions_table.update()
             .where(c.action_id.in_(ids), c.status == "pending")
@@ -100,6 +101,15 @@ def decide(
 
 
 _DECIDED = ("approved", "rejected", "expired", "superseded", "carried_out", "refused")
+
+
+def _with_unit_legs(conn: sa.Connection, ids: list[str]) -> list[str]:
+    """``ids`` and every pending leg of the reallocations they name: a reallocation is one
+    decision, approved or rejected whole (its legs share ``unit_id`` in ``details``)."""
+    pending = conn.execute(sa.select(c.action_id, c.details).where(c.status == "pending", c.details.like('%"unit_id"%'))).all()
+    unit_of = {row.action_id: json.loads(row.details).get("unit_id") for row in pending}
+    units = {unit_of[i] for i in ids if unit_of.get(i)}
+    return list(dict.fromkeys([*ids, *(i for i, unit in unit_of.items() if unit in units)]))
 
 
 def close_approvals(ledger: Ledger, outcomes: dict[str, tuple[str, str]]) -> None:

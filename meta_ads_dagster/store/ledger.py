@@ -249,7 +249,9 @@ class Ledger:
                 if isinstance(value, (list, dict)) and value
             } | {  # what a person reading the queue needs: the entity's name, the money's currency
                 key: value for key, value in (("entity_name", _text(getattr(a, "entity_name", None))), ("currency", currency),
-                                              ("undoes", _text(getattr(a, "undoes", None)))) if value
+                                              ("undoes", _text(getattr(a, "undoes", None))),
+                                              # a reallocation's legs share it: one decision, its legs
+                                              ("unit_id", _text(getattr(a, "unit_id", None)))) if value
             }
             rows.append(
                 {
@@ -437,7 +439,7 @@ class Ledger:
         frame["reasons"] = frame["reasons"].map(json.loads)
         details = frame["details"].map(lambda d: json.loads(d) if isinstance(d, str) else {})
         frame["loser_ad_ids"] = details.map(lambda d: d.get("loser_ad_ids"))
-        for key in ("entity_name", "currency", "undoes"):
+        for key in ("entity_name", "currency", "undoes", "unit_id"):
             frame[key] = details.map(lambda d: d.get(key))
         return frame
 

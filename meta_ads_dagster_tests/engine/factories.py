@@ -371,7 +371,8 @@ def make_action(**overrides: Any) -> dict:
         "spend_7d": 700.0, "impressions_7d": 35_000, "age_hours": DEFAULT_AGE_HOURS, "creative_id": None,
         "creative_approved": None, "countries": ("ES",), "spain_share": 1.0, "top_country_share": 1.0,
         "loser_ad_ids": None, "hours_since_last_action": np.nan, "hours_since_creative_change": np.nan,
-        "changed_24h_pct": 0.0, "budget_edits_1h": 0, "learning_adsets": (), "minor_per_unit": 100, "verdict": "proposed", "reasons": [],
+        "changed_24h_pct": 0.0, "budget_edits_1h": 0, "learning_adsets": (), "minor_per_unit": 100, "unit_id": None,
+        "verdict": "proposed", "reasons": [],
     }
     assert set(row) == set(ACTION_COLUMNS), "make_action is out of date with engine.actions.ACTION_COLUMNS"
     unknown = set(overrides) - set(row)
