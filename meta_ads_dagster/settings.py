@@ -90,9 +90,11 @@ class Settings(BaseSettings):
     learning_phase_hold: bool = False
     # Propose reallocations (budget moved from a campaign's weakest ad set to its strongest, total
     # unchanged) and resumes (of what the engine's own hard stop paused, once its matured ROAS
-    # recovered); both are always queued for a person (engine/reallocate.py).
-    reallocate_proposals: bool = True
-    resume_proposals: bool = True
+    # recovered); both are always queued for a person (engine/reallocate.py). Off by default: on
+    # the simulated market reallocating did not earn and no resume ever fired (BENCHMARKS.md,
+    # "Reallocate and resume").
+    reallocate_proposals: bool = False
+    resume_proposals: bool = False
 
     # --- safety: hard limits no proposal may cross ------------------------------------------------
     min_impressions: int = Field(1000, ge=0, le=1_000_000_000)

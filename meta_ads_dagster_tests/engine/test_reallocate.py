@@ -33,12 +33,15 @@ def spread_campaign(roas=(1.6, 2.2, 2.9), budgets=(100.0, 100.0, 100.0), status=
     )
 
 
+ON = {"reallocate_proposals": True}  # off by default (BENCHMARKS.md, "Reallocate and resume")
+
+
 def legs(actions: pd.DataFrame) -> pd.DataFrame:
     return actions[actions["rule"].eq(REALLOCATE_RULE)]
 
 
 def test_a_reallocation_moves_budget_from_the_weakest_to_the_strongest_total_unchanged_and_is_queued():
-    actions = plan_actions(make_snapshot([spread_campaign()]))
+    actions = plan_actions(make_snapshot([spread_campaign()]), **ON)
     found = legs(actions).set_index("entity_id")
     assert sorted(found.index) == [adset_id(0, 0), adset_id(0, 2)]
     assert found.at[adset_id(0, 0), "type"] == "scale_down" and found.at[adset_id(0, 2), "type"] == "scale_up"
@@ -50,7 +53,7 @@ def test_a_reallocation_moves_budget_from_the_weakest_to_the_strongest_total_unc
 
 
 def test_a_reallocation_is_never_executed_in_auto_mode():
-    actions = plan_actions(make_snapshot([spread_campaign()]), meta_auto_mode="auto")
+    actions = plan_actions(make_snapshot([spread_campaign()]), meta_auto_mode="auto", **ON)
     assert len(legs(actions)) == 2
     assert legs(actions)["verdict"].eq("queued").all()
     assert any("always needs human approval" in r for r in legs(actions)["reasons"].iloc[0])
@@ -69,24 +72,24 @@ def test_a_reallocation_is_never_executed_in_auto_mode():
     ids=["narrow-spread", "two-adsets", "cbo", "paused-adset"],
 )
 def test_no_reallocation_without_its_conditions(spec, why):
-    assert legs(plan_actions(make_snapshot([spec]))).empty, why
+    assert legs(plan_actions(make_snapshot([spec]), **ON)).empty, why
 
 
-def test_the_setting_turns_reallocations_off():
-    assert legs(plan_actions(make_snapshot([spread_campaign()]), reallocate_proposals=False)).empty
+def test_reallocations_are_off_by_default():
+    assert legs(plan_actions(make_snapshot([spread_campaign()]))).empty
 
 
 def test_a_blocked_leg_blocks_the_whole_unit():
     """The recipient was written 5 h ago: its leg is in the cooldown, so the donor's leg is blocked too."""
     document = make_snapshot([spread_campaign()], recent_actions=[recent_action("adset", adset_id(0, 2), 5)])
-    found = legs(plan_actions(document)).set_index("entity_id")
+    found = legs(plan_actions(document, **ON)).set_index("entity_id")
     assert found["verdict"].eq("safety_blocked").all()
     assert any("all or none" in r for r in found.at[adset_id(0, 0), "reasons"])
 
 
 def test_an_ad_set_another_rule_writes_is_left_out():
     """The strongest (ROAS 3.4) gets its own roas_high raise: the two left are too few for a unit."""
-    actions = plan_actions(make_snapshot([spread_campaign(roas=(1.6, 2.2, 3.4))]))
+    actions = plan_actions(make_snapshot([spread_campaign(roas=(1.6, 2.2, 3.4))]), **ON)
     assert legs(actions).empty
     assert actions.loc[actions["entity_id"].eq(adset_id(0, 2)), "rule"].tolist() == ["roas_high"]
 
@@ -136,7 +139,7 @@ def test_a_reallocation_keeps_the_total_and_its_legs_share_one_verdict(roas, bud
     not blocked move the total by nothing."""
     spec = spread_campaign(roas=roas, budgets=budgets[: len(roas)], status=("ACTIVE",) * len(roas))
     history = [recent_action("adset", adset_id(0, 0), 30)]  # outside the cooldown, inside nothing else
-    actions = plan_actions(make_snapshot([spec], recent_actions=history), meta_auto_mode=mode)
+    actions = plan_actions(make_snapshot([spec], recent_actions=history), meta_auto_mode=mode, **ON)
     for _, unit in legs(actions).groupby("unit_id"):
         assert unit["verdict"].nunique() == 1
         assert len(unit) == 2
@@ -213,3 +216,15 @@ def test_never_resumes_an_entity_the_hard_stop_holds(roas, purchases, hard_stop_
     halted, _ = PolicyEngine(load_settings(hard_stop_roas=hard_stop_roas)).must_halt(found["roas_7d"], found["confidence"], found["spend_7d"])
     assert not halted.any()
     assert (found["roas_matured"] >= RESUME_MIN_ROAS).all()
+
+
+@pytest.mark.parametrize(("setting", "resumed"), [(False, []), (True, [adset_id(0, 0)])], ids=["default-off", "on"])
+def test_resumes_are_proposed_only_when_the_setting_asks(setting, resumed):
+    from meta_ads_dagster.engine.actions import empty_actions
+    from meta_ads_dagster.engine.reallocate import propose_more
+
+    snapshot = parse_snapshot(paused_adset_document(roas=1.8))
+    metrics = roas_metrics(snapshot, entity_table(snapshot))
+    settings = load_settings(resume_proposals=setting)
+    found = propose_more(snapshot, metrics, settings, pd.Series(dtype=object), empty_actions(), history_frame([]), pauses(adset_id(0, 0)))
+    assert found.loc[found["type"].eq("resume"), "entity_id"].tolist() == resumed

@@ -33,7 +33,7 @@ def snapshot():
 @pytest.fixture
 def ledger(database_url, snapshot):
     store = Ledger(database_url)
-    store.record_cycle(plan_cycle(snapshot, load_settings())[0], "run-1", ACCOUNT, snapshot.as_of, approval_ttl_hours=24)
+    store.record_cycle(plan_cycle(snapshot, load_settings(reallocate_proposals=True))[0], "run-1", ACCOUNT, snapshot.as_of, approval_ttl_hours=24)
     yield store
     store.dispose()
 
