@@ -55,6 +55,7 @@ DEFAULT_ELASTICITY = 0.5
 ELASTICITY_RANGE = (0.1, 0.95)
 BISECTION_STEPS = 40
 
+
 def elasticities(snapshot: AccountSnapshot, adset_ids: pd.Series) -> pd.Series:
     """Ad set id → the log-log slope of its daily value on its daily spend (complete days only)."""
     days = snapshot.insights[snapshot.insights["date"] < snapshot.today]

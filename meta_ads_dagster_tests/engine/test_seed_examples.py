@@ -12,6 +12,7 @@ import pytest
 from meta_ads_dagster.engine import actions as engine_actions, snapshot as engine_snapshot
 from meta_ads_dagster.engine.cycle import SUMMARY_COLUMNS, plan_document, summarize
 from meta_ads_dagster.engine.decisions import RULE_ORDER
+from meta_ads_dagster.engine.reallocate import REALLOCATE_RULE, RESUME_RULE
 from meta_ads_dagster.engine.policy import PolicyEngine
 from meta_ads_dagster.engine.routing import route_actions
 from meta_ads_dagster.engine.snapshot import load_snapshot_text, parse_snapshot
@@ -169,8 +170,10 @@ def test_the_format_document_lists_what_the_code_produces():
     assert ENTITY_TYPES == set(engine_snapshot.ENTITY_TYPES)
     # "proposed" is the engine's working state; every action leaves the cycle with another verdict.
     assert VERDICTS == set(engine_actions.VERDICTS) - {"proposed"}
-    assert RULES == set(RULE_ORDER)
-    assert [row["name"] for row in tables["rule"]] == RULE_ORDER  # documented in the order they win
+    # The rules in the order they win, then reallocate and resume, proposed after them (engine/reallocate.py).
+    produced = [*RULE_ORDER, REALLOCATE_RULE, RESUME_RULE]
+    assert RULES == set(produced)
+    assert [row["name"] for row in tables["rule"]] == produced
     no_actions = pd.DataFrame(columns=["type", "entity_type", "entity_id", "verdict", "reasons"])
     assert set(summarize(no_actions, 0, "2026-11-25T10:30:00+00:00", "2026-11-25T10:30:00+00:00")) == STATS_KEYS
     assert set(SUMMARY_COLUMNS) <= ACTION_KEYS
