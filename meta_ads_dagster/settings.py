@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     max_actions_per_tick: int = Field(50, ge=0, le=COUNT_MAX)
     max_campaigns_per_tick: int = Field(100, gt=0, le=COUNT_MAX)
     require_human_approval_creatives: bool = True
+    # How a creative variant is created once it may be (approved by a person, or automatically when
+    # REQUIRE_HUMAN_APPROVAL_CREATIVES is off): ACTIVE runs it as soon as Meta's review approves its
+    # creative (a new ad restarts its ad set's learning phase); PAUSED leaves it for a person to
+    # vary and resume. PAUSED by default: on the simulated market variants that ran lost money
+    # (BENCHMARKS.md, "Creative variants that run").
+    creative_variant_status: Literal["ACTIVE", "PAUSED"] = "PAUSED"
     # The blocking check insights_are_fresh: hours since the end of the newest insights row's day
     # (a row of today counts as 0); 24 means yesterday's full day must be there.
     max_insights_age_hours: float = Field(24, gt=0, le=HOURS_MAX)
@@ -316,7 +322,7 @@ OVERRIDABLE = frozenset(
         "max_daily_spend_usd", "max_campaign_budget_usd", "max_actions_per_tick", "max_campaigns_per_tick",
         "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
         "max_insights_age_hours",
-        "significant_edit_pct", "learning_phase_hold",
+        "significant_edit_pct", "learning_phase_hold", "creative_variant_status",
     }
 )
 
