@@ -63,6 +63,10 @@ HYSTERESIS_DAYS = 7
 CLEARLY_LOW = ROAS_LOW / (1 + CONFIDENCE_TOLERANCE)
 CLEARLY_HIGH = ROAS_HIGH * (1 + CONFIDENCE_TOLERANCE)
 
+# Meta's learning phase ends after about 50 optimization events within 7 days (Meta Help Center,
+# "About the learning phase"; the market's learning_events).
+LEARNING_EXIT_EVENTS = 50
+
 RULE_ORDER = ["hard_stop", "ab_winner", "roas_low", "spike_down", "creative_fatigue", "roas_high", "spike_up"]
 
 
@@ -149,6 +153,17 @@ def roas_since_last_change(holders: pd.DataFrame, history: pd.DataFrame | None, 
     return since
 
 
+def refreshable(live: pd.DataFrame, metrics: pd.DataFrame) -> np.ndarray:
+    """Per row: an ad whose ad set may take a new creative. A variant is a new ad in the ad set, a
+    significant edit that restarts its learning phase (CPA about × 1.25 until ~50 optimization
+    events within 7 days): not while the ad set is still learning, and only where its last 7 days
+    brought the LEARNING_EXIT_EVENTS purchases that take it out again within a week."""
+    adsets = metrics[metrics["entity_type"].eq("adset")].set_index("entity_id")["purchases_7d"]
+    events = live["adset_id"].map(adsets).fillna(0.0).to_numpy(dtype=float)
+    learning = live["learning_adsets"].map(len).to_numpy() > 0
+    return ~learning & (events >= LEARNING_EXIT_EVENTS)
+
+
 def maturity_note(row: pd.Series) -> str:
     """What late conversions will make of the judged 7-day ROAS: " (1.46 observed, 1.56 expected
     when matured)", or nothing when they change it by less than a cent."""
@@ -217,7 +232,7 @@ def propose_actions(
               lambda m: [f"7-day ROAS {row['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(row)}" for _, row in m.iterrows()]),
         _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy() & may_cut], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
-        _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
+        _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"]) & refreshable(live, metrics)],
               "create_variant", "creative_fatigue", None,
               lambda m: [
                   f"creative fatigue: last-day CTR {f.ctr_last_day:.2%} is {f.ctr_drop:.0%} below the 7-day CTR {f.ctr_7d:.2%}"
