@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     max_actions_per_tick: int = Field(50, ge=0, le=COUNT_MAX)
     max_campaigns_per_tick: int = Field(100, gt=0, le=COUNT_MAX)
     require_human_approval_creatives: bool = True
+    # How a creative variant is created once it may be (approved by a person, or automatically when
+    # REQUIRE_HUMAN_APPROVAL_CREATIVES is off): ACTIVE runs it as soon as Meta's review approves its
+    # creative (a new ad restarts its ad set's learning phase); PAUSED leaves it for a person to
+    # vary and resume. ACTIVE by default: on the simulated market the variants the engine proposes
+    # (only where the ad set would leave its restarted learning within a week) earned when they ran
+    # (BENCHMARKS.md, "Creative variants that run"). Meta's copy keeps the source's creative: set
+    # PAUSED to vary it by hand before it runs.
+    creative_variant_status: Literal["ACTIVE", "PAUSED"] = "ACTIVE"
     # The blocking check insights_are_fresh: hours since the end of the newest insights row's day
     # (a row of today counts as 0); 24 means yesterday's full day must be there.
     max_insights_age_hours: float = Field(24, gt=0, le=HOURS_MAX)
@@ -324,6 +332,7 @@ OVERRIDABLE = frozenset(
         "require_human_approval_creatives", "approval_ttl_hours", "approval_min_budget_change_usd", "mass_pause_limit",
         "max_insights_age_hours",
         "significant_edit_pct", "learning_phase_hold", "reallocate_proposals", "resume_proposals",
+        "creative_variant_status",
     }
 )
 

@@ -227,6 +227,7 @@ def execute(
         executed, records = execute_actions(
             actions, client,
             lambda outcome: store.mark_outcome(run_id, outcome.action_id, snapshot.as_of, outcome.error, outcome.status, outcome.result),
+            settings.creative_variant_status,
         )
     close_carried_approvals(store, executed, run_id)
     for line in approvals.supersede_written_by(store, account, run_id):

@@ -17,6 +17,12 @@ Hysteresis: within HYSTERESIS_DAYS of a raise a budget holder is cut (roas_low, 
 ROAS < CLEARLY_LOW (1.25), within HYSTERESIS_DAYS of a cut it is raised (roas_high, spike_up) only at
 ROAS > CLEARLY_HIGH (3.6); hard stops are never held.
 
+Raises after a change: within HYSTERESIS_DAYS of a budget holder's last budget change, a raise
+(roas_high, spike_up) also needs the reported ROAS of the full days since the change's day above
+ROAS_HIGH, and waits while there is no such day. The 7-day window lags a change: the day after a
+raise it is still six parts the budget before it, so raises compounded past saturation. Measured
+on the simulated market (BENCHMARKS.md, "Raises judged on the days since the last budget change").
+
 Budget rules need a ROAS confidence of at least MIN_CONFIDENCE (0.65, the seed's
 ``evaluate_campaign(min_confidence=0.65)``); hard stops keep their own HARD_STOP_CONFIDENCE. A
 negative spike on a profitable entity (ROAS above 1.5) is reported, not acted on: the seed's safety
@@ -36,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from ..settings import HOLD_BAND_LOW, Settings
-from .actions import ACTION_COLUMNS, action_id, empty_actions, pct
+from .actions import ACTION_COLUMNS, BUDGET_TYPES, action_id, empty_actions, pct
 from .history import over_written_entities
-from .metrics import CONFIDENCE_TOLERANCE
+from .metrics import CONFIDENCE_TOLERANCE, LEVELS, window_insights
 from .policy import MIN_CONFIDENCE, SCALE_UP_MIN_ROAS, PolicyEngine
 from .snapshot import AccountSnapshot
 
@@ -56,6 +62,10 @@ FULL_STRENGTH_ROAS_HIGH = 6.0
 HYSTERESIS_DAYS = 7
 CLEARLY_LOW = ROAS_LOW / (1 + CONFIDENCE_TOLERANCE)
 CLEARLY_HIGH = ROAS_HIGH * (1 + CONFIDENCE_TOLERANCE)
+
+# Meta's learning phase ends after about 50 optimization events within 7 days (Meta Help Center,
+# "About the learning phase"; the market's learning_events).
+LEARNING_EXIT_EVENTS = 50
 
 RULE_ORDER = ["hard_stop", "ab_winner", "roas_low", "spike_down", "creative_fatigue", "roas_high", "spike_up"]
 
@@ -114,6 +124,46 @@ def hysteresis(holders: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Ti
     return (direction != "scale_up") | (roas < CLEARLY_LOW), (direction != "scale_down") | (roas > CLEARLY_HIGH)
 
 
+def roas_since_last_change(holders: pd.DataFrame, history: pd.DataFrame | None, snapshot: AccountSnapshot) -> np.ndarray:
+    """Per budget holder whose budget changed within HYSTERESIS_DAYS: its reported ROAS over the
+    full days after the day of its last change (NaN: no full day yet, or no spend on them);
+    +inf for a holder with no such change, which nothing holds back. The 7-day window lags a
+    change: a raised entity would otherwise keep being judged on its days before the raise."""
+    since = np.full(len(holders), np.inf)
+    if history is None or history.empty or not len(holders):
+        return since
+    recent = history[
+        history["type"].isin(BUDGET_TYPES) & history["rule"].ne("rollback")
+        & ((snapshot.as_of - history["executed_at"]) < pd.Timedelta(days=HYSTERESIS_DAYS))
+    ]
+    last = recent.groupby(["entity_type", "entity_id"])["executed_at"].max()
+    changed_at = pd.to_datetime(pd.Series(pd.MultiIndex.from_frame(holders[["entity_type", "entity_id"]]).map(last.get)), utc=True)
+    first_day = changed_at.dt.tz_convert(snapshot.timezone_name).dt.normalize().dt.tz_localize(None) + pd.Timedelta(days=1)
+    window = window_insights(snapshot)
+    for level, id_column in LEVELS[:2]:
+        at_level = (holders["entity_type"].to_numpy() == level) & first_day.notna().to_numpy()
+        if not at_level.any():
+            continue
+        starts = pd.DataFrame({id_column: holders["entity_id"].to_numpy()[at_level], "first_day": first_day.to_numpy()[at_level]})
+        rows = window.merge(starts, on=id_column)
+        sums = rows[rows["date"] >= rows["first_day"]].groupby(id_column)[["spend", "revenue"]].sum()
+        sums = sums.reindex(starts[id_column])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            since[at_level] = np.where(sums["spend"].to_numpy() > 0, (sums["revenue"] / sums["spend"]).to_numpy(), np.nan)
+    return since
+
+
+def refreshable(live: pd.DataFrame, metrics: pd.DataFrame) -> np.ndarray:
+    """Per row: an ad whose ad set may take a new creative. A variant is a new ad in the ad set, a
+    significant edit that restarts its learning phase (CPA about × 1.25 until ~50 optimization
+    events within 7 days): not while the ad set is still learning, and only where its last 7 days
+    brought the LEARNING_EXIT_EVENTS purchases that take it out again within a week."""
+    adsets = metrics[metrics["entity_type"].eq("adset")].set_index("entity_id")["purchases_7d"]
+    events = live["adset_id"].map(adsets).fillna(0.0).to_numpy(dtype=float)
+    learning = live["learning_adsets"].map(len).to_numpy() > 0
+    return ~learning & (events >= LEARNING_EXIT_EVENTS)
+
+
 def maturity_note(row: pd.Series) -> str:
     """What late conversions will make of the judged 7-day ROAS: " (1.46 observed, 1.56 expected
     when matured)", or nothing when they change it by less than a cent."""
@@ -156,6 +206,8 @@ def propose_actions(
     roas = holders["roas_7d"]
     spike = holders[["entity_type", "entity_id"]].merge(spikes, how="left")["direction"].fillna("none").to_numpy()
     may_cut, may_raise = hysteresis(holders, history, snapshot.as_of)
+    # A raise also needs the days since the last budget change to be above ROAS_HIGH (NaN: wait).
+    may_raise &= roas_since_last_change(holders, history, snapshot) > ROAS_HIGH
 
     policy = PolicyEngine(settings)
     halt, _ = policy.must_halt(active["roas_7d"], active["confidence"], active["spend_7d"])
@@ -180,7 +232,7 @@ def propose_actions(
               lambda m: [f"7-day ROAS {row['roas_7d']:.2f} < {ROAS_LOW}{maturity_note(row)}" for _, row in m.iterrows()]),
         _rule(holders[(spike == "down") & (roas <= ROAS_LOW).to_numpy() & may_cut], "scale_down", "spike_down", lambda m: SPIKE_CUT,
               lambda m: [f"purchases spiked down; cut {pct(SPIKE_CUT)}"] * len(m)),
-        _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"])],
+        _rule(live[(live["entity_type"] == "ad") & live["entity_id"].isin(fatigued["entity_id"]) & refreshable(live, metrics)],
               "create_variant", "creative_fatigue", None,
               lambda m: [
                   f"creative fatigue: last-day CTR {f.ctr_last_day:.2%} is {f.ctr_drop:.0%} below the 7-day CTR {f.ctr_7d:.2%}"

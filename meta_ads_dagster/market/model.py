@@ -369,9 +369,13 @@ class Market:
         self._campaigns["ab_test"][self._ads["campaign"][[winner, *losers]]] = False
         return {"winner_ad_id": str(winner_ad_id), "loser_ad_ids": [str(i) for i in loser_ad_ids], "learning_restarted": result["learning_restarted"]}
 
-    def create_variant(self, ad_id: str) -> dict[str, Any]:
-        """A new ad in the same ad set with a fresh creative (no exposure yet), PAUSED, and its
-        creative in review for ``creative_review_hours``."""
+    def create_variant(self, ad_id: str, status: str = "PAUSED") -> dict[str, Any]:
+        """A new ad in the same ad set with a fresh creative (no exposure yet), its creative in
+        review for ``creative_review_hours``. ``status`` ``PAUSED`` (Meta's copy default) waits for
+        a resume; ``ACTIVE`` delivers once the review is over, and a new creative in the ad set
+        restarts its learning now, as resuming a never-run ad does."""
+        if status not in ("ACTIVE", "PAUSED"):
+            raise MarketRefused(f"ad {ad_id}: variant status {status!r} is not ACTIVE or PAUSED")
         source = self._find("ad", ad_id)
         a, p = self._ads, self.params
         new_id, creative_id = self._next_write_id, self._next_write_id + 1
@@ -385,7 +389,8 @@ class Market:
             "quality": a["quality"][[source]] * change, "ctr": a["ctr"][[source]] * change, "exposure": [0.0],
         })[0]
         self._index["ad"][new_id] = int(index)
-        return {"id": str(new_id), "creative_id": str(creative_id), "source_ad_id": str(ad_id), "status": "PAUSED"}
+        restarted = self.resume("ad", str(new_id))["learning_restarted"] if status == "ACTIVE" else False
+        return {"id": str(new_id), "creative_id": str(creative_id), "source_ad_id": str(ad_id), "status": status, "learning_restarted": restarted}
 
     # --- reading ---------------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class Write:
     loser_ad_ids: tuple[str, ...] = ()
     unit_id: str | None = None  # a reallocation's legs share it: written all or none
     prior_budget_minor: int | None = None  # the budget before the write (a failed unit's compensation)
+    variant_status: str = "PAUSED"  # a create_variant's new ad: ACTIVE (runs once Meta's review passes) or PAUSED
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ class MetaAdsClient(ConfigurableResource, ABC):
         """End an A/B test as one unit: the winner stays ACTIVE, every loser is PAUSED."""
 
     @abstractmethod
-    def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
-        """Create a new ad in the same ad set from a varied creative, PAUSED until approved."""
+    def create_new_ad_variant(self, ad_id: str, status: str = "PAUSED") -> dict[str, Any]:
+        """Create a new ad in the same ad set from a varied creative, with ``status`` ACTIVE (it
+        delivers once Meta's review approves it) or PAUSED (it waits for a person to resume it)."""
 
     def apply_write(self, write: Write) -> dict[str, Any]:
         """One write through the single-object methods above."""
@@ -104,7 +106,7 @@ class MetaAdsClient(ConfigurableResource, ABC):
         if write.type == "publish_winner":
             return self.publish_winner_ad(write.entity_id, list(write.loser_ad_ids))
         if write.type == "create_variant":
-            return self.create_new_ad_variant(write.entity_id)
+            return self.create_new_ad_variant(write.entity_id, write.variant_status)
         raise ValueError(f"action {write.action_id}: type {write.type!r} cannot be executed automatically")
 
     def check_write(self, write: Write) -> None:

@@ -20,8 +20,9 @@ from ..engine.history import hours_since_last_action
 from .client import MetaAdsClient, Write, WriteOutcome
 
 
-def to_writes(actions: pd.DataFrame) -> list[Write]:
-    """The ``executed`` rows of an action frame as writes for the client."""
+def to_writes(actions: pd.DataFrame, variant_status: str = "PAUSED") -> list[Write]:
+    """The ``executed`` rows of an action frame as writes for the client; creative variants are
+    created with ``variant_status`` (CREATIVE_VARIANT_STATUS)."""
     executed = actions[actions["verdict"] == "executed"]
     return [
         Write(
@@ -33,6 +34,7 @@ def to_writes(actions: pd.DataFrame) -> list[Write]:
             loser_ad_ids=tuple(a.loser_ad_ids) if isinstance(a.loser_ad_ids, (list, tuple)) else (),
             unit_id=a.unit_id if isinstance(a.unit_id, str) else None,
             prior_budget_minor=optional_int(a.current_budget_minor),
+            variant_status=variant_status,
         )
         for a in executed.itertuples(index=False)
     ]
@@ -75,12 +77,14 @@ def execute_actions(
     actions: pd.DataFrame,
     client: MetaAdsClient,
     mark_outcome: Callable[[WriteOutcome], None],
+    variant_status: str = "PAUSED",
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Apply every ``executed`` action; ``mark_outcome`` is called once per write's outcome.
+    """Apply every ``executed`` action; ``mark_outcome`` is called once per write's outcome;
+    creative variants are created ``variant_status`` (ACTIVE or PAUSED).
 
     Returns the actions (failed and unknown writes re-labelled ``failed``) and one log record per action.
     """
-    outcomes = {outcome.action_id: outcome for outcome in client.apply_writes(to_writes(actions))}
+    outcomes = {outcome.action_id: outcome for outcome in client.apply_writes(to_writes(actions, variant_status))}
     for outcome in outcomes.values():
         mark_outcome(outcome)
 

@@ -581,14 +581,15 @@ class LiveMetaAdsClient(MetaAdsClient):
             raise MetaApiError(outcome.error or "publish failed")
         return outcome.result or {}
 
-    def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
-        """A PAUSED copy of the ad in its ad set (Graph's ``/{ad_id}/copies``).
+    def create_new_ad_variant(self, ad_id: str, status: str = "PAUSED") -> dict[str, Any]:
+        """A copy of the ad in its ad set (Graph's ``/{ad_id}/copies``), ``status_option`` ACTIVE
+        (it delivers once Meta has reviewed it) or PAUSED.
 
-        The Marketing API cannot write new titles or pick new music: the copy is the variant's
-        starting point, left paused for a person to vary its creative and approve it. Each call
-        makes another ad, so it is sent once (see :meth:`GuardedGraphApi.call`); when its outcome
-        is unknown the next cycle finds the copy by its ``source_ad_id`` and creation time.
+        The Marketing API cannot write new titles or pick new music: a PAUSED copy is the variant's
+        starting point for a person to vary and resume. Each call makes another ad, so it is sent
+        once (see :meth:`GuardedGraphApi.call`); when its outcome is unknown the next cycle finds
+        the copy by its ``source_ad_id`` and creation time.
         """
-        body = self._post((ad_id, "copies"), {"status_option": "PAUSED"}, once=True)
-        return {"new_ad_id": body.get("copied_ad_id"), "source_ad_id": ad_id}
+        body = self._post((ad_id, "copies"), {"status_option": status}, once=True)
+        return {"new_ad_id": body.get("copied_ad_id"), "source_ad_id": ad_id, "status": status}
 

@@ -111,8 +111,8 @@ class MarketMetaAdsClient(MetaAdsClient):
             winner_ad_id=winner_ad_id, loser_ad_ids=list(loser_ad_ids),
         )
 
-    def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
-        return self._send("create_new_ad_variant", lambda m: m.create_variant(ad_id), ad_id=ad_id)
+    def create_new_ad_variant(self, ad_id: str, status: str = "PAUSED") -> dict[str, Any]:
+        return self._send("create_new_ad_variant", lambda m: m.create_variant(ad_id, status), ad_id=ad_id, status=status)
 
 
 # How big the living demo account is: enough campaigns for winners, losers, an A/B test and a

@@ -318,12 +318,12 @@ class StubMetaAdsClient(MetaAdsClient):
                 loser["status"] = "PAUSED"
             return self._record("publish_winner_ad", winner_ad_id=winner_ad_id, loser_ad_ids=list(loser_ad_ids))
 
-    def create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
+    def create_new_ad_variant(self, ad_id: str, status: str = "PAUSED") -> dict[str, Any]:
         self._check_fault(ad_id)
         with self._change():
-            return self._create_new_ad_variant(ad_id)
+            return self._create_new_ad_variant(ad_id, status)
 
-    def _create_new_ad_variant(self, ad_id: str) -> dict[str, Any]:
+    def _create_new_ad_variant(self, ad_id: str, status: str) -> dict[str, Any]:
         source = self._find("ad", ad_id)
         snapshot = self.load_state()["snapshot"]
         serial = sum(1 for w in self.writes if w["method"] == "create_new_ad_variant") + 1
@@ -333,13 +333,13 @@ class StubMetaAdsClient(MetaAdsClient):
             "id": f"{ad_id}9{serial:03d}",
             "source_ad_id": ad_id,
             "name": f"{source.get('name', ad_id)} (variant {serial})",
-            "status": "PAUSED",
+            "status": status,
             "created_time": snapshot["as_of"],
             "creative": {"id": creative_id},
         }
         snapshot["ads"].append(new_ad)
         snapshot.setdefault("creatives", []).append({"id": creative_id, "approved": False})
-        return self._record("create_new_ad_variant", ad_id=ad_id, new_ad_id=new_ad["id"], creative_id=creative_id)
+        return self._record("create_new_ad_variant", ad_id=ad_id, new_ad_id=new_ad["id"], creative_id=creative_id, status=status)
 
 
 def _write_atomically(path: Path, text: str) -> None:

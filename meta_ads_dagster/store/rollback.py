@@ -6,7 +6,8 @@ writes, sent through the same client and recorded in the same ledger as any cycl
 account's write lock, so it is logged, exactly-once (its ids are derived from the rolled-back
 action) and itself visible in ``meta-ads log``. An entity someone changed since the cycle (its
 budget or status is no longer what the cycle left) is skipped and reported, unless ``force``.
-A created ad variant is not undone: it was created paused and stays so.
+A created ad variant is not undone: it stays as it was created (CREATIVE_VARIANT_STATUS; a person
+pauses a running one by hand).
 
 A rollback restores through the guard rails as they stand *now* (:class:`RestoreGuard`): no
 resume of an entity the hard stop holds on the current account (or of one under a hard-stopped
@@ -198,7 +199,7 @@ def plan_restores(
                 if prior == "ACTIVE":
                     restore(row, "resume", "ad", ad, status.get(("ad", ad)), "PAUSED")
         elif row.type == "create_variant":
-            note("skipped", "create_variant", "ad", row.entity_id, "its creative variant was created paused and is left as is")
+            note("skipped", "create_variant", "ad", row.entity_id, "its creative variant is left as it was created (a running one: pause it by hand)")
     return restores, notes
 
 

@@ -19,7 +19,7 @@ import pytest
 import numpy as np
 
 from meta_ads_dagster.cycle import steps
-from meta_ads_dagster.engine import history, routing, safety
+from meta_ads_dagster.engine import decisions, history, routing, safety
 
 from ..engine.factories import campaign, make_snapshot
 from .simulation import CYCLES, bad_day, simulate
@@ -120,6 +120,8 @@ def test_the_checker_catches_the_cooldown_and_the_24_hour_limit_switched_off(tmp
     monkeypatch.setattr(history, "hours_since_last_action", never)
     monkeypatch.setattr("meta_ads_dagster.meta.execution.hours_since_last_action", never)
     monkeypatch.setattr(history, "changed_in_window", lambda actions, history, as_of: np.zeros(len(actions)))
+    # and the raise's wait for a full day since the last budget change, so the engine raises again
+    monkeypatch.setattr(decisions, "roas_since_last_change", lambda holders, history, snapshot: np.full(len(holders), np.inf))
     breaches = simulate(1, tmp_path / "account", cycles=3, account=raising_account()).breaches
     assert any("cooldown" in b for b in breaches) and any("within 24 h" in b for b in breaches), breaches[:5]
 

@@ -192,7 +192,11 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
         assert budgets[key] == int(budget), key
 
     second_actions = second.output_for_node("optimization_cycle").set_index(["entity_type", "entity_id"])
-    for key in BUDGET_ENTITIES:
+    raised = {key for key in BUDGET_ENTITIES if first_actions.loc[key[1], "type"] == "scale_up"}
+    assert raised and raised != set(BUDGET_ENTITIES)
+    for key in raised:  # a raise waits for a full day since the last budget change: not proposed
+        assert key not in second_actions.index, key
+    for key in set(BUDGET_ENTITIES) - raised:
         row = second_actions.loc[key]
         # Changed half an hour ago: the day's change is used up (the cooldown would say no too).
         assert row["verdict"] == "policy_blocked", key
@@ -211,9 +215,10 @@ def test_two_cycles_carry_state_over(monkeypatch, database_file):
     first_rows = ledger.cycle_actions(first.run_id).set_index("entity_id")
     second_rows = ledger.cycle_actions(second.run_id).set_index("entity_id")
     ledger.dispose()
-    for _, entity_id in BUDGET_ENTITIES:
+    for kind, entity_id in BUDGET_ENTITIES:
         assert first_rows.loc[entity_id, "status"] == "done"
-        assert second_rows.loc[entity_id, ["verdict", "status"]].tolist() == ["policy_blocked", "blocked"]
+        if (kind, entity_id) not in raised:
+            assert second_rows.loc[entity_id, ["verdict", "status"]].tolist() == ["policy_blocked", "blocked"]
     assert len(second_rows) > 0 and (second_rows["verdict"] != "executed").all()
 
 
@@ -435,10 +440,10 @@ def test_writes_left_open_by_a_dead_run_are_reconciled_not_resent(monkeypatch, d
     assert dead.loc["1001001", ["verdict", "status"]].tolist() == ["executed", "done"]
     assert dead.loc["1001001", "reasons"][-1] == "reconciled: landed (daily budget now 55000)"
     assert dead.loc["1001036", ["verdict", "status"]].tolist() == ["failed", "failed"]  # never reached Meta
-    # The landed raise is in its cooldown; nothing was sent twice.
+    # The landed raise counts: the next raise waits for a full day since it (not even proposed);
+    # nothing was sent twice.
     now = result.output_for_node("optimization_cycle").set_index("entity_id")
-    assert now.loc["1001001", "verdict"] == "policy_blocked"
-    assert "rolling 24 h change limit reached" in now.loc["1001001", "reasons"][-1]
+    assert "1001001" not in now.index
     updates = [w["entity_id"] for w in cycle.stub_writes() if w["method"] == "update_budget"]
     assert updates.count("1001001") == 1
 

@@ -6,6 +6,8 @@ Every scenario is a synthetic snapshot from the factory, run through the whole d
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -247,6 +249,22 @@ def test_creative_fatigue_creates_a_variant(mode, require_approval, verdict):
     assert row["verdict"] == verdict
     if mode == "auto" and require_approval:
         assert any("REQUIRE_HUMAN_APPROVAL_CREATIVES" in r for r in row["reasons"])
+
+
+@pytest.mark.parametrize("purchases_a_day, learning_status, creates", [
+    (10, None, True),  # 70 purchases in 7 days: a restarted learning phase ends within the week
+    (10, "SUCCESS", True),
+    (8, "FAIL", True),  # 56
+    (7, None, False),  # 49: short of the ~50 events, the ad set would learn (CPA × 1.25) all week
+    (0, None, False),
+    (10, "LEARNING", False),  # still learning: a new ad would start it over
+])
+def test_a_variant_only_where_its_ad_set_would_leave_the_restarted_learning_phase_within_a_week(purchases_a_day, learning_status, creates):
+    days = days_from(spend=[100] * 7, roas=2.0, purchases=purchases_a_day, impressions=5000, clicks=[100] * 6 + [30])
+    spec = campaign(days=days)
+    spec = dataclasses.replace(spec, adsets=[dataclasses.replace(spec.adsets[0], learning_status=learning_status)])
+    actions = plan(make_snapshot([spec]))
+    assert list(actions["type"]) == (["create_variant"] if creates else [])
 
 
 def test_no_fatigue_below_a_30_percent_drop():

@@ -149,10 +149,44 @@ def test_the_hard_stop_judges_the_observed_roas():
     ],
 )
 def test_a_recent_change_is_reversed_only_clearly_past_the_hold_band(last_change, roas, acts):
+    # 50 h ago: yesterday is a full day after the change (a raise also needs it, below)
     document = make_snapshot(
-        [campaign(roas=roas, purchases=60)], recent_actions=[recent_action("campaign", campaign_id(0), 30, last_change)]
+        [campaign(roas=roas, purchases=60)], recent_actions=[recent_action("campaign", campaign_id(0), 50, last_change)]
     )
     assert (not plan_actions(document).empty) == acts
+
+
+# --- raises judged on the days since the last budget change -----------------------------------------
+# AS_OF is 2026-11-25 11:30 in Madrid; the factory's seven days end yesterday, 24 November.
+@pytest.mark.parametrize(
+    "hours_ago, since_roas, raised",
+    [
+        (50, 3.4, True),  # changed on the 23rd: the 24th is the day since, above 3
+        (50, 2.6, False),  # the 24th below 3: the 7-day ROAS (4.2 on the days before) lags the raise
+        (74, 2.6, False),  # the 23rd and 24th, both below
+        (30, 3.4, False),  # changed early on the 24th: no full day since the change yet, wait
+        (24 * HYSTERESIS_DAYS + 1, 2.6, True),  # a change that old no longer counts: the 7-day ROAS decides
+    ],
+)
+@pytest.mark.parametrize("last_change", ["scale_up", "scale_down"])
+def test_a_raise_needs_the_days_since_the_last_budget_change_above_3(hours_ago, since_roas, raised, last_change):
+    days = [Day(100.0, 420.0, 40, 20_000, 400)] * 6 + [Day(100.0, since_roas * 100, 30, 20_000, 400)]
+    if hours_ago == 74:
+        days = days[:5] + [days[-1]] * 2
+    recent = [recent_action("campaign", campaign_id(0), hours_ago, last_change)]
+    actions = plan_actions(make_snapshot([campaign(days=days)], recent_actions=recent))
+    roas_7d = metrics_of(make_snapshot([campaign(days=days)])).loc[("campaign", campaign_id(0)), "roas_7d"]
+    assert roas_7d > CLEARLY_HIGH  # above 3, and clear of the hysteresis after a cut
+    assert (list(actions["type"]) == ["scale_up"]) == raised
+    if not raised:
+        assert actions.empty
+
+
+def test_without_a_recent_budget_change_the_7_day_roas_alone_decides_a_raise():
+    days = [Day(100.0, 400.0, 40, 20_000, 400)] * 6 + [Day(100.0, 260.0, 30, 20_000, 400)]
+    paused_ad = [recent_action("ad", "100101", 50, "pause")]  # another kind of write, elsewhere: not a budget change
+    for recent in ([], paused_ad):
+        assert list(plan_actions(make_snapshot([campaign(days=days)], recent_actions=recent))["type"]) == ["scale_up"]
 
 
 def test_the_hysteresis_ends_after_hysteresis_days():

@@ -382,12 +382,14 @@ def test_per_tick_limit_then_by_spend():
 # --- the same rules through the whole cycle -----------------------------------------------------------
 @pytest.mark.parametrize("mode", ["suggest", "auto"])
 def test_cooldown_from_recent_actions(mode):
+    # Any write counts (a resume here: after a recent raise the raise would wait anyway, for a
+    # full day since the change, engine/decisions.py).
     fresh = make_snapshot([campaign(roas=4.0, purchases=20)],
-                          recent_actions=[recent_action("campaign", campaign_id(0), hours_ago=3)])
+                          recent_actions=[recent_action("campaign", campaign_id(0), hours_ago=3, type="resume")])
     row = plan_actions(fresh, meta_auto_mode=mode).iloc[0]
     assert row["verdict"] == "safety_blocked" and any("cooldown" in r for r in row["reasons"])
     old = make_snapshot([campaign(roas=4.0, purchases=20)],
-                        recent_actions=[recent_action("campaign", campaign_id(0), hours_ago=30)])
+                        recent_actions=[recent_action("campaign", campaign_id(0), hours_ago=50)])
     assert plan_actions(old, meta_auto_mode=mode).iloc[0]["verdict"] in ("queued", "executed")
 
 

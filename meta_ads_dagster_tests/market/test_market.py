@@ -268,6 +268,39 @@ def test_fatigue_lowers_ctr_and_a_variant_restores_it():
     assert ctr(market.snapshot(), set(variants), 1) > 1.3 * tired
 
 
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+def test_a_variant_created_active_delivers_after_its_review_and_one_created_paused_waits(status):
+    market = Market(campaigns=30, seed=3)
+    doc = market.snapshot()
+    settled = {s["id"] for s in doc["adsets"] if s["learning_stage_info"]["status"] != "LEARNING"}
+    source = next(a for a in doc["ads"] if a["status"] == "ACTIVE" and a["adset_id"] in settled and any(i["ad_id"] == a["id"] for i in doc["insights"]))
+    adset = source["adset_id"]
+    resets = market.learning_resets
+    created = market.create_variant(source["id"], status)
+    assert created["status"] == status and created["learning_restarted"] == (status == "ACTIVE")
+    assert market.learning_resets == resets + (status == "ACTIVE")  # a new creative in the ad set is a significant edit
+    learning = {s["id"]: s["learning_stage_info"]["status"] for s in market.snapshot()["adsets"]}
+    assert (learning[adset] == "LEARNING") == (status == "ACTIVE")
+
+    def delivered(doc: dict) -> int:
+        return sum(int(i["impressions"]) for i in doc["insights"] if i["ad_id"] == created["id"])
+
+    market.advance(3 * 60)  # still in review (creative_review_hours 4): nothing yet, whatever its status
+    assert delivered(market.snapshot()) == 0
+    market.advance(DAY)
+    doc = market.snapshot()
+    assert next(a["status"] for a in doc["ads"] if a["id"] == created["id"]) == status
+    assert (delivered(doc) > 0) == (status == "ACTIVE")
+
+
+def test_a_variant_status_other_than_active_or_paused_is_refused():
+    market = Market(campaigns=10, seed=3)
+    ads = len(market.snapshot()["ads"])
+    with pytest.raises(MarketRefused, match="variant status 'ARCHIVED'"):
+        market.create_variant(market.snapshot()["ads"][0]["id"], "ARCHIVED")
+    assert len(market.snapshot()["ads"]) == ads
+
+
 def test_an_outage_day_reports_almost_no_purchases_while_the_truth_goes_on():
     market = Market(campaigns=30, seed=11, params=MarketParams(outage_probability=0.15, sale_probability=0.0))
     market.advance(3 * DAY)

@@ -112,3 +112,17 @@ def test_failed_writes_are_listed_in_the_stats_errors(tmp_path, auto_actions):
     assert stats["actions_failed"] == 1 and stats["success"] is False
     (error,) = stats["errors"]
     assert error.startswith("scale_down adset 1001010: write failed: StubWriteError")
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+def test_an_approved_variant_is_created_with_the_configured_status(tmp_path, auto_actions, status):
+    """CREATIVE_VARIANT_STATUS reaches the client: the queued variant, once a person let it
+    through, becomes an ad of that status (ACTIVE: it runs once Meta's review approves it)."""
+    approved = auto_actions[auto_actions["type"].eq("create_variant")].assign(verdict="executed")
+    client = StubMetaAdsClient(state_dir=str(tmp_path), account_id="act_1001")
+    result, records = execute_actions(approved, client, lambda outcome: None, status)
+    assert result["verdict"].tolist() == ["executed"]
+    (record,) = records
+    assert record["output_snapshot"]["status"] == status
+    new_ad = next(ad for ad in client.fetch_snapshot()["ads"] if ad["id"] == record["output_snapshot"]["new_ad_id"])
+    assert new_ad["status"] == status and new_ad["source_ad_id"] == "1001034"

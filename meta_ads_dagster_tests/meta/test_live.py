@@ -237,13 +237,14 @@ def test_missing_secrets_are_named(server, clock):
     assert server.requests == []
 
 
-def test_a_creative_variant_is_a_paused_copy_in_the_same_ad_set(server, clock):
-    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013")])
-    assert outcome.status == "executed"
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+def test_a_creative_variant_is_a_copy_in_the_same_ad_set_with_the_asked_status(server, clock, status):
+    (outcome,) = make_client(server, clock).apply_writes([Write("v", "create_variant", "ad", "100013", variant_status=status)])
+    assert outcome.status == "executed" and outcome.result["status"] == status
     new_id = outcome.result["new_ad_id"]
     ads = {ad["id"]: ad for ad in server.document["ads"]}
-    assert ads[new_id]["status"] == "PAUSED" and ads[new_id]["adset_id"] == ads["100013"]["adset_id"]
-    assert [r["params"]["status_option"] for r in server.find("POST", "/100013/copies")] == ["PAUSED"]
+    assert ads[new_id]["status"] == status and ads[new_id]["adset_id"] == ads["100013"]["adset_id"]
+    assert [r["params"]["status_option"] for r in server.find("POST", "/100013/copies")] == [status]
 
 
 def test_a_client_bound_to_another_account_reads_that_account_with_nothing_cached(server, clock):

@@ -86,6 +86,17 @@ def test_the_static_demo_s_young_ad_sets_are_learning(state_dir):
     assert "LEARNING" in snapshot.adsets["learning_status"].tolist()
 
 
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+def test_a_variant_joins_its_ad_set_with_the_asked_status_and_an_unreviewed_creative(seed_path, state_dir, status):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    created = client.create_new_ad_variant("100007", status)
+    assert created["status"] == status
+    doc = client.fetch_snapshot()
+    ad = _row(doc, "ads", created["new_ad_id"])
+    assert ad["status"] == status and ad["source_ad_id"] == "100007" and ad["adset_id"] == _row(doc, "ads", "100007")["adset_id"]
+    assert _row(doc, "creatives", ad["creative"]["id"])["approved"] is False  # in review: it cannot deliver yet
+
+
 def test_every_write_is_recorded_and_persists_for_a_new_client(seed_path, state_dir):
     client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
     client.sync_insights()
