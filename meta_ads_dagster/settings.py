@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # (only where the ad set would leave its restarted learning within a week) earned when they ran
     # (BENCHMARKS.md, "Creative variants that run"). Meta's copy keeps the source's creative: set
     # PAUSED to vary it by hand before it runs.
-    creative_variant_status: Literal["ACTIVE", "PAUSED"] = "ACTIVE"
+    creative_variant_status: Literal["ACTIVE", "PAUSED"] = "PAUSED"
     # The blocking check insights_are_fresh: hours since the end of the newest insights row's day
     # (a row of today counts as 0); 24 means yesterday's full day must be there.
     max_insights_age_hours: float = Field(24, gt=0, le=HOURS_MAX)

@@ -44,7 +44,7 @@ import pandas as pd
 from ..settings import HOLD_BAND_LOW, Settings
 from .actions import ACTION_COLUMNS, BUDGET_TYPES, action_id, empty_actions, pct
 from .history import over_written_entities
-from .metrics import CONFIDENCE_TOLERANCE, LEVELS, window_insights
+from .metrics import CONFIDENCE_TOLERANCE, window_insights
 from .policy import MIN_CONFIDENCE, SCALE_UP_MIN_ROAS, PolicyEngine
 from .snapshot import AccountSnapshot
 
@@ -59,6 +59,8 @@ FULL_STRENGTH_ROAS_HIGH = 6.0
 # ROAS below the hold band by the confidence's own ±20 % band (1.5 / 1.2 = 1.25), and within
 # HYSTERESIS_DAYS of a cut a raise needs 3.0 × 1.2 = 3.6: a noisy window straying across the band
 # must not undo the last change.
+# The levels that hold a budget, with their insights id column.
+BUDGET_LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"))
 HYSTERESIS_DAYS = 7
 CLEARLY_LOW = ROAS_LOW / (1 + CONFIDENCE_TOLERANCE)
 CLEARLY_HIGH = ROAS_HIGH * (1 + CONFIDENCE_TOLERANCE)
@@ -140,7 +142,7 @@ def roas_since_last_change(holders: pd.DataFrame, history: pd.DataFrame | None, 
     changed_at = pd.to_datetime(pd.Series(pd.MultiIndex.from_frame(holders[["entity_type", "entity_id"]]).map(last.get)), utc=True)
     first_day = changed_at.dt.tz_convert(snapshot.timezone_name).dt.normalize().dt.tz_localize(None) + pd.Timedelta(days=1)
     window = window_insights(snapshot)
-    for level, id_column in LEVELS[:2]:
+    for level, id_column in BUDGET_LEVELS:
         at_level = (holders["entity_type"].to_numpy() == level) & first_day.notna().to_numpy()
         if not at_level.any():
             continue
