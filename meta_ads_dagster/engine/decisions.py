@@ -55,12 +55,12 @@ SCALE_MIN, SCALE_MAX = 0.20, 0.40
 SPIKE_BOOST, SPIKE_CUT = 0.15, 0.10
 FULL_STRENGTH_ROAS_HIGH = 6.0
 
+# The levels that hold a budget, with their insights id column.
+BUDGET_LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"))
 # Hysteresis: within HYSTERESIS_DAYS of a raise (its days still in the 7-day window) a cut needs a
 # ROAS below the hold band by the confidence's own ±20 % band (1.5 / 1.2 = 1.25), and within
 # HYSTERESIS_DAYS of a cut a raise needs 3.0 × 1.2 = 3.6: a noisy window straying across the band
 # must not undo the last change.
-# The levels that hold a budget, with their insights id column.
-BUDGET_LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"))
 HYSTERESIS_DAYS = 7
 CLEARLY_LOW = ROAS_LOW / (1 + CONFIDENCE_TOLERANCE)
 CLEARLY_HIGH = ROAS_HIGH * (1 + CONFIDENCE_TOLERANCE)
