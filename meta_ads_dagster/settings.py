@@ -108,10 +108,10 @@ class Settings(BaseSettings):
     # How a creative variant is created once it may be (approved by a person, or automatically when
     # REQUIRE_HUMAN_APPROVAL_CREATIVES is off): ACTIVE runs it as soon as Meta's review approves its
     # creative (a new ad restarts its ad set's learning phase); PAUSED leaves it for a person to
-    # vary and resume. ACTIVE by default: on the simulated market the variants the engine proposes
-    # (only where the ad set would leave its restarted learning within a week) earned when they ran
-    # (BENCHMARKS.md, "Creative variants that run"). Meta's copy keeps the source's creative: set
-    # PAUSED to vary it by hand before it runs.
+    # vary and resume. PAUSED by default: Meta's copy keeps the source's creative, so an unchanged
+    # copy put live would only restart its ad set's learning; on the simulated market, which gives a
+    # variant a fresh creative, the gated variants that ran earned +0.26 % (BENCHMARKS.md,
+    # "Creative variants that run"): ACTIVE is for an account whose person varies the creative.
     creative_variant_status: Literal["ACTIVE", "PAUSED"] = "PAUSED"
     # The blocking check insights_are_fresh: hours since the end of the newest insights row's day
     # (a row of today counts as 0); 24 means yesterday's full day must be there.

@@ -128,6 +128,7 @@ def carry_out_approvals(account: AccountSnapshot, queued: pd.DataFrame, cycle_ac
         "entity_type": queued["entity_type"], "entity_id": queued["entity_id"], "rule": queued["rule"],
         "amount_pct": queued["amount_pct"], "current_budget_minor": queued["current_budget_minor"],
         "loser_ad_ids": queued["loser_ad_ids"], "decided_by": REVIEWER, "decided_at": approved_at,
+        "unit_id": queued["unit_id"],
     })
     metrics = analyze(account)["roas_metrics"]
     candidates = approved_candidates(approved, metrics, account.minor_per_unit, account.as_of, history)
