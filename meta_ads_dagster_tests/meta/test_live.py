@@ -377,8 +377,9 @@ def test_an_html_answer_to_a_batch_is_reported_and_settled_next_cycle(server, cl
 
 
 def test_the_sdk_s_crash_reporter_is_never_switched_on(server, clock):
-    """FacebookAdsApi.init(crash_log=True) would install a global excepthook that posts tracebacks
-    (with the access token in them) to Meta; the live client builds its session without init."""
+    """The SDK's ``init`` with its crash log on (its default) would install a global excepthook that
+    posts tracebacks (with the access token in them) to Meta; the live client builds its session
+    without ``init``, so neither the excepthook nor a default API is set."""
     import sys
 
     from facebook_business.api import FacebookAdsApi
