@@ -22,6 +22,7 @@ from ..checks import insight_rows_are_possible, insights_are_fresh, plan_holds_o
 from ..engine import cycle as engine
 from ..engine.actions import keep_units_whole
 from ..engine.approvals import approved_candidates, revalidate, supersede_by_approvals
+from ..engine.decisions import HYSTERESIS_DAYS
 from ..engine.history import CHANGE_WINDOW_HOURS, COOLDOWN_HOURS, history_frame
 from ..engine.outage import TrackingOutage, hold_on_outage as hold_actions_on_outage
 from ..engine.reconcile import VERIFIABLE, reconcile_writes, with_prior_state
@@ -62,9 +63,10 @@ class Log(Protocol):
 
 
 def account_history(store: Ledger, snapshot: AccountSnapshot, settings: Settings) -> pd.DataFrame:
-    """The writes the guard rails look back on: the ledger's and the snapshot's ``recent_actions``,
-    as far back as the longest of the cooldown, the 24 h change window and the creative embargo."""
-    hours = max(COOLDOWN_HOURS, CHANGE_WINDOW_HOURS, settings.creative_embargo_hours)
+    """The writes the guard rails and rules look back on: the ledger's and the snapshot's
+    ``recent_actions``, as far back as the longest of the cooldown, the 24 h change window, the
+    creative embargo and the decision rules' HYSTERESIS_DAYS (hysteresis, raises after a change)."""
+    hours = max(COOLDOWN_HOURS, CHANGE_WINDOW_HOURS, settings.creative_embargo_hours, HYSTERESIS_DAYS * 24)
     return history_frame([store.history(snapshot.account_id, snapshot.as_of - timedelta(hours=hours)), snapshot.recent_actions])
 
 

@@ -252,3 +252,23 @@ def test_purge_drops_old_closed_rows_and_keeps_open_ones(ledger, ids, planned, s
     with ledger.engine.connect() as conn:
         left = conn.execute(sa.select(c.status)).scalars().all()
     assert set(left) <= {"pending", "approved", "executing", "unknown"}
+
+
+def test_the_rules_see_a_budget_change_made_days_ago(database_url, planned, snapshot):
+    """The hysteresis and the raise rule look back HYSTERESIS_DAYS: a cut written five days ago
+    (past the cooldown and the creative embargo) still stands between campaign 1001036's 7-day
+    ROAS of 3.34 and a raise (after a cut it needs > 3.6)."""
+    store = Ledger(database_url)
+    try:
+        five_days_ago = snapshot.as_of - pd.Timedelta(days=5)
+        cut = planned[planned["entity_id"] == "1001036"].assign(id="cut-1001036", type="scale_down", verdict="executed")
+        store.record_cycle(cut, "run-0", ACCOUNT, five_days_ago)
+        store.mark_outcome("run-0", "cut-1001036", five_days_ago)
+        history = account_history(store, snapshot, load_settings())
+        assert history[["entity_id", "type"]].values.tolist() == [["1001036", "scale_down"]]
+
+        actions = plan_cycle(snapshot, load_settings(), history)[0]
+        assert "1001036" not in set(actions["entity_id"])
+        assert "1001001" in set(actions.loc[actions["type"] == "scale_up", "entity_id"])  # no cut behind it: raised as before
+    finally:
+        store.dispose()
