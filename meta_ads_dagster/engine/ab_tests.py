@@ -32,10 +32,18 @@ def probability_to_be_best(purchases: np.ndarray, impressions: np.ndarray, draws
     failures = np.where(present, np.maximum(impressions - purchases, 0.0), 0.0)
     rng = np.random.default_rng(RANDOM_SEED)
     samples = rng.beta(1.0 + successes, 1.0 + failures, size=(draws, *impressions.shape))
-    samples = np.where(present, samples, -np.inf)
-    best = samples.argmax(axis=2)  # (draws, tests)
-    arms = np.arange(impressions.shape[1])
-    return (best[:, :, None] == arms[None, None, :]).mean(axis=0)
+    samples[:, ~present] = -np.inf
+    # argmax over a short last axis, arm by arm (strictly greater: a tie goes to the first arm,
+    # as argmax), then counted per (test, arm): the same figures without (draws × tests × arms) copies.
+    tests, arms = impressions.shape
+    best = np.zeros((draws, tests), dtype=np.intp)
+    top = samples[:, :, 0].copy()
+    for arm in range(1, arms):
+        beats = samples[:, :, arm] > top
+        best[beats] = arm
+        np.maximum(top, samples[:, :, arm], out=top)
+    counts = np.bincount((best + np.arange(tests) * arms).ravel(), minlength=tests * arms)
+    return counts.reshape(tests, arms) / draws
 
 
 def evaluate_ab_tests(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:

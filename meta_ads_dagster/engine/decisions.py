@@ -305,12 +305,15 @@ def _one_per_entity(actions: pd.DataFrame) -> pd.DataFrame:
     actions["direction_rank"] = actions["type"].map({"pause": 0, "publish_winner": 1, "scale_down": 2, "create_variant": 3, "scale_up": 4})
     actions = actions.sort_values(["direction_rank", "proposed_pct", "rule_rank"], ascending=[True, False, True], na_position="last")
     keys = ["entity_type", "entity_id"]
-    overruled = actions.groupby(keys, sort=False)["rule"].agg(list).map(lambda rules: rules[1:])
-    kept = actions.drop_duplicates(keys).copy()
-    also = kept.set_index(keys).index.map(overruled)
+    second = actions.duplicated(keys).to_numpy()
+    overruled: dict[tuple[str, str], list[str]] = {}  # few entities get two rules: a dict, not a groupby
+    for entity, rule in zip(zip(actions["entity_type"].to_numpy()[second], actions["entity_id"].to_numpy()[second]),
+                            actions["rule"].to_numpy()[second]):
+        overruled.setdefault(entity, []).append(rule)
+    kept = actions[~second].copy()
     kept["reasons"] = [
-        reasons + ([f"also proposed by {', '.join(rules)}; overruled"] if rules else [])
-        for reasons, rules in zip(kept["reasons"], also)
+        reasons + ([f"also proposed by {', '.join(overruled[entity])}; overruled"] if entity in overruled else [])
+        for reasons, entity in zip(kept["reasons"], zip(kept["entity_type"].to_numpy(), kept["entity_id"].to_numpy()))
     ]
     return kept.drop(columns=["rule_rank", "direction_rank"])
 

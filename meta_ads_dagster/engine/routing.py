@@ -126,9 +126,11 @@ def _mass_paused(actions: pd.DataFrame, executed: np.ndarray, settings: Settings
 def _claims(actions: pd.DataFrame, order: pd.Index, executed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One write per entity: walk the executed actions in priority order, each claiming the
     entities it writes; one that finds an entity already claimed is superseded (mask, reasons)."""
-    by_position = written_entities(actions).groupby("position")[["entity_type", "entity_id"]].apply(
-        lambda f: list(zip(f["entity_type"], f["entity_id"]))
-    )
+    written = written_entities(actions)
+    by_position: dict[int, list[tuple[str, str]]] = {}
+    for position, entity in zip(written["position"].to_numpy(), zip(written["entity_type"].to_numpy(), written["entity_id"].to_numpy())):
+        by_position.setdefault(position, []).append(entity)
+    ids = actions["id"].to_numpy()
     claimed: dict[tuple[str, str], str] = {}
     superseded = np.zeros(len(actions), dtype=bool)
     why = np.full(len(actions), "", dtype=object)
@@ -138,7 +140,7 @@ def _claims(actions: pd.DataFrame, order: pd.Index, executed: np.ndarray) -> tup
             superseded[position] = True
             why[position] = f"{clash[0][0]} {clash[0][1]} is already written this cycle by action {claimed[clash[0]]}: superseded"
         else:
-            claimed.update({entity: actions.at[position, "id"] for entity in by_position[position]})
+            claimed.update({entity: ids[position] for entity in by_position[position]})
     return superseded, why
 
 

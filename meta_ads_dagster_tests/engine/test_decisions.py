@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from meta_ads_dagster.engine.ab_tests import evaluate_ab_tests, probability_to_be_best
+from meta_ads_dagster.engine.ab_tests import RANDOM_SEED, evaluate_ab_tests, probability_to_be_best
 from meta_ads_dagster.engine.cycle import analyze
 from meta_ads_dagster.engine.decisions import spikes_not_acted_on
 from meta_ads_dagster.engine.fatigue import detect_fatigue
@@ -371,6 +375,26 @@ def test_probability_to_be_best_is_deterministic_and_sums_to_one():
     assert first[0, 2] == 0.0 and first[0, 0] > 0.99
     assert first[1] == pytest.approx([1 / 3] * 3, abs=0.03)
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_probability_to_be_best_counts_the_argmax_of_the_same_draws(data):
+    """The arm-by-arm count equals the plain argmax over the same seeded draws: absent arms never
+    win, a tie goes to the first arm."""
+    tests, arms = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    cells = st.one_of(st.none(), st.tuples(st.integers(0, 50), st.integers(0, 2000)))
+    grid = data.draw(st.lists(st.lists(cells, min_size=arms, max_size=arms), min_size=tests, max_size=tests))
+    impressions = np.array([[np.nan if c is None else float(max(c)) for c in row] for row in grid])
+    purchases = np.array([[np.nan if c is None else float(min(c)) for c in row] for row in grid])
+    draws = 300
+    present = ~np.isnan(impressions)
+    rng = np.random.default_rng(RANDOM_SEED)
+    samples = rng.beta(1.0 + np.where(present, purchases, 0.0), 1.0 + np.where(present, impressions - purchases, 0.0),
+                       size=(draws, tests, arms))
+    best = np.where(present, samples, -np.inf).argmax(axis=2)
+    expected = np.stack([(best == arm).mean(axis=0) for arm in range(arms)], axis=1)
+    assert np.array_equal(probability_to_be_best(purchases, impressions, draws), expected)
 
 # --- scope ------------------------------------------------------------------------------------------
 def test_max_campaigns_per_tick_takes_the_highest_spend_first():
