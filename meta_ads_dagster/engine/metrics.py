@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr  # the standard normal CDF; scipy.stats would add ~0.5 s to every import
 
 from .learning import learning_adsets
 from .snapshot import AccountSnapshot
@@ -217,6 +216,10 @@ def roas_confidence(
 ) -> np.ndarray:
     """Probability that the true ROAS is within ±20 % of the measured one (see module docstring);
     ``extra_relative_variance``: what the maturity correction adds to the Poisson term."""
+    # The standard normal CDF, imported here: scipy.special is a quarter of a second of every
+    # process start (the definitions' load, each CLI command), and most never compute a confidence.
+    from scipy.special import ndtr
+
     evidence = np.maximum(np.asarray(purchases, dtype=float), np.asarray(expected_purchases, dtype=float))
     with np.errstate(divide="ignore", over="ignore"):
         variance = 1.0 / np.maximum(evidence, 0.0) + np.asarray(extra_relative_variance, dtype=float)

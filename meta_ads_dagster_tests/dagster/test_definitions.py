@@ -235,3 +235,17 @@ sys.exit(1 if loaded else 0)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_loading_the_definitions_leaves_scipy_unimported(tmp_path):
+    """scipy (the ROAS confidence's normal CDF) is imported where a confidence is computed, not
+    by every process that loads the definitions (issue 14: a quarter of a second of each start)."""
+    script = """
+import sys
+import meta_ads_dagster.definitions
+loaded = sorted(name for name in sys.modules if name.split(".")[0] == "scipy")
+print("LOADED", loaded[:5], file=sys.stderr)
+sys.exit(1 if loaded else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
