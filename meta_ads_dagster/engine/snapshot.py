@@ -742,10 +742,15 @@ def decode_snapshot(data: bytes | str) -> Any:
 
 def load_snapshot_text(data: bytes | str) -> AccountSnapshot:
     """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too.
-    The bytes are let go once decoded (unless the caller holds them): the parse needs the document."""
-    document = decode_snapshot(data)
-    del data
-    return parse_snapshot(document)
+    The bytes are let go once decoded (unless the caller holds them): the parse needs the document.
+    The cycle collector stays off until the decoded document is gone too: turned on while the
+    document's millions of containers are alive, its first full collection traverses them all."""
+    with no_cycle_collection():
+        document = decode_snapshot(data)
+        del data
+        snapshot = parse_snapshot(document)
+        del document
+    return snapshot
 
 
 def snapshot_account_id(document: Any) -> str:
