@@ -8,6 +8,7 @@ That document is the one source of truth for the field names: its tables marked
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -79,3 +80,13 @@ ACTION_TYPES = set(documented_names("action_type"))
 ENTITY_TYPES = set(documented_names("entity_type"))
 VERDICTS = set(documented_names("verdict"))
 RULES = set(documented_names("rule"))
+
+
+def write_generated_account(path: Path, campaigns: int, seed: int) -> Path:
+    """A snapshot file from benchmarks/cycle_scale.py's generator (the accounts issue 14's figures
+    are measured on), at ``path``."""
+    spec = importlib.util.spec_from_file_location("cycle_scale", REPO_ROOT / "benchmarks" / "cycle_scale.py")
+    cycle_scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cycle_scale)
+    cycle_scale.write_account(path, campaigns, seed=seed)
+    return path

@@ -11,11 +11,15 @@ other (references, clicks and purchases <= impressions, duplicates) run vectoriz
 
 Files are read by :func:`decode_snapshot` (UTF-8 JSON; it says at which line and column a file is
 not), whoever reads them: ``meta-ads plan``, the stub, the settings' look at META_STUB_SNAPSHOT.
+:func:`load_snapshot_text` (``meta-ads plan``, ``backtest``) first tries pyarrow's JSON reader
+(engine/columnar.py), which reads a file of the usual form into columns without building a dict
+per insights row, and parses the file the ordinary way whenever that path cannot vouch for it.
 A message quotes a bad value cut short and stays one line (``input_rules.echo``).
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
 import json
 import re
@@ -327,8 +331,10 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def parse_snapshot(document: Any) -> AccountSnapshot:
-    """Validate ``document`` (already-decoded JSON) and return it as frames, or raise SnapshotError."""
+def parse_snapshot(document: Any, insights: pd.DataFrame | None = None) -> AccountSnapshot:
+    """Validate ``document`` (already-decoded JSON) and return it as frames, or raise SnapshotError.
+    ``insights``: its insights rows already read and validated (engine/columnar.py), in place of
+    the document's."""
     if not isinstance(document, dict):
         raise SnapshotError(f"snapshot rejected: must be a JSON object, got {type(document).__name__}")
     with no_cycle_collection():
@@ -336,7 +342,7 @@ def parse_snapshot(document: Any) -> AccountSnapshot:
             doc = SnapshotDocument.model_validate(document)
         except ValidationError as exc:
             raise SnapshotError(_describe(exc, document)) from None
-        snapshot = _to_frames(doc)
+        snapshot = _to_frames(doc, insights)
         _check_relations(snapshot)
     return snapshot
 
@@ -380,7 +386,7 @@ def _learning_columns(info: LearningStageInfo | None) -> dict[str, Any]:
     return {"learning_status": info.status, "learning_conversions": info.conversions, "last_sig_edit_at": info.last_sig_edit_ts}
 
 
-def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
+def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None = None) -> AccountSnapshot:
     zone = ZoneInfo(doc.account.timezone_name)
     as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
     today = pd.Timestamp(doc.as_of.astimezone(zone).date())
@@ -402,7 +408,7 @@ def _to_frames(doc: SnapshotDocument) -> AccountSnapshot:
         ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"],
     )
     creatives = _frame([c.model_dump() for c in doc.creatives], ["id", "approved"])
-    insights = _parse_insights(doc.insights)
+    insights = _parse_insights(doc.insights) if insights is None else insights
     ab_tests = _frame([t.model_dump() for t in doc.ab_tests or []], ["id", "ad_ids", "started_at"])
     recent = _frame(
         [r.model_dump() for r in doc.recent_actions or []], ["entity_type", "entity_id", "type", "executed_at"]
@@ -555,19 +561,32 @@ def _parse_insights(rows: list[dict[str, Any]]) -> pd.DataFrame:
         counts[field] = _counts(raw[field], COUNT_MAX)
         if counts[field] is None:
             counts[field] = _parsed(raw[field], lambda v: whole_number(v, COUNT_MAX), field, COUNT_RULE)
-    return pd.DataFrame(
+    return insights_frame(
         {
-            **{field: pd.Series(ids[field], dtype=object) for field in INSIGHT_IDS},
+            **ids,
             "date": dates["date_start"],
-            "country": pd.Series(raw["country"], dtype=object),
-            "spend": np.array(spend, dtype="float64"),
-            **{field: np.array(counts[field], dtype="int64") for field in ("impressions", "clicks")},
+            "country": raw["country"],
+            "spend": spend,
+            **counts,
             # Purchases are whole: the Graph API counts them with the attribution windows the live
             # client asks for (7d_click, 1d_view); only data-driven attribution splits a purchase.
             "purchases": _purchase_totals(
                 raw["actions"], "actions", lambda v: whole_number(v, COUNT_MAX), lambda v: _counts(v, COUNT_MAX), COUNT_RULE
             ),
             "revenue": _purchase_totals(raw["action_values"], "action_values", money, _amounts, MONEY_RULE),
+        }
+    )
+
+
+def insights_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """The insights frame from its validated columns (INSIGHT_COLUMNS), however they were read."""
+    return pd.DataFrame(
+        {
+            **{field: pd.Series(columns[field], dtype=object) for field in (*INSIGHT_IDS, "country")},
+            "date": columns["date"],
+            "spend": np.array(columns["spend"], dtype="float64"),
+            **{field: np.array(columns[field], dtype="int64") for field in ("impressions", "clicks")},
+            **{field: np.array(columns[field], dtype="float64") for field in ("purchases", "revenue")},
         },
         columns=INSIGHT_COLUMNS,
     )
@@ -744,13 +763,50 @@ def load_snapshot_text(data: bytes | str) -> AccountSnapshot:
     """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too.
     The bytes are let go once decoded (unless the caller holds them): the parse needs the document.
     The cycle collector stays off until the decoded document is gone too: turned on while the
-    document's millions of containers are alive, its first full collection traverses them all."""
+    document's millions of containers are alive, its first full collection traverses them all.
+
+    A file's insights rows are read into columns when they have the usual form (engine/columnar.py);
+    any other file, a rejected one included, is decoded and parsed as a whole, which names what is
+    wrong."""
     with no_cycle_collection():
-        document = decode_snapshot(data)
-        del data
-        snapshot = parse_snapshot(document)
-        del document
+        snapshot = _load_columnar(data) if isinstance(data, bytes) else None
+        if snapshot is None:
+            document = decode_snapshot(data)
+            del data
+            snapshot = parse_snapshot(document)
+            del document
     return snapshot
+
+
+def _load_columnar(data: bytes) -> AccountSnapshot | None:
+    """The snapshot in ``data`` by the fast path, or None where it cannot vouch for the file."""
+    from . import columnar  # pyarrow: only where a file is read
+
+    table = columnar.read_document(data)
+    if table is None or not _is_utf8(data):
+        return None
+    document, rows = columnar.structure_document(table), columnar.insights_rows(table)
+    del table
+    columns = None if document is None or rows is None else columnar.insights_columns(rows, _dates, _countries, COUNT_MAX, MONEY_MAX)
+    if columns is None:
+        return None
+    del rows
+    try:
+        return parse_snapshot(document, insights_frame(columns))
+    except SnapshotError:
+        return None  # the whole document's parse says what is wrong, and where
+
+
+def _is_utf8(data: bytes, chunk: int = 1 << 26) -> bool:
+    """Whether ``data`` is UTF-8, read in pieces (a 650 MB file need not become a str at once)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for start in range(0, len(data), chunk):
+            decoder.decode(data[start:start + chunk])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def snapshot_account_id(document: Any) -> str:

@@ -16,7 +16,6 @@ the ad level's sums, not the raw rows, so the last bit may differ), same columns
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from meta_ads_dagster.engine.metrics import SUMS, WINDOW_DAYS, ad_days, entity_t
 from meta_ads_dagster.engine.snapshot import AccountSnapshot, load_snapshot_text, parse_snapshot
 from meta_ads_dagster.engine.spikes import BASELINE_DAYS, MIN_BASELINE_DAYS, SPIKE_Z, detect_spikes
 
-from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, REPO_ROOT, SEED_SNAPSHOT_PATH
+from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, SEED_SNAPSHOT_PATH, write_generated_account
 from .factories import AdSetSpec, AdSpec, CampaignSpec, Day, ab_test, campaign, days_from, make_snapshot
 
 LEVELS = (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id"))
@@ -184,11 +183,7 @@ def reference_countries_and_learning(snapshot: AccountSnapshot, entities: pd.Dat
 # --- the cases ------------------------------------------------------------------------------------
 def generated(tmp_path_factory, campaigns: int, seed: int) -> AccountSnapshot:
     """An account from benchmarks/cycle_scale.py's generator (the one the figures are measured on)."""
-    spec = importlib.util.spec_from_file_location("cycle_scale", REPO_ROOT / "benchmarks" / "cycle_scale.py")
-    cycle_scale = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cycle_scale)
-    path = tmp_path_factory.mktemp("generated") / f"account_{campaigns}_{seed}.json"
-    cycle_scale.write_account(path, campaigns, seed=seed)
+    path = write_generated_account(tmp_path_factory.mktemp("generated") / f"account_{campaigns}_{seed}.json", campaigns, seed)
     return load_snapshot_text(path.read_bytes())
 
 

@@ -1,0 +1,162 @@
+"""The fast path of reading a snapshot file (engine/columnar.py) against the whole document's parse.
+
+On the documents it takes, the fast path must give the very frames ``parse_snapshot`` gives the
+standard decoder's document; on any other it must step aside (``_load_columnar`` answers None) so
+that ``load_snapshot_text`` ends exactly as the whole document's parse ends: the same frames, or
+the same one-line error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from meta_ads_dagster.cli import main
+from meta_ads_dagster.engine.snapshot import AccountSnapshot, SnapshotError, _load_columnar, decode_snapshot, load_snapshot_text, parse_snapshot
+
+from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, SEED_SNAPSHOT_PATH, write_generated_account
+from .test_snapshot_fuzz import _mutant
+
+SEED_DOCUMENT = json.loads(SEED_SNAPSHOT_PATH.read_text())
+
+
+def assert_same_snapshot(fast: AccountSnapshot, whole: AccountSnapshot) -> None:
+    for field in dataclasses.fields(AccountSnapshot):
+        mine, theirs = getattr(fast, field.name), getattr(whole, field.name)
+        if isinstance(mine, pd.DataFrame):
+            pd.testing.assert_frame_equal(mine, theirs, check_exact=True, obj=field.name)
+        else:
+            assert mine == theirs, field.name
+
+
+def whole_parse(data: bytes) -> AccountSnapshot | str:
+    """How the whole document's parse ends: its snapshot, or its error message."""
+    try:
+        return parse_snapshot(decode_snapshot(data))
+    except SnapshotError as exc:
+        return str(exc)
+
+
+def loaded(data: bytes) -> AccountSnapshot | str:
+    try:
+        return load_snapshot_text(data)
+    except SnapshotError as exc:
+        return str(exc)
+
+
+def assert_ends_alike(data: bytes) -> None:
+    whole, fast = whole_parse(data), loaded(data)
+    if isinstance(whole, str):
+        assert fast == whole
+    else:
+        assert isinstance(fast, AccountSnapshot), fast
+        assert_same_snapshot(fast, whole)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("columnar")
+    kag = folder / "kag.json"
+    assert main(["import-csv", str(KAG_CSV), "--out", str(kag), "--value-per-conversion", "60"]) == 0
+    return {
+        "seed examples": SEED_SNAPSHOT_PATH.read_bytes(),
+        "demo account": DEMO_SNAPSHOT_PATH.read_bytes(),
+        "kag data": kag.read_bytes(),
+        "generated, 3 campaigns": write_generated_account(folder / "g3.json", 3, 1).read_bytes(),
+        "generated, 40 campaigns": write_generated_account(folder / "g40.json", 40, 2).read_bytes(),
+        "indented": json.dumps(SEED_DOCUMENT, indent=2).encode(),
+    }
+
+
+@pytest.mark.parametrize("name", ["seed examples", "demo account", "kag data", "generated, 3 campaigns", "generated, 40 campaigns", "indented"])
+def test_the_fast_path_takes_the_usual_files_and_gives_the_parsers_frames(files, name):
+    fast = _load_columnar(files[name])
+    assert fast is not None, "the fast path stepped aside"
+    assert_same_snapshot(fast, parse_snapshot(json.loads(files[name])))
+
+
+def _edited(edit) -> bytes:
+    document = json.loads(SEED_SNAPSHOT_PATH.read_text())
+    result = edit(document)
+    return result if isinstance(result, bytes) else json.dumps(document).encode()
+
+
+def _set(path, value):
+    def edit(document):
+        *parents, last = path
+        for key in parents:
+            document = document[key]
+        document[last] = value
+    return edit
+
+
+def _drop(path):
+    def edit(document):
+        *parents, last = path
+        for key in parents:
+            document = document[key]
+        del document[last]
+    return edit
+
+
+def _text(transform):
+    return lambda document: transform(json.dumps(document).encode())
+
+
+STEPS_ASIDE = {
+    # Valid documents the parser reads otherwise than the schema says: the whole parse takes them.
+    "an id as a JSON number": _set(("campaigns", 0, "id"), 120001),
+    "a budget as a JSON number": _set(("campaigns", 0, "daily_budget"), 50000),
+    "a count as a JSON number": _set(("insights", 0, "impressions"), 2143),
+    "a missing name (read as empty)": _drop(("campaigns", 0, "name")),
+    "a missing creatives list": _drop(("creatives",)),
+    "an unknown field of mixed types": lambda d: d.update(notes=[1, "two"]),
+    # Refused documents: the whole parse names what is wrong.
+    "a null name": _set(("campaigns", 0, "name"), None),
+    "a null status": _set(("adsets", 0, "status"), None),
+    "a missing insights field": _drop(("insights", 0, "clicks")),
+    "a null insights list": _set(("insights",), None),
+    "a null insights row": lambda d: d["insights"].insert(1, None),
+    "an insights row that is a number": lambda d: d["insights"].insert(0, 7),
+    "spend not a decimal": _set(("insights", 0, "spend"), "12,5"),
+    "spend past the maximum": _set(("insights", 0, "spend"), "1" * 39),
+    "a count with 19 digits": _set(("insights", 0, "clicks"), "1" * 19),
+    "a full-width digit in an id": _set(("insights", 0, "ad_id"), "３４0001"),
+    "date_stop after date_start": _set(("insights", 0, "date_stop"), "2026-11-20"),
+    "a date that is no date": _set(("insights", 0, "date_start"), "2026-02-30"),
+    "a lower-case country": _set(("insights", 0, "country"), "es"),
+    "two purchase entries": _set(("insights", 0, "actions"), [{"action_type": "purchase", "value": "1"}] * 2),
+    "an entry without a value": _set(("insights", 0, "action_values"), [{"action_type": "purchase"}]),
+    "an approved flag as text": _set(("creatives", 0, "approved"), "true"),
+    "an A/B test ad id that is null": lambda d: d.update(ab_tests=[{"id": "t", "ad_ids": [d["ads"][0]["id"], None], "started_at": d["as_of"]}]),
+    "a lone surrogate in a name": _text(lambda data: data.replace(b'"name": "', b'"name": "\\ud800', 1)),
+    "a duplicated key": _text(lambda data: data.replace(b'"status": "ACTIVE"', b'"status": "ACTIVE", "status": "PAUSED"', 1)),
+    "NaN as a spend": _text(lambda data: data.replace(b'"spend": "', b'"spend": NaN, "x": "', 1)),
+    "a raw tab in a name": _text(lambda data: data.replace(b'"name": "', b'"name": "\t', 1)),
+    "a byte order mark": _text(lambda data: b"\xef\xbb\xbf" + data),
+    "bytes that are not UTF-8 in an unknown field": _text(lambda data: data[:-1] + b', "x": "\xff"}'),
+    "a second document after the first": _text(lambda data: data + b" {}"),
+    "a list at the top": _text(lambda data: b"[" + data + b"]"),
+    "the file cut short": _text(lambda data: data[: len(data) // 2]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STEPS_ASIDE))
+def test_the_fast_path_steps_aside_and_the_load_ends_as_the_whole_parse(case):
+    data = _edited(STEPS_ASIDE[case])
+    assert _load_columnar(data) is None
+    assert_ends_alike(data)
+
+
+@pytest.mark.parametrize("base, numbers", [("seed", range(0, 300, 3)), ("demo", range(0, 100, 3))])
+def test_every_fuzz_mutant_loads_as_the_whole_parse_ends(base, numbers):
+    """The fuzz test's mutants (one to three seeded mutations of a worked example each)."""
+    for number in numbers:
+        data = _mutant(base, number)[2]
+        try:
+            assert_ends_alike(data)
+        except AssertionError as exc:
+            raise AssertionError(f"mutant {base} {number}: {exc}") from None
