@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import (
     AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainValidator, SkipValidation, StrictBool, ValidationError,
     field_validator,
@@ -667,9 +669,17 @@ def _purchase_totals_by_row(lists: list, field: str, parse: Callable[[Any], Any]
     return totals
 
 
-def _first_offender(frame: pd.DataFrame, bad: pd.Series, label: str, key: str, message: str) -> None:
+def _is_in(keys: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Whether each key is one of ``ids`` (pandas' ``isin`` on Arrow strings makes a pyarrow
+    scalar of every id, seconds for the ads of a large account)."""
+    value_set = pa.array(ids.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    return pc.is_in(pa.array(keys.to_numpy(dtype=object), type=pa.string(), from_pandas=True), value_set=value_set).to_numpy(zero_copy_only=False)
+
+
+def _first_offender(frame: pd.DataFrame, bad: pd.Series | np.ndarray, label: str, key: str, message: str) -> None:
+    bad = np.asarray(bad)
     if bad.any():
-        position = int(bad.to_numpy().nonzero()[0][0])
+        position = int(bad.nonzero()[0][0])
         index, row = frame.index[position], frame.iloc[position]
         ident = f" (id {shown(row[key])})" if key in frame.columns else ""
         values = {name: shown(value) if isinstance(value, str) else value for name, value in row.items()}
@@ -683,7 +693,7 @@ def _check_relations(s: AccountSnapshot) -> None:
         _first_offender(frame, frame["id"].duplicated(), label, "id", "id: duplicate id {id}")
 
     _first_offender(
-        s.adsets, ~s.adsets["campaign_id"].isin(s.campaigns["id"]), "adsets", "id",
+        s.adsets, ~_is_in(s.adsets["campaign_id"], s.campaigns["id"]), "adsets", "id",
         "campaign_id: campaign {campaign_id} does not exist",
     )
     cbo = s.adsets["campaign_id"].map(s.campaigns.set_index("id")["daily_budget"].notna())
@@ -691,26 +701,27 @@ def _check_relations(s: AccountSnapshot) -> None:
         s.adsets, cbo.astype(bool) & s.adsets["daily_budget"].notna(), "adsets", "id",
         "daily_budget: must be null because campaign {campaign_id} holds the budget (CBO)",
     )
-    _first_offender(s.ads, ~s.ads["adset_id"].isin(s.adsets["id"]), "ads", "id", "adset_id: ad set {adset_id} does not exist")
+    _first_offender(s.ads, ~_is_in(s.ads["adset_id"], s.adsets["id"]), "ads", "id", "adset_id: ad set {adset_id} does not exist")
     adset_campaign = s.ads["adset_id"].map(s.adsets.set_index("id")["campaign_id"])
     _first_offender(
         s.ads, adset_campaign != s.ads["campaign_id"], "ads", "id",
         "campaign_id: {campaign_id} is not the campaign of ad set {adset_id}",
     )
     _first_offender(
-        s.ads, ~s.ads["creative_id"].isin(s.creatives["id"]), "ads", "id",
+        s.ads, ~_is_in(s.ads["creative_id"], s.creatives["id"]), "ads", "id",
         "creative.id: creative {creative_id} is not listed in creatives",
     )
 
     ins = s.insights
-    _first_offender(ins, ~ins["ad_id"].isin(s.ads["id"]), "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
-    ad_parents = s.ads.set_index("id")[["adset_id", "campaign_id"]]
+    _first_offender(ins, ~_is_in(ins["ad_id"], s.ads["id"]), "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
+    # Every row's ad exists (above) and ad ids are unique: each row's ad, found once.
+    ad_row = pd.Index(s.ads["id"].to_numpy(dtype=object)).get_indexer(ins["ad_id"].to_numpy(dtype=object))
     _first_offender(
-        ins, ins["adset_id"] != ins["ad_id"].map(ad_parents["adset_id"]), "insights", "ad_id",
+        ins, ins["adset_id"].to_numpy() != s.ads["adset_id"].to_numpy(dtype=object)[ad_row], "insights", "ad_id",
         "adset_id: {adset_id} is not the ad set of ad {ad_id}",
     )
     _first_offender(
-        ins, ins["campaign_id"] != ins["ad_id"].map(ad_parents["campaign_id"]), "insights", "ad_id",
+        ins, ins["campaign_id"].to_numpy() != s.ads["campaign_id"].to_numpy(dtype=object)[ad_row], "insights", "ad_id",
         "campaign_id: {campaign_id} is not the campaign of ad {ad_id}",
     )
     _first_offender(
@@ -733,7 +744,7 @@ def _check_relations(s: AccountSnapshot) -> None:
 
     members = s.ab_tests.explode("ad_ids")
     _first_offender(
-        members, ~members["ad_ids"].isin(s.ads["id"]), "ab_tests", "id",
+        members, ~_is_in(members["ad_ids"], s.ads["id"]), "ab_tests", "id",
         "ad_ids: ad {ad_ids} does not exist",
     )
 
