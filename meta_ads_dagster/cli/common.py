@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..engine.snapshot import AccountSnapshot, load_snapshot_text
+from ..engine.snapshot import AccountSnapshot, load_snapshot_file
 from ..input_rules import ad_account_id
 from ..settings import Settings, dagster_home, load_settings
 from ..store.ledger import Ledger
@@ -29,14 +29,8 @@ def fail(message: str) -> int:
 def read_snapshot(path: str) -> AccountSnapshot:
     """The snapshot in the file at ``path``, or one line saying why not (unreadable: CliError;
     not UTF-8, not JSON or rejected: the parser's SnapshotError)."""
-    # No name here holds the file's bytes: the loader lets them go once decoded (400 MB for a
-    # 1.6 M-row account, not kept through the parse).
-    return load_snapshot_text(_file_bytes(path))
-
-
-def _file_bytes(path: str) -> bytes:
     try:
-        return Path(path).read_bytes()  # bytes: the loader says where a file is not UTF-8
+        return load_snapshot_file(path)  # from the file: the loader says where it is not UTF-8
     except OSError as exc:
         raise CliError(f"cannot read snapshot {path}: {exc.strerror}") from None
 

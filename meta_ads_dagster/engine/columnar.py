@@ -28,7 +28,9 @@ checks that rejected ones fall back.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,17 +97,21 @@ _SCHEMA = pa.schema([(name, _arrow_type(kind)) for name, (kind, _) in _STRUCTURE
 _PARSE = pa_json.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="infer", newlines_in_values=True)
 
 
-def read_document(data: bytes) -> pa.Table | None:
-    """``data`` as a one-row table of the format's schema, or None when pyarrow cannot read it so
-    (not one JSON object, a value of another type than the schema's, a key given twice)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return None  # a byte order mark: the standard decoder refuses it, pyarrow would skip it
+def read_document(source: bytes | Path) -> pa.Table | None:
+    """``source`` (a file's bytes, or the file) as a one-row table of the format's schema, or
+    None when pyarrow cannot read it so (not one JSON object, a value of another type than the
+    schema's, a key given twice, a file that cannot be read)."""
     try:
-        # The block holds the whole document: a block ends at a line's end, and a file laid out
-        # over many lines is still one object.
-        options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
-        table = pa_json.read_json(io.BytesIO(data), read_options=options, parse_options=_PARSE)
-    except (pa.ArrowException, ValueError, OverflowError):
+        with (io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")) as file:
+            if file.read(3) == b"\xef\xbb\xbf":
+                return None  # a byte order mark: the standard decoder refuses it, pyarrow would skip it
+            file.seek(0)
+            size = len(source) if isinstance(source, bytes) else os.fstat(file.fileno()).st_size
+            # The block holds the whole document: a block ends at a line's end, and a file laid
+            # out over many lines is still one object.
+            options = pa_json.ReadOptions(use_threads=False, block_size=max(size + 1, 1 << 20))
+            table = pa_json.read_json(file, read_options=options, parse_options=_PARSE)
+    except (pa.ArrowException, ValueError, OverflowError, OSError):
         return None
     return table if table.num_rows == 1 else None
 
@@ -217,27 +223,23 @@ def _purchases(lists: pa.Array, read: Callable[[pa.Array], np.ndarray | None]) -
     return totals
 
 
-def insights_columns(rows: pa.Array, read_dates: Callable[[list], pd.Series], read_countries: Callable[[list], pd.Series],
-                     count_max: int, money_max: float) -> dict[str, Any] | None:
-    """The parser's insights columns (``snapshot.INSIGHT_COLUMNS``) from ``rows``, or None when
-    one value is not what the parser's vectorized readers accept (``read_dates`` and
-    ``read_countries`` are its readers: missing where a value is bad)."""
-    fields = fields_of(rows)
+def insights_columns(fields: dict[str, pa.Array], read_dates: Callable[[list], pd.Series],
+                     read_countries: Callable[[list], pd.Series], count_max: int, money_max: float) -> dict[str, Any] | None:
+    """The parser's insights columns (``snapshot.INSIGHT_COLUMNS``) from the rows' ``fields``
+    (:func:`fields_of`), or None when one value is not what the parser's vectorized readers
+    accept (``read_dates`` and ``read_countries`` are its readers: missing where a value is bad).
+    ``fields`` is emptied as they are read, so that each lets its memory go."""
     if any(fields[name].null_count for name in _ROW_REQUIRED):
         return None
-    ids = {name: _texts(fields[name], DIGITS) for name in ("ad_id", "adset_id", "campaign_id")}
-    if any(column is None for column in ids.values()):
+    if not _all(pc.equal(fields["date_start"], fields.pop("date_stop"))) or _distinct(fields["country"], read_countries) is None:
         return None
-    if not _all(pc.equal(fields["date_start"], fields["date_stop"])):
-        return None
-    dates = _distinct(fields["date_start"], read_dates)
-    if dates is None or _distinct(fields["country"], read_countries) is None:
-        return None
-    spend = _amounts(fields["spend"], money_max)
-    counts = {name: _counts(fields[name], count_max) for name in ("impressions", "clicks")}
-    purchases = _purchases(fields["actions"], lambda values: _counts(values, count_max))
-    revenue = _purchases(fields["action_values"], lambda values: _amounts(values, money_max))
-    if spend is None or purchases is None or revenue is None or any(column is None for column in counts.values()):
-        return None
-    return {**ids, "date": dates, "country": _texts(fields["country"]), "spend": spend, **counts,
-            "purchases": purchases, "revenue": revenue}
+    columns = {
+        **{name: _texts(fields.pop(name), DIGITS) for name in ("ad_id", "adset_id", "campaign_id")},
+        "date": _distinct(fields.pop("date_start"), read_dates),
+        "country": _texts(fields.pop("country")),
+        "spend": _amounts(fields.pop("spend"), money_max),
+        **{name: _counts(fields.pop(name), count_max) for name in ("impressions", "clicks")},
+        "purchases": _purchases(fields.pop("actions"), lambda values: _counts(values, count_max)),
+        "revenue": _purchases(fields.pop("action_values"), lambda values: _amounts(values, money_max)),
+    }
+    return None if any(column is None for column in columns.values()) else columns

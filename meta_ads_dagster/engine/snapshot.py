@@ -11,9 +11,10 @@ other (references, clicks and purchases <= impressions, duplicates) run vectoriz
 
 Files are read by :func:`decode_snapshot` (UTF-8 JSON; it says at which line and column a file is
 not), whoever reads them: ``meta-ads plan``, the stub, the settings' look at META_STUB_SNAPSHOT.
-:func:`load_snapshot_text` (``meta-ads plan``, ``backtest``) first tries pyarrow's JSON reader
-(engine/columnar.py), which reads a file of the usual form into columns without building a dict
-per insights row, and parses the file the ordinary way whenever that path cannot vouch for it.
+:func:`load_snapshot_file` and :func:`load_snapshot_text` (the commands reading a file) first
+try pyarrow's JSON reader (engine/columnar.py), which reads a file of the usual form into columns
+without building a dict per insights row, and parse the file the ordinary way whenever that path
+cannot vouch for it.
 A message quotes a bad value cut short and stays one line (``input_rules.echo``).
 """
 
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from itertools import chain, compress, repeat
 from operator import itemgetter
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -772,50 +774,78 @@ def decode_snapshot(data: bytes | str) -> Any:
 
 def load_snapshot_text(data: bytes | str) -> AccountSnapshot:
     """Parse a snapshot file's bytes or text; a file that is not UTF-8 JSON is a SnapshotError too.
-    The bytes are let go once decoded (unless the caller holds them): the parse needs the document.
-    The cycle collector stays off until the decoded document is gone too: turned on while the
+    The cycle collector stays off until the decoded document is gone: turned on while the
     document's millions of containers are alive, its first full collection traverses them all.
 
-    A file's insights rows are read into columns when they have the usual form (engine/columnar.py);
+    A file's bytes are read into columns when the file has the usual form (engine/columnar.py);
     any other file, a rejected one included, is decoded and parsed as a whole, which names what is
     wrong."""
     with no_cycle_collection():
         snapshot = _load_columnar(data) if isinstance(data, bytes) else None
-        if snapshot is None:
-            document = decode_snapshot(data)
-            del data
-            snapshot = parse_snapshot(document)
-            del document
+        return snapshot if snapshot is not None else _load_decoded(data)
+
+
+def load_snapshot_file(path: str | Path) -> AccountSnapshot:
+    """:func:`load_snapshot_text` of the file at ``path`` (OSError if it cannot be read). The
+    fast path has pyarrow read the file itself, so that a 650 MB file's bytes are not held in
+    Python beside what is made of them; the bytes are read only if the file must be parsed whole."""
+    path = Path(path)
+    if not path.is_file():  # a pipe is read once: its bytes, then as any bytes (a directory: OSError)
+        return load_snapshot_text(path.read_bytes())
+    with no_cycle_collection():
+        snapshot = _load_columnar(path)
+        return snapshot if snapshot is not None else _load_decoded(path.read_bytes())
+
+
+def _load_decoded(data: bytes | str) -> AccountSnapshot:
+    """The whole document decoded, then parsed; the bytes are let go once decoded (unless the
+    caller holds them)."""
+    document = decode_snapshot(data)
+    del data
+    snapshot = parse_snapshot(document)
+    del document
     return snapshot
 
 
-def _load_columnar(data: bytes) -> AccountSnapshot | None:
-    """The snapshot in ``data`` by the fast path, or None where it cannot vouch for the file."""
+def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
+    """The snapshot in ``source`` (a file's bytes, or the file) by the fast path, or None where
+    it cannot vouch for the file."""
     from . import columnar  # pyarrow: only where a file is read
 
-    table = columnar.read_document(data)
-    if table is None or not _is_utf8(data):
+    table = columnar.read_document(source)
+    if table is None or not _is_utf8(source):
         return None
     document, rows = columnar.structure_document(table), columnar.insights_rows(table)
     del table
-    columns = None if document is None or rows is None else columnar.insights_columns(rows, _dates, _countries, COUNT_MAX, MONEY_MAX)
+    if document is None or rows is None:
+        return None
+    fields = columnar.fields_of(rows)
+    del rows  # each field's memory goes once it is read
+    columns = columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
     if columns is None:
         return None
-    del rows
     try:
         return parse_snapshot(document, insights_frame(columns))
     except SnapshotError:
         return None  # the whole document's parse says what is wrong, and where
 
 
-def _is_utf8(data: bytes, chunk: int = 1 << 26) -> bool:
-    """Whether ``data`` is UTF-8, read in pieces (a 650 MB file need not become a str at once)."""
+def _is_utf8(source: bytes | Path, chunk: int = 1 << 26) -> bool:
+    """Whether ``source`` (bytes, or a file) is UTF-8, read in pieces: a 650 MB file need not
+    become one str, nor be held whole."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        for start in range(0, len(data), chunk):
-            decoder.decode(data[start:start + chunk])
+        if isinstance(source, bytes):
+            for start in range(0, len(source), chunk):
+                decoder.decode(source[start:start + chunk])
+        else:
+            with source.open("rb") as file:
+                while piece := file.read(chunk):
+                    decoder.decode(piece)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
+        return False
+    except OSError:  # the file went: the whole parse's read says so
         return False
     return True
 

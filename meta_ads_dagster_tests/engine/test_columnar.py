@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from meta_ads_dagster.cli import main
-from meta_ads_dagster.engine.snapshot import AccountSnapshot, SnapshotError, _load_columnar, decode_snapshot, load_snapshot_text, parse_snapshot
+from meta_ads_dagster.engine.snapshot import (
+    AccountSnapshot, SnapshotError, _load_columnar, decode_snapshot, load_snapshot_file, load_snapshot_text, parse_snapshot,
+)
 
 from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, SEED_SNAPSHOT_PATH, write_generated_account
 from .test_snapshot_fuzz import _mutant
@@ -40,15 +43,20 @@ def whole_parse(data: bytes) -> AccountSnapshot | str:
         return str(exc)
 
 
-def loaded(data: bytes) -> AccountSnapshot | str:
+def loaded(data: bytes, file: Path | None = None) -> AccountSnapshot | str:
+    """How ``load_snapshot_text`` of ``data`` ends, or ``load_snapshot_file`` with ``file`` (which
+    the bytes are written to first)."""
     try:
-        return load_snapshot_text(data)
+        if file is None:
+            return load_snapshot_text(data)
+        file.write_bytes(data)
+        return load_snapshot_file(file)
     except SnapshotError as exc:
         return str(exc)
 
 
-def assert_ends_alike(data: bytes) -> None:
-    whole, fast = whole_parse(data), loaded(data)
+def assert_ends_alike(data: bytes, file: Path | None = None) -> None:
+    whole, fast = whole_parse(data), loaded(data, file)
     if isinstance(whole, str):
         assert fast == whole
     else:
@@ -72,10 +80,13 @@ def files(tmp_path_factory) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("name", ["seed examples", "demo account", "kag data", "generated, 3 campaigns", "generated, 40 campaigns", "indented"])
-def test_the_fast_path_takes_the_usual_files_and_gives_the_parsers_frames(files, name):
-    fast = _load_columnar(files[name])
-    assert fast is not None, "the fast path stepped aside"
-    assert_same_snapshot(fast, parse_snapshot(json.loads(files[name])))
+def test_the_fast_path_takes_the_usual_files_and_gives_the_parsers_frames(files, name, tmp_path):
+    whole = parse_snapshot(json.loads(files[name]))
+    (tmp_path / "snapshot.json").write_bytes(files[name])
+    for source in (files[name], tmp_path / "snapshot.json"):
+        fast = _load_columnar(source)
+        assert fast is not None, "the fast path stepped aside"
+        assert_same_snapshot(fast, whole)
 
 
 def _edited(edit) -> bytes:
@@ -145,10 +156,11 @@ STEPS_ASIDE = {
 
 
 @pytest.mark.parametrize("case", sorted(STEPS_ASIDE))
-def test_the_fast_path_steps_aside_and_the_load_ends_as_the_whole_parse(case):
+def test_the_fast_path_steps_aside_and_the_load_ends_as_the_whole_parse(case, tmp_path):
     data = _edited(STEPS_ASIDE[case])
     assert _load_columnar(data) is None
     assert_ends_alike(data)
+    assert_ends_alike(data, tmp_path / "snapshot.json")
 
 
 @pytest.mark.parametrize("base, numbers", [("seed", range(0, 300, 3)), ("demo", range(0, 100, 3))])
