@@ -443,9 +443,9 @@ def _snapshot_account_id(path: Path) -> str:
 def _file_account_id(path: Path, size: int, mtime_ns: int, inode: int) -> str:
     """The account id in one version of a file (its size, time and inode): the settings are
     loaded more than once per process, and decoding a large account's file takes seconds."""
-    from .engine.snapshot import decode_snapshot, snapshot_account_id
+    from .engine.snapshot import snapshot_file_account_id
 
-    return snapshot_account_id(decode_snapshot(path.read_bytes()))
+    return snapshot_file_account_id(path)
 
 
 def dagster_home() -> Path:

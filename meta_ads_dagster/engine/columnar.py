@@ -95,12 +95,16 @@ _SCHEMA = pa.schema([(name, _arrow_type(kind)) for name, (kind, _) in _STRUCTURE
 # The whole document is one JSON object, read as one row however it is laid out. Fields the
 # format does not name are inferred (and then ignored), as the parser ignores them.
 _PARSE = pa_json.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="infer", newlines_in_values=True)
+# Only the account's id (the settings' look at a stub file); the rest is checked as JSON, not read.
+ACCOUNT_ID_ONLY = pa_json.ParseOptions(
+    explicit_schema=pa.schema([("account", pa.struct([("id", _TEXT)]))]), unexpected_field_behavior="ignore", newlines_in_values=True,
+)
 
 
-def read_document(source: bytes | Path) -> pa.Table | None:
-    """``source`` (a file's bytes, or the file) as a one-row table of the format's schema, or
-    None when pyarrow cannot read it so (not one JSON object, a value of another type than the
-    schema's, a key given twice, a file that cannot be read)."""
+def read_document(source: bytes | Path, parse: pa_json.ParseOptions = _PARSE) -> pa.Table | None:
+    """``source`` (a file's bytes, or the file) as a one-row table of the format's schema (or of
+    ``parse``'s), or None when pyarrow cannot read it so (not one JSON object, a value of another
+    type than the schema's, a key given twice, a file that cannot be read)."""
     try:
         with (io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")) as file:
             if file.read(3) == b"\xef\xbb\xbf":
@@ -110,7 +114,7 @@ def read_document(source: bytes | Path) -> pa.Table | None:
             # The block holds the whole document: a block ends at a line's end, and a file laid
             # out over many lines is still one object.
             options = pa_json.ReadOptions(use_threads=False, block_size=max(size + 1, 1 << 20))
-            table = pa_json.read_json(file, read_options=options, parse_options=_PARSE)
+            table = pa_json.read_json(file, read_options=options, parse_options=parse)
     except (pa.ArrowException, ValueError, OverflowError, OSError):
         return None
     return table if table.num_rows == 1 else None

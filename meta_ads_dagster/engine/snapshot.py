@@ -850,6 +850,20 @@ def _is_utf8(source: bytes | Path, chunk: int = 1 << 26) -> bool:
     return True
 
 
+def snapshot_file_account_id(path: Path) -> str:
+    """:func:`snapshot_account_id` of the file at ``path`` (OSError if it cannot be read), without
+    decoding the whole file where pyarrow can read its account id; any file it cannot vouch for
+    is decoded, so that a broken one gets the same answer as from ``meta-ads plan``."""
+    from . import columnar  # pyarrow: only where a file is read
+
+    table = columnar.read_document(path, columnar.ACCOUNT_ID_ONLY) if path.is_file() else None
+    if table is not None and _is_utf8(path):
+        account = table.column("account").to_pylist()[0]
+        if account is not None and account["id"] is not None:
+            return snapshot_account_id({"account": account})
+    return snapshot_account_id(decode_snapshot(path.read_bytes()))
+
+
 def snapshot_account_id(document: Any) -> str:
     """``account.id`` of a decoded snapshot, checked as :func:`parse_snapshot` checks it, without
     reading the rest (the settings find a stub file's account this way)."""

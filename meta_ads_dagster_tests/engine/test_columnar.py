@@ -18,6 +18,7 @@ import pytest
 from meta_ads_dagster.cli import main
 from meta_ads_dagster.engine.snapshot import (
     AccountSnapshot, SnapshotError, _load_columnar, decode_snapshot, load_snapshot_file, load_snapshot_text, parse_snapshot,
+    snapshot_account_id, snapshot_file_account_id,
 )
 
 from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, SEED_SNAPSHOT_PATH, write_generated_account
@@ -172,3 +173,34 @@ def test_every_fuzz_mutant_loads_as_the_whole_parse_ends(base, numbers):
             assert_ends_alike(data)
         except AssertionError as exc:
             raise AssertionError(f"mutant {base} {number}: {exc}") from None
+
+
+ACCOUNT_CASES = {
+    "as usual": lambda d: None,
+    "an id that is not act_<digits>": _set(("account", "id"), "1001"),
+    "an id as a JSON number": _set(("account", "id"), 1001),
+    "a null id": _set(("account", "id"), None),
+    "no id": _drop(("account", "id")),
+    "no account": _drop(("account",)),
+    "an account that is a list": _set(("account",), ["act_1"]),
+    "a byte order mark": _text(lambda data: b"\xef\xbb\xbf" + data),
+    "bytes that are not UTF-8": _text(lambda data: data[:-1] + b', "x": "\xff"}'),
+    "not JSON": _text(lambda data: data[:-1]),
+    "a list at the top": _text(lambda data: b"[" + data + b"]"),
+}
+
+
+def _account_id(read) -> str:
+    try:
+        return read()
+    except SnapshotError as exc:
+        return f"error: {exc}"
+
+
+@pytest.mark.parametrize("case", sorted(ACCOUNT_CASES))
+def test_a_files_account_id_is_read_as_from_the_whole_document(case, tmp_path):
+    """The settings' look at META_STUB_SNAPSHOT reads only the account id where pyarrow can."""
+    data = _edited(ACCOUNT_CASES[case])
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(data)
+    assert _account_id(lambda: snapshot_file_account_id(path)) == _account_id(lambda: snapshot_account_id(decode_snapshot(data)))
