@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from dagster import AssetKey, ConfigurableIOManagerFactory, InitResourceContext, InputContext, OutputContext
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from pydantic import Field
@@ -90,6 +91,15 @@ def write_frame(frame: pd.DataFrame, path) -> bool:
     return True
 
 
+def _python_strings(stored: pa.ChunkedArray) -> np.ndarray:
+    """A string column as an object array of Python strings and None, each distinct string made
+    once (an insights id column repeats its ids: 1.6 M rows, 200,000 ads at 10,000 campaigns)."""
+    encoded = stored.combine_chunks().dictionary_encode()
+    distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    distinct[:-1] = encoded.dictionary.to_pylist()  # the last one stays None: the nulls' slot
+    return distinct[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+
+
 def read_frame(file) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
@@ -97,10 +107,14 @@ def read_frame(file) -> pd.DataFrame:
     kinds = json.loads((table.schema.metadata or {}).get(COLUMN_KINDS, b"{}"))
     frame = table.to_pandas()
     for name, kind in kinds.items():
-        column = frame[name].astype(object)
-        if kind == "object":
+        stored = table.column(name)
+        if kind == "object" and pa.types.is_string(stored.type):
+            column = pd.Series(_python_strings(stored), index=frame.index, dtype=object)
+        elif kind == "object":
+            column = frame[name].astype(object)
             column = column.where(column.notna(), None)
         else:
+            column = frame[name].astype(object)
             container = tuple if kind == "tuple" else list
             column = pd.Series([v if v is None else container(v) for v in column], index=frame.index, dtype=object)
         if NAN_MASK + name in frame:

@@ -46,6 +46,15 @@ def test_the_cycles_frames_come_back_from_parquet_unchanged(snapshot, tmp_path):
             assert [type(v) for v in back[column]] == [type(v) for v in frame[column]], (name, column)
 
 
+
+def test_string_columns_come_back_as_python_strings_none_and_nan(tmp_path):
+    """Repeated strings, None and NaN in one object column (read back through the distinct strings)."""
+    index = [5, 4, 3, 2, 1, 0]
+    frame = pd.DataFrame({"id": pd.Series(["7", "8", "7", None, float("nan"), "7"], dtype=object, index=index), "n": range(6)})
+    back = round_trip(frame, tmp_path)
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert [type(v) for v in back["id"]] == [str, str, str, type(None), float, str]
+
 def test_a_frame_parquet_cannot_hold_is_left_to_pickle(tmp_path):
     path = UPath(tmp_path / "frame")
     assert not write_frame(pd.DataFrame({"details": [{"a": 1}, {"b": "x"}]}), path)
