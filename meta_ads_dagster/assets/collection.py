@@ -13,7 +13,7 @@ from ..checks import (
 from ..engine.ab_tests import evaluate_ab_tests
 from ..engine.fatigue import detect_fatigue
 from ..engine.metrics import account_roas, entity_table, roas_metrics as compute_roas_metrics, window_insights
-from ..engine.snapshot import AccountSnapshot, SnapshotError, parse_snapshot
+from ..engine.snapshot import AccountSnapshot, SnapshotError
 from ..engine.spikes import detect_spikes
 from ..io_manager import STORED_WITH
 from ..jobs import ACCOUNT_TAG
@@ -53,7 +53,7 @@ def account_snapshot(context: AssetExecutionContext, meta_client: MetaAdsClient)
     client = meta_client.for_account(account)
     try:
         client.sync_insights()
-        snapshot = parse_snapshot(client.fetch_snapshot())
+        snapshot = client.fetch_account()
     except (SnapshotError, MetaApiError) as exc:
         if isinstance(exc, MetaTransientError):
             raise  # the client's own retries ran out: the step's RetryPolicy may try again later

@@ -97,7 +97,7 @@ def settle_open_writes(
         open_writes = open_writes[open_writes["cycle_run_id"].map(lambda r: r == ended or run_alive(r) is not True).astype(bool)]
     if open_writes.empty:
         return open_writes
-    return settle(store, open_writes, parse_snapshot(client.fetch_snapshot()), log)
+    return settle(store, open_writes, client.fetch_account(), log)
 
 
 def reconcile(

@@ -120,6 +120,20 @@ def read_document(source: bytes | Path, parse: pa_json.ParseOptions = _PARSE) ->
     return table if table.num_rows == 1 else None
 
 
+# Newline-delimited insights rows, one object a line (the stub's insights file).
+_ROWS_PARSE = pa_json.ParseOptions(explicit_schema=pa.schema(list(_ROW)), unexpected_field_behavior="infer")
+
+
+def read_rows(path: Path) -> dict[str, pa.Array] | None:
+    """The insights rows of a file of one row a line, as their fields (:func:`insights_columns`
+    takes them), or None when pyarrow cannot read them as the expected strings."""
+    try:
+        table = pa_json.read_json(path, read_options=pa_json.ReadOptions(use_threads=False), parse_options=_ROWS_PARSE)
+    except (pa.ArrowException, ValueError, OverflowError, OSError):
+        return None
+    return {name: table.column(name).combine_chunks() for name in _ROW.names}
+
+
 def fields_of(objects: pa.StructArray) -> dict[str, pa.Array]:
     """An object array's fields by name (the schema's, then any pyarrow inferred beside them)."""
     return {objects.type.field(i).name: child for i, child in enumerate(objects.flatten())}

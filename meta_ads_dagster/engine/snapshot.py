@@ -807,6 +807,22 @@ def _load_decoded(data: bytes | str) -> AccountSnapshot:
     return snapshot
 
 
+def parse_with_insights_file(document: dict[str, Any], rows_file: Path) -> AccountSnapshot | None:
+    """:func:`parse_snapshot` of ``document`` (its insights left out) with its insights rows read
+    from ``rows_file`` (one row a line, ASCII: written by the JSON encoder) into columns, or None
+    where the fast path cannot vouch for the rows (then parse the whole document)."""
+    from . import columnar  # pyarrow: only where a file is read
+
+    fields = columnar.read_rows(rows_file)
+    columns = None if fields is None else columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
+    if columns is None:
+        return None
+    try:
+        return parse_snapshot({**document, "insights": []}, insights_frame(columns))
+    except SnapshotError:
+        return None  # the whole document's parse says what is wrong, and where
+
+
 def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
     """The snapshot in ``source`` (a file's bytes, or the file) by the fast path, or None where
     it cannot vouch for the file."""

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from dagster import ConfigurableResource
 
+from ..engine.snapshot import AccountSnapshot, parse_snapshot
+
 
 @dataclass(frozen=True)
 class Write:
@@ -73,6 +75,11 @@ class MetaAdsClient(ConfigurableResource, ABC):
     @abstractmethod
     def fetch_snapshot(self) -> dict[str, Any]:
         """The account as a SNAPSHOT.md document (not yet validated: the engine's parser does it)."""
+
+    def fetch_account(self) -> AccountSnapshot:
+        """The account now, parsed by the engine's parser (SnapshotError if it breaks the format).
+        A client that can hand its insights on as columns overrides this (the stub)."""
+        return parse_snapshot(self.fetch_snapshot())
 
     @abstractmethod
     def update_budget(self, entity_type: str, entity_id: str, daily_budget_minor: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from ..engine.actions import ACTION_COLUMNS
 from ..engine.cycle import account_spend
 from ..engine.metrics import entity_table, roas_metrics
 from ..engine.policy import EPS, PolicyEngine
-from ..engine.snapshot import AccountSnapshot, parse_snapshot
+from ..engine.snapshot import AccountSnapshot
 from ..meta.client import MetaAdsClient
 from ..meta.execution import execute_actions
 from ..settings import Settings
@@ -237,7 +237,7 @@ def rollback_cycle_run(ledger: Ledger, client: MetaAdsClient, settings: Settings
     """Undo run ``run_id`` in the account it ran for (the ledger knows which), read as it is now."""
     account = _run_rows(ledger, run_id)["account_id"].iloc[0]
     client = client.for_account(account)
-    return rollback_run(ledger, client, parse_snapshot(client.fetch_snapshot()), settings, run_id, rollback_run_id, actor, force)
+    return rollback_run(ledger, client, client.fetch_account(), settings, run_id, rollback_run_id, actor, force)
 
 
 def rollback_run(ledger: Ledger, client: MetaAdsClient, snapshot: AccountSnapshot, settings: Settings, run_id: str,

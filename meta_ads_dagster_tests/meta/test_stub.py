@@ -400,3 +400,32 @@ def test_a_state_file_holding_its_insights_is_read_and_split_at_the_next_save(se
     assert "insights" not in json.loads(state_file.read_text())["snapshot"]
     assert [json.loads(line) for line in insights_file.read_text().splitlines()] == document["insights"][1:]
     assert StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).fetch_snapshot()["insights"] == document["insights"][1:]
+
+
+@pytest.mark.parametrize("counts_as_numbers", [False, True])
+def test_the_stub_hands_its_insights_on_as_columns_with_the_documents_frames(tmp_path, state_dir, monkeypatch, counts_as_numbers):
+    """``fetch_account`` reads the insights file into columns (engine/columnar.py) and gives the
+    frames the parser gives the fetched document: before any save, after syncs (the second one
+    past midnight moves the rows) and after a write; a file of counts as JSON numbers is parsed
+    the ordinary way."""
+    from meta_ads_dagster.meta import stub
+
+    from ..engine.test_columnar import assert_same_snapshot
+
+    document = json.loads(SEED_SNAPSHOT_PATH.read_text())
+    if counts_as_numbers:
+        for row in document["insights"]:
+            row["impressions"] = int(row["impressions"])
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+    taken = []
+    read_columns = stub.parse_with_insights_file
+    monkeypatch.setattr(stub, "parse_with_insights_file", lambda *args: taken.append(read_columns(*args)) or taken[-1])
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(path), clock_step_minutes=24 * 60)
+    steps = [lambda: None, client.sync_insights, client.sync_insights,
+             lambda: client.update_budget("campaign", document["campaigns"][0]["id"], 12345)]
+    for step in steps:
+        step()
+        assert_same_snapshot(client.fetch_account(), parse_snapshot(client.fetch_snapshot()))
+    assert len(taken) == 3  # every fetch once a state is saved
+    assert all(snapshot is None for snapshot in taken) if counts_as_numbers else all(snapshot is not None for snapshot in taken)
