@@ -283,7 +283,8 @@ class StubMetaAdsClient(MetaAdsClient):
     def fetch_account(self) -> AccountSnapshot:
         """:meth:`fetch_snapshot` parsed. While the insights file holds this state's rows, pyarrow
         reads them from it into columns (no dict per row, no copy of them); otherwise, or where
-        that cannot vouch for the rows, the document is parsed as any client's."""
+        that cannot vouch for the rows, the document is parsed as any client's. It reads the
+        state's files, not :meth:`fetch_snapshot`: a subclass serving another document overrides both."""
         state = self.load_state()
         if state.get("insights_version") is not None and not self._insights_changed:
             with no_cycle_collection():

@@ -19,7 +19,7 @@ from meta_ads_dagster.assets.collection import (
 )
 from meta_ads_dagster.checks import executed_actions_within_guard_rails, roas_metrics_are_sane
 from meta_ads_dagster.engine.cycle import analyze, plan_cycle
-from meta_ads_dagster.engine.snapshot import parse_snapshot
+from meta_ads_dagster.engine.snapshot import AccountSnapshot, parse_snapshot
 from meta_ads_dagster.meta.demo import demo_snapshot
 from meta_ads_dagster.meta.stub import StubMetaAdsClient
 from meta_ads_dagster.settings import load_settings
@@ -95,6 +95,9 @@ class OtherAccountClient(StubMetaAdsClient):
 
     def fetch_snapshot(self) -> dict:
         return demo_snapshot("act_1001")
+
+    def fetch_account(self) -> AccountSnapshot:
+        return parse_snapshot(self.fetch_snapshot())  # the stub's own reads its state's files
 
 
 def test_a_snapshot_of_another_account_fails_the_run(tmp_path):
