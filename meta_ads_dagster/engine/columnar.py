@@ -195,11 +195,11 @@ def _distinct(column: pa.Array, read: Callable[[list], pd.Series]) -> pd.Series 
     return values.take(encoded.indices.to_numpy()).reset_index(drop=True)
 
 
-def _texts(column: pa.Array, rule: str | None = None) -> np.ndarray | None:
+def _texts(column: pa.Array, rule: str) -> np.ndarray | None:
     """Python strings of ``column`` (each distinct one made once), if every one matches ``rule``."""
     encoded = column.dictionary_encode()
     distinct = encoded.dictionary
-    if rule is not None and not _all(pc.match_substring_regex(distinct, rule)):
+    if not _all(pc.match_substring_regex(distinct, rule)):
         return None
     return np.array(distinct.to_pylist(), dtype=object)[encoded.indices.to_numpy()]
 
@@ -249,12 +249,15 @@ def insights_columns(fields: dict[str, pa.Array], read_dates: Callable[[list], p
     ``fields`` is emptied as they are read, so that each lets its memory go."""
     if any(fields[name].null_count for name in _ROW_REQUIRED):
         return None
-    if not _all(pc.equal(fields["date_start"], fields.pop("date_stop"))) or _distinct(fields["country"], read_countries) is None:
+    if not _all(pc.equal(fields["date_start"], fields.pop("date_stop"))):
+        return None
+    countries = _distinct(fields.pop("country"), read_countries)  # the code itself where it reads
+    if countries is None:
         return None
     columns = {
         **{name: _texts(fields.pop(name), DIGITS) for name in ("ad_id", "adset_id", "campaign_id")},
         "date": _distinct(fields.pop("date_start"), read_dates),
-        "country": _texts(fields.pop("country")),
+        "country": countries.to_numpy(dtype=object),
         "spend": _amounts(fields.pop("spend"), money_max),
         **{name: _counts(fields.pop(name), count_max) for name in ("impressions", "clicks")},
         "purchases": _purchases(fields.pop("actions"), lambda values: _counts(values, count_max)),

@@ -51,7 +51,7 @@ def server():
 
 
 def make_api(server: FakeGraphServer, *, token: str = TOKEN, timeout: float | None = 5.0) -> FacebookAdsApi:
-    """What the live client does: a session pointed at the fake, no FacebookAdsApi.init."""
+    """What the live client does: a session pointed at the fake, no global API set up by the SDK's init."""
     session = FacebookSession("1234", SECRET, token, timeout=timeout)
     session.GRAPH = server.url
     session.requests.trust_env = False  # no proxy from the environment between us and 127.0.0.1
