@@ -18,17 +18,17 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from ..engine.actions import optional_float, optional_int
 from ..engine.history import history_frame
 from .filelock import file_lock
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 metadata = sa.MetaData()
 
@@ -153,6 +153,10 @@ VERSION_TABLE = "meta_ads_alembic_version"
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
     """Alembic's Config for the ledger tables; env.py runs the migrations on ``connection``."""
+    # Alembic (with Mako and Pygments) is imported where the schema is checked, not when the
+    # module loads: loading the Dagster definitions imports this module (issue 14's start time).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.attributes["connection"] = connection
@@ -161,10 +165,14 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 @functools.cache
 def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _current_revision(conn: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
@@ -211,6 +219,8 @@ def upgrade_schema(engine_or_url: sa.Engine | sa.URL | str) -> None:
             current = _current_revision(conn)  # again, under the lock
             if current == _head_revision():
                 return
+            from alembic import command
+
             config = alembic_config(conn)
             if current is None and (legacy := _legacy_revision(conn)) is not None:
                 command.stamp(config, legacy)

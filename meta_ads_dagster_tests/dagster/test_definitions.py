@@ -237,13 +237,15 @@ sys.exit(1 if loaded else 0)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_loading_the_definitions_leaves_scipy_unimported(tmp_path):
-    """scipy (the ROAS confidence's normal CDF) is imported where a confidence is computed, not
-    by every process that loads the definitions (issue 14: a quarter of a second of each start)."""
-    script = """
+@pytest.mark.parametrize("package", ["scipy", "alembic"])
+def test_loading_the_definitions_leaves_heavy_packages_unimported(tmp_path, package):
+    """scipy (the ROAS confidence's normal CDF) is imported where a confidence is computed, and
+    Alembic (with Mako and Pygments) where the ledger's schema is checked, not by every process
+    that loads the definitions (issue 14: each a quarter of a second of every start)."""
+    script = f"""
 import sys
 import meta_ads_dagster.definitions
-loaded = sorted(name for name in sys.modules if name.split(".")[0] == "scipy")
+loaded = sorted(name for name in sys.modules if name.split(".")[0] == {package!r})
 print("LOADED", loaded[:5], file=sys.stderr)
 sys.exit(1 if loaded else 0)
 """

@@ -15,7 +15,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from meta_ads_dagster.store import ledger as ledger_module
 from meta_ads_dagster.store.ledger import VERSION_TABLE, Ledger, alembic_config, metadata, upgrade_schema
 
 from ..at_once import run_at_once
@@ -263,8 +262,8 @@ def test_a_database_at_head_is_not_migrated_again(database_url, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("alembic ran on a database already at head")
 
-    monkeypatch.setattr(ledger_module.command, "upgrade", fail)
-    monkeypatch.setattr(ledger_module.command, "stamp", fail)
+    monkeypatch.setattr(command, "upgrade", fail)  # the ledger imports it where it migrates
+    monkeypatch.setattr(command, "stamp", fail)
     Ledger(database_url).dispose()
 
 
