@@ -20,7 +20,7 @@ from ..store import approvals, controls
 from .common import CliError, Place, ad_account, configured, positive_int, print_rows, resolve_run
 
 LEDGER_COLUMNS = ("id", "type", "entity_type", "entity_id", "status", "current_budget_usd", "new_budget_usd", "actor", "age_hours", "cycle_run_id")
-PENDING_COLUMNS = ("account", "id", "type", "rule", "entity", "confidence", "budget", "at_stake", "status", "approved_by")
+PENDING_COLUMNS = ("account", "id", "type", "rule", "unit", "entity", "confidence", "budget", "at_stake", "status", "approved_by")
 HISTORY_COLUMNS = ("run_id", "kind", "account", "status", "started", "triggered_by", "auto_mode", "actions_executed", "actions_queued", "actions_failed", "undoes")
 ROLLBACK_COLUMNS = ("action", "entity", "before", "after", "outcome", "reason")
 
@@ -47,6 +47,7 @@ def ledger_rows(frame: pd.DataFrame) -> list[dict]:
             "error_message": r.error_message if isinstance(r.error_message, str) else None,
             "rollback_of_run": r.rollback_of_run if isinstance(r.rollback_of_run, str) else None,
             "undoes": r.undoes if isinstance(r.undoes, str) else None,
+            "unit": r.unit_id if isinstance(r.unit_id, str) else None,
         })
     return rows
 
@@ -73,13 +74,10 @@ def _read(settings: Settings):
     return place, place.open_ledger()
 
 
-def cmd_pending(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    account = configured(settings, args.account)
-    place, ledger = _read(settings)
-    if ledger is None:
-        return 0
-    queued = pd.concat([approvals.queue(ledger, status, account) for status in ("pending", "approved")], ignore_index=True)
+def pending_rows(queued: pd.DataFrame) -> list[dict]:
+    """The queue as ``meta-ads pending`` lists it: the most money at stake first, and a
+    reallocation's legs (one decision, approved or rejected whole) side by side under their unit,
+    ranked by the unit's largest leg."""
     rows = ledger_rows(queued)
     spend = queued["input_snapshot"].map(lambda s: json.loads(s).get("spend_7d") if isinstance(s, str) else None)
     for row, spend_7d in zip(rows, spend):
@@ -88,7 +86,24 @@ def cmd_pending(args: argparse.Namespace) -> int:
                   if row["current_budget_usd"] is not None and row["new_budget_usd"] is not None else None)
         row |= {"entity": _entity(row), "budget": budget, "at_stake": _at_stake(row, spend_7d),
                 "approved_by": row["decided_by"] if row["status"] == "approved" else None}
-    rows.sort(key=lambda r: (r["account"], -r["at_stake"], r["id"]))
+    def decision(row: dict) -> str:
+        return row["unit"] or row["id"]
+
+    stake: dict[str, float] = {}
+    for row in rows:
+        stake[decision(row)] = max(stake.get(decision(row), 0.0), row["at_stake"])
+    rows.sort(key=lambda r: (r["account"], -stake[decision(r)], decision(r), r["id"]))
+    return rows
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    account = configured(settings, args.account)
+    place, ledger = _read(settings)
+    if ledger is None:
+        return 0
+    queued = pd.concat([approvals.queue(ledger, status, account) for status in ("pending", "approved")], ignore_index=True)
+    rows = pending_rows(queued)
     print_rows(rows, args.format, PENDING_COLUMNS, "(no pending actions)", header=f"pending and approved actions · {place.describe()}")
     return 0
 

@@ -152,7 +152,7 @@ def test_pending_shows_account_rule_confidence_money_and_names_sorted_by_money_a
     code, out, err = run(capsys, "pending")
     header, columns, *lines = out.splitlines()
     assert code == 0 and header.startswith("pending and approved actions · home ")
-    assert columns.split() == ["account", "id", "type", "rule", "entity", "confidence", "budget", "at_stake", "status", "approved_by"]
+    assert columns.split() == ["account", "id", "type", "rule", "unit", "entity", "confidence", "budget", "at_stake", "status", "approved_by"]
     assert "campaign 1001001 'Black Friday - ES'" in out and "USD 500.00 → 600.00" in out
     rows = json.loads(run(capsys, "pending", "--format", "json")[1])
     stakes = [row["at_stake"] for row in rows]

@@ -206,7 +206,7 @@ def test_big_budget_changes_and_mass_pauses_need_a_person_even_in_auto_mode(ledg
     table = capsys.readouterr().out
     header, columns = table.splitlines()[:2]
     assert header.startswith("pending and approved actions · home ") and "ledger " in header
-    assert columns.split()[:5] == ["account", "id", "type", "rule", "entity"]
+    assert columns.split()[:5] == ["account", "id", "type", "rule", "unit"]
     assert all(row["id"] in table for row in pending)
     assert main(["log", "no-such-run", "--format", "json"]) == 2
     capsys.readouterr()

@@ -94,3 +94,18 @@ def test_an_approved_resume_is_carried_out_only_while_the_entity_is_paused(datab
         assert checked["verdict"].tolist() == [verdict], checked["reasons"].tolist()
     finally:
         store.dispose()
+
+
+def test_meta_ads_pending_shows_a_reallocation_as_one_unit_with_its_legs_side_by_side(ledger):
+    """The two legs carry their unit in `meta-ads pending` (a column of the table and a key of
+    its JSON) and are listed next to each other, even beside an action with as much at stake
+    whose id sorts between theirs."""
+    from meta_ads_dagster.cli.review import PENDING_COLUMNS, pending_rows
+
+    unit_legs = legs(approvals.queue(ledger, "pending", ACCOUNT)).sort_values("action_id")
+    between = unit_legs.iloc[[0]].assign(action_id=unit_legs["action_id"].iloc[0] + "0", unit_id=None)
+    rows = pending_rows(pd.concat([unit_legs, between], ignore_index=True))
+    unit = unit_legs["unit_id"].iloc[0]
+    assert [row["unit"] for row in rows].count(unit) == 2 and "unit" in PENDING_COLUMNS
+    assert rows[2]["id"] == between["action_id"].iloc[0] and rows[2]["unit"] is None
+    assert rows[0]["at_stake"] == rows[1]["at_stake"] == rows[2]["at_stake"] > 0
