@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .learning import learning_adsets
 from .snapshot import AccountSnapshot
@@ -184,21 +186,21 @@ class EntityRows:
 
     @classmethod
     def of(cls, entities: pd.DataFrame, ad_ids: pd.Index) -> "EntityRows":
-        kind = entities["entity_type"].to_numpy(dtype=object)
-        entity_ids = entities["entity_id"].to_numpy(dtype=object)
+        # pyarrow's hash lookups: pandas' look-ups in Arrow string columns make a Python string
+        # of every id first (0.2 s for the 230,000 entities of 10,000 campaigns).
+        kind, entity_ids = _strings(entities["entity_type"]), _strings(entities["entity_id"])
 
-        def rows(level: str, ids: np.ndarray) -> np.ndarray:
-            positions = np.flatnonzero(kind == level)
-            # object on both sides: a lookup between Arrow and Python strings converts each time
-            found = pd.Index(entity_ids[positions], dtype=object).get_indexer(ids)
+        def rows(level: str, ids: pa.Array) -> np.ndarray:
+            positions = np.flatnonzero(pc.equal(kind, level).to_numpy(zero_copy_only=False))
+            found = pc.index_in(ids, value_set=entity_ids.take(positions)).fill_null(-1).to_numpy(zero_copy_only=False)
             return np.where(found >= 0, positions[found], -1)
 
-        ad = rows("ad", ad_ids.to_numpy(dtype=object))
+        ad = rows("ad", _strings(ad_ids))
         known = ad >= 0
         adset = np.full(len(ad), -1)
         campaign = np.full(len(ad), -1)
-        adset[known] = rows("adset", entities["adset_id"].to_numpy(dtype=object)[ad[known]])
-        campaign[known] = rows("campaign", entities["campaign_id"].to_numpy(dtype=object)[ad[known]])
+        adset[known] = rows("adset", _strings(entities["adset_id"]).take(ad[known]))
+        campaign[known] = rows("campaign", _strings(entities["campaign_id"]).take(ad[known]))
         return cls(size=len(entities), ad=ad, adset=adset, campaign=campaign)
 
     def roll_up(self, per_ad: pd.DataFrame) -> pd.DataFrame:
@@ -209,6 +211,11 @@ class EntityRows:
         levels += [per_ad.groupby(parent[codes]).sum() for parent in (self.adset, self.campaign)]
         summed = pd.concat(levels)
         return summed[summed.index >= 0].reindex(pd.RangeIndex(self.size))
+
+
+def _strings(values: pd.Series | pd.Index) -> pa.Array | pa.ChunkedArray:
+    """Ids as Arrow strings: the column's own buffers when it has them, else converted once."""
+    return pa.array(values, type=pa.string(), from_pandas=True)
 
 
 def roas_confidence(
