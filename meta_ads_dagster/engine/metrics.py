@@ -63,23 +63,22 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
     running ad sets in Meta's learning phase a budget change of each would reach (engine/learning.py)."""
     campaigns = snapshot.campaigns.assign(entity_type="campaign", campaign_id=snapshot.campaigns["id"], adset_id=None)
     campaigns["campaign_status"] = campaigns["status"]
-    adsets = snapshot.adsets.merge(
+    adsets = _join(
+        snapshot.adsets,
         snapshot.campaigns[["id", "status", "daily_budget"]].rename(
             columns={"id": "campaign_id", "status": "campaign_status", "daily_budget": "campaign_budget"}
         ),
-        on="campaign_id",
-        how="left",
+        "campaign_id",
     ).assign(entity_type="adset", adset_id=lambda f: f["id"])
-    ads = snapshot.ads.merge(
-        adsets[["id", "status", "campaign_status"]].rename(columns={"id": "adset_id", "status": "adset_status"}),
-        on="adset_id",
-        how="left",
-    ).merge(snapshot.creatives.rename(columns={"id": "creative_id", "approved": "creative_approved"}), on="creative_id", how="left")
+    ads = _join(
+        snapshot.ads,
+        adsets[["id", "status", "campaign_status", "countries"]].rename(columns={"id": "adset_id", "status": "adset_status"}),
+        "adset_id",
+    )
+    ads = _join(ads, snapshot.creatives.rename(columns={"id": "creative_id", "approved": "creative_approved"}), "creative_id")
     ads = ads.assign(entity_type="ad")
 
     campaigns["countries"] = campaigns["id"].map(_countries_by_campaign(snapshot.adsets))
-    adsets_countries = adsets.set_index("id")["countries"]
-    ads["countries"] = ads["adset_id"].map(adsets_countries)
 
     table = pd.concat([campaigns, adsets, ads], ignore_index=True).rename(columns={"id": "entity_id"})
     countries = table["countries"].to_numpy(dtype=object, copy=True)
@@ -101,6 +100,19 @@ def entity_table(snapshot: AccountSnapshot) -> pd.DataFrame:
             "learning_status", "learning_adsets",
         ]
     ].reset_index(drop=True)
+
+
+def _join(left: pd.DataFrame, right: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``left.merge(right, on=key, how="left")`` for a ``right`` with unique keys (the snapshot's
+    ids are): the rows matched by pyarrow's hash lookup and merged on the integer positions it
+    gives, since pandas' merge on Arrow strings makes a Python string of every key first."""
+    found = pc.index_in(_strings(left[key]), value_set=_strings(right[key])).fill_null(-1).to_numpy(zero_copy_only=False)
+    position = "_position"
+    return (
+        left.assign(**{position: found})
+        .merge(right.drop(columns=key).assign(**{position: np.arange(len(right))}), on=position, how="left")
+        .drop(columns=position)
+    )
 
 
 def _empty_tuples(n: int) -> np.ndarray:
