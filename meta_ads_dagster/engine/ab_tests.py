@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import AdDays, ad_days
+from .metrics import AdDays, ad_days, arrow_strings, level_rows
 from .snapshot import AccountSnapshot
 
 MIN_TEST_AGE_HOURS = 48
@@ -26,16 +26,15 @@ POSTERIOR_DRAWS = 8000
 RANDOM_SEED = 20261122
 
 
-def _totals_since(days: AdDays, ad_ids: pd.Series, counted: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per arm: its ad's impressions and purchases over the days from today back ``counted``
-    (today − the first day counted: the ages 0 to that many days), read from the daily ad-level
-    table (sorted by ad, then age) as differences of running sums between each arm's first and
-    last rows. The sums are the raw rows' to the bit: impressions are integers and purchases
-    whole numbers (the parser's rule), exact in any order."""
-    table = days.days
+def _totals_since(table: pd.DataFrame, code: np.ndarray, counted: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm (``code``: its ad's code in the daily ad-level ``table``, -1 for none): its ad's
+    impressions and purchases over the days from today back ``counted`` (today − the first day
+    counted: the ages 0 to that many days), as differences of running sums between each arm's
+    first and last rows (the table is sorted by ad, then age). The sums are the raw rows' to the
+    bit: impressions are integers and purchases whole numbers (the parser's rule), exact in any
+    order."""
     span = int(table["age"].max()) + 1 if len(table) else 1
     key = table["ad"].to_numpy() * span + table["age"].to_numpy()  # sorted
-    code = days.ad_ids.get_indexer(ad_ids.to_numpy(dtype=object))
     last_age = np.clip(counted.to_numpy() // np.timedelta64(1, "D"), -1, span - 1)
     first = np.searchsorted(key, code * span, "left")
     last = np.where(code >= 0, np.searchsorted(key, code * span + last_age, "right"), first)
@@ -87,16 +86,20 @@ def arm_totals(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDays) 
     active): its ad's totals over the days the test compares."""
     arms = snapshot.ab_tests.explode("ad_ids").rename(columns={"id": "test_id", "ad_ids": "ad_id"})
     arms["arm"] = arms.groupby("test_id").cumcount()
-    # Each arm's ad in the entity table, looked up once for both columns (NaN: not there).
-    ads = entities[entities["entity_type"] == "ad"].set_index("entity_id")[["created_time", "status"]]
-    arm_ads = ads.reindex(arms["ad_id"].to_numpy(dtype=object)).set_axis(arms.index)
+    # Each arm's ad in the entity table (NaN: not there) and its insights' code (-1: no rows).
+    row = level_rows(arrow_strings(entities["entity_type"]), arrow_strings(entities["entity_id"]), "ad", arrow_strings(arms["ad_id"]))
+    arm_ads = (
+        entities[["created_time", "status"]].take(np.maximum(row, 0)).reset_index(drop=True)
+        .where(pd.Series(row >= 0), axis=0).set_axis(arms.index)
+    )
+    code = np.where(row >= 0, days.rows(entities).ad_codes()[row], -1)
     # The arms are compared over the same days: from when the last of them started running (an ad
     # added to a test after it began starts the test's clock again).
     arm_start = np.maximum(arms["started_at"], arm_ads["created_time"].fillna(arms["started_at"]))
     arms["compared_since"] = arm_start.groupby(arms["test_id"]).transform("max")
     # Insights are daily: the first day counted is the first one every arm ran from its start.
     started = arms["compared_since"].dt.tz_convert(None).dt.ceil("D")
-    arms["impressions"], arms["purchases"] = _totals_since(days, arms["ad_id"], snapshot.today - started)
+    arms["impressions"], arms["purchases"] = _totals_since(days.days, code, snapshot.today - started)
     arms["active"] = arm_ads["status"].eq("ACTIVE")
     return arms
 

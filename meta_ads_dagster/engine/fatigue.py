@@ -26,10 +26,7 @@ def detect_fatigue(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDa
     last = last_day[["clicks", "impressions"]].set_axis(last_day["ad"].to_numpy())
     is_ad = entities["entity_type"].eq("ad").to_numpy()
     ads = entities[["entity_id", "creative_id"]][is_ad]  # two columns taken, not the whole table
-    rows = days.rows(entities)
-    code = np.full(len(entities), -1)
-    code[rows.ad[rows.ad >= 0]] = np.flatnonzero(rows.ad >= 0)
-    code = code[is_ad]  # -1: an ad without insights
+    code = days.rows(entities).ad_codes()[is_ad]  # -1: an ad without insights
     weekly, latest = week.reindex(code).fillna(0), last.reindex(code).fillna(0)
     ctr_7d = np.where(weekly["impressions"] > 0, weekly["clicks"] / weekly["impressions"].clip(lower=1), np.nan)
     ctr_last = np.where(latest["impressions"] > 0, latest["clicks"] / latest["impressions"].clip(lower=1), np.nan)

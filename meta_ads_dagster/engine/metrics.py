@@ -106,7 +106,7 @@ def _join(left: pd.DataFrame, right: pd.DataFrame, key: str) -> pd.DataFrame:
     """``left.merge(right, on=key, how="left")`` for a ``right`` with unique keys (the snapshot's
     ids are): the rows matched by pyarrow's hash lookup and merged on the integer positions it
     gives, since pandas' merge on Arrow strings makes a Python string of every key first."""
-    found = pc.index_in(_strings(left[key]), value_set=_strings(right[key])).fill_null(-1).to_numpy(zero_copy_only=False)
+    found = pc.index_in(arrow_strings(left[key]), value_set=arrow_strings(right[key])).fill_null(-1).to_numpy(zero_copy_only=False)
     position = "_position"
     return (
         left.assign(**{position: found})
@@ -198,22 +198,20 @@ class EntityRows:
 
     @classmethod
     def of(cls, entities: pd.DataFrame, ad_ids: pd.Index) -> "EntityRows":
-        # pyarrow's hash lookups: pandas' look-ups in Arrow string columns make a Python string
-        # of every id first (0.2 s for the 230,000 entities of 10,000 campaigns).
-        kind, entity_ids = _strings(entities["entity_type"]), _strings(entities["entity_id"])
-
-        def rows(level: str, ids: pa.Array) -> np.ndarray:
-            positions = np.flatnonzero(pc.equal(kind, level).to_numpy(zero_copy_only=False))
-            found = pc.index_in(ids, value_set=entity_ids.take(positions)).fill_null(-1).to_numpy(zero_copy_only=False)
-            return np.where(found >= 0, positions[found], -1)
-
-        ad = rows("ad", _strings(ad_ids))
+        kind, entity_ids = arrow_strings(entities["entity_type"]), arrow_strings(entities["entity_id"])
+        ad = level_rows(kind, entity_ids, "ad", arrow_strings(ad_ids))
         known = ad >= 0
         adset = np.full(len(ad), -1)
         campaign = np.full(len(ad), -1)
-        adset[known] = rows("adset", _strings(entities["adset_id"]).take(ad[known]))
-        campaign[known] = rows("campaign", _strings(entities["campaign_id"]).take(ad[known]))
+        adset[known] = level_rows(kind, entity_ids, "adset", arrow_strings(entities["adset_id"]).take(ad[known]))
+        campaign[known] = level_rows(kind, entity_ids, "campaign", arrow_strings(entities["campaign_id"]).take(ad[known]))
         return cls(size=len(entities), ad=ad, adset=adset, campaign=campaign)
+
+    def ad_codes(self) -> np.ndarray:
+        """Per entity row: the ad code of its insight rows (-1: not an ad, or an ad without rows)."""
+        code = np.full(self.size, -1)
+        code[self.ad[self.ad >= 0]] = np.flatnonzero(self.ad >= 0)
+        return code
 
     def roll_up(self, per_ad: pd.DataFrame) -> pd.DataFrame:
         """``per_ad`` (indexed by ad code) summed at every level, indexed by entity row, aligned
@@ -225,9 +223,19 @@ class EntityRows:
         return summed[summed.index >= 0].reindex(pd.RangeIndex(self.size))
 
 
-def _strings(values: pd.Series | pd.Index) -> pa.Array | pa.ChunkedArray:
+def arrow_strings(values: pd.Series | pd.Index) -> pa.Array | pa.ChunkedArray:
     """Ids as Arrow strings: the column's own buffers when it has them, else converted once."""
     return pa.array(values, type=pa.string(), from_pandas=True)
+
+
+def level_rows(kind: pa.Array, entity_ids: pa.Array, level: str, ids: pa.Array) -> np.ndarray:
+    """The entity table's row (``kind``: its entity_type column, ``entity_ids``: its entity_id
+    column, as :func:`arrow_strings`) of each of ``ids`` at ``level``; -1 where there is none.
+    pyarrow's hash lookup: pandas' look-ups in Arrow string columns make a Python string of every
+    id first (0.2 s for the 230,000 entities of 10,000 campaigns)."""
+    positions = np.flatnonzero(pc.equal(kind, level).to_numpy(zero_copy_only=False))
+    found = pc.index_in(ids, value_set=entity_ids.take(positions)).fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.where(found >= 0, positions[found], -1)
 
 
 def roas_confidence(
