@@ -100,7 +100,9 @@ def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataF
     """Negative spikes on budget holders whose 7-day ROAS is above ROAS_LOW: the safety matrix
     cuts only at ROAS ≤ 1.5, so they are reported (entity, ROAS, reason), never cut."""
     down = spikes[spikes["direction"].eq("down")][["entity_type", "entity_id", "z"]]
-    rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
+    # The spiked entities' rows first: a merge with the whole table would hash all its keys.
+    spiked = metrics[metrics["entity_id"].isin(down["entity_id"])]
+    rows = down.merge(spiked[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
     rows = rows[rows["roas_7d"] > ROAS_LOW].reset_index(drop=True)
     rows["reason"] = [
         f"purchases spiked down (z {row['z']:.1f}), but 7-day ROAS {row['roas_7d']:.2f} > {ROAS_LOW}{maturity_note(row)}: reported, not cut "
