@@ -306,10 +306,16 @@ def matured(rows: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFrame:
     ``revenue_matured``: each day's reported figures divided by the share reported at its age
     (ages the curve lacks count as reported)."""
     shares = curve.set_index("age")
-    age = rows["age"]
+    age = rows["age"].to_numpy()
+    ages = pd.RangeIndex(int(age.max()) + 1 if len(age) else 0)
+
+    def share(column: str) -> np.ndarray:
+        # per age once, then taken per row (a map of every row's age looked each one up)
+        return shares[column].reindex(ages).fillna(1.0).to_numpy()[age]
+
     return rows.assign(
-        purchases_matured=rows["purchases"] / age.map(shares["purchases_share"]).fillna(1.0).to_numpy(),
-        revenue_matured=rows["revenue"] / age.map(shares["value_share"]).fillna(1.0).to_numpy(),
+        purchases_matured=rows["purchases"] / share("purchases_share"),
+        revenue_matured=rows["revenue"] / share("value_share"),
     )
 
 
