@@ -32,7 +32,7 @@ def analyze(snapshot: AccountSnapshot) -> dict[str, pd.DataFrame]:
     entities, days = entity_table(snapshot), ad_days(snapshot)  # the insights' one pass, shared
     return {
         "roas_metrics": roas_metrics(snapshot, entities, days),
-        "ab_tests": evaluate_ab_tests(snapshot, entities),
+        "ab_tests": evaluate_ab_tests(snapshot, entities, days),
         "spikes": detect_spikes(snapshot, entities, days),
         "creative_fatigue": detect_fatigue(snapshot, entities, days),
     }

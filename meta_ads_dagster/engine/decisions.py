@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import HOLD_BAND_LOW, Settings
-from .actions import ACTION_COLUMNS, BUDGET_TYPES, action_id, empty_actions, pct
+from .actions import ACTION_COLUMNS, BUDGET_TYPES, action_id, empty_actions, pct, written_entities
 from .history import over_written_entities
 from .metrics import CONFIDENCE_TOLERANCE, window_insights
 from .policy import MIN_CONFIDENCE, SCALE_UP_MIN_ROAS, PolicyEngine
@@ -100,7 +100,9 @@ def spikes_not_acted_on(metrics: pd.DataFrame, spikes: pd.DataFrame) -> pd.DataF
     """Negative spikes on budget holders whose 7-day ROAS is above ROAS_LOW: the safety matrix
     cuts only at ROAS ≤ 1.5, so they are reported (entity, ROAS, reason), never cut."""
     down = spikes[spikes["direction"].eq("down")][["entity_type", "entity_id", "z"]]
-    rows = down.merge(metrics[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
+    # The spiked entities' rows first: a merge with the whole table would hash all its keys.
+    spiked = metrics[metrics["entity_id"].isin(down["entity_id"])]
+    rows = down.merge(spiked[["entity_type", "entity_id", "roas_7d", "roas_matured"]], on=["entity_type", "entity_id"])
     rows = rows[rows["roas_7d"] > ROAS_LOW].reset_index(drop=True)
     rows["reason"] = [
         f"purchases spiked down (z {row['z']:.1f}), but 7-day ROAS {row['roas_7d']:.2f} > {ROAS_LOW}{maturity_note(row)}: reported, not cut "
@@ -253,8 +255,9 @@ def propose_actions(
     actions = _drop_under_paused(_one_per_entity(pd.concat(found, ignore_index=True))).reset_index(drop=True)
     losers = winners.set_index("winner_ad_id")["loser_ad_ids"]
     actions["loser_ad_ids"] = actions["entity_id"].map(losers).where(actions["type"].eq("publish_winner"), None)
-    unacted = spikes_not_acted_on(metrics, spikes).set_index(["entity_type", "entity_id"])["reason"]
-    noted = pd.MultiIndex.from_frame(actions[["entity_type", "entity_id"]]).map(unacted.get)
+    unacted = spikes_not_acted_on(metrics, spikes)
+    unacted = dict(zip(zip(unacted["entity_type"], unacted["entity_id"]), unacted["reason"]))
+    noted = [unacted.get(entity) for entity in zip(actions["entity_type"], actions["entity_id"])]
     actions["reasons"] = [reasons + [n] if isinstance(n, str) else reasons for reasons, n in zip(actions["reasons"], noted)]
 
     as_of = snapshot.as_of.isoformat()
@@ -264,7 +267,9 @@ def propose_actions(
     actions["amount_pct"] = actions["proposed_pct"]
     actions["new_budget_minor"] = np.nan
     # The youngest entity the action writes (an A/B decision writes every arm) sets its age.
-    ages = metrics.set_index(["entity_type", "entity_id"])["created_time"]
+    # The ages of the entities the actions write, not of the whole table (every ad of the account).
+    written = metrics[metrics["entity_id"].isin(written_entities(actions)["entity_id"])]
+    ages = written.set_index(["entity_type", "entity_id"])["created_time"]
     actions["age_hours"] = over_written_entities(actions, (snapshot.as_of - ages).dt.total_seconds() / 3600)
     actions["hours_since_last_action"] = np.nan
     actions["hours_since_creative_change"] = np.nan

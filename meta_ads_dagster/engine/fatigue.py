@@ -24,11 +24,9 @@ def detect_fatigue(snapshot: AccountSnapshot, entities: pd.DataFrame, days: AdDa
     week = window[["clicks", "impressions"]].groupby(window["ad"].to_numpy()).sum()
     last_day = days.between(1, 1)  # one row per ad
     last = last_day[["clicks", "impressions"]].set_axis(last_day["ad"].to_numpy())
-    ads = entities[entities["entity_type"] == "ad"]
-    rows = days.rows(entities)
-    code = np.full(len(entities), -1)
-    code[rows.ad[rows.ad >= 0]] = np.flatnonzero(rows.ad >= 0)
-    code = code[np.flatnonzero(entities["entity_type"].to_numpy(dtype=object) == "ad")]  # -1: an ad without insights
+    is_ad = entities["entity_type"].eq("ad").to_numpy()
+    ads = entities[["entity_id", "creative_id"]][is_ad]  # two columns taken, not the whole table
+    code = days.rows(entities).ad_codes()[is_ad]  # -1: an ad without insights
     weekly, latest = week.reindex(code).fillna(0), last.reindex(code).fillna(0)
     ctr_7d = np.where(weekly["impressions"] > 0, weekly["clicks"] / weekly["impressions"].clip(lower=1), np.nan)
     ctr_last = np.where(latest["impressions"] > 0, latest["clicks"] / latest["impressions"].clip(lower=1), np.nan)

@@ -11,6 +11,8 @@ only when both levels had budget holders (``object`` when one had none): it now 
 
 Equality: integer columns exactly, floats to 1e-12 relative (the ad set and campaign sums now add
 the ad level's sums, not the raw rows, so the last bit may differ), same columns, order and dtypes.
+The A/B tests' arm totals (read from the daily ad-level table instead of a merge of the arms with
+the raw rows) give the very same test rows, floats included: ``reference_arm_totals``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import pandas as pd
 import pytest
 
 from meta_ads_dagster.cli import main
+from meta_ads_dagster.engine.ab_tests import arm_totals, evaluate_ab_tests, judge_arms
 from meta_ads_dagster.engine.fatigue import FATIGUE_DROP, detect_fatigue
 from meta_ads_dagster.engine.metrics import SUMS, WINDOW_DAYS, ad_days, entity_table, fit_maturity, roas_confidence, roas_metrics
 from meta_ads_dagster.engine.snapshot import AccountSnapshot, load_snapshot_text, parse_snapshot
 from meta_ads_dagster.engine.spikes import BASELINE_DAYS, MIN_BASELINE_DAYS, SPIKE_Z, detect_spikes
 
+from ..cycle.simulation import random_account
 from ..repo_files import DEMO_SNAPSHOT_PATH, KAG_CSV, SEED_SNAPSHOT_PATH, write_generated_account
 from .factories import AdSetSpec, AdSpec, CampaignSpec, Day, ab_test, campaign, days_from, make_snapshot
 
@@ -160,6 +164,24 @@ def reference_spikes(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.Da
     })
 
 
+def reference_arm_totals(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
+    """The A/B tests' arms with their totals by a merge of the arms with the raw insight rows."""
+    arms = snapshot.ab_tests.explode("ad_ids").rename(columns={"id": "test_id", "ad_ids": "ad_id"})
+    arms["arm"] = arms.groupby("test_id").cumcount()
+    created = entities[entities["entity_type"] == "ad"].set_index("entity_id")["created_time"]
+    arm_start = np.maximum(arms["started_at"], arms["ad_id"].map(created).fillna(arms["started_at"]))
+    arms["compared_since"] = arm_start.groupby(arms["test_id"]).transform("max")
+    started = arms["compared_since"].dt.tz_convert(None).dt.ceil("D")
+    rows = arms[["test_id", "ad_id", "arm"]].assign(started=started.to_numpy()).merge(snapshot.insights, on="ad_id", how="left")
+    rows = rows[rows["date"] >= rows["started"]]
+    totals = rows.groupby(["test_id", "ad_id"])[["impressions", "purchases"]].sum()
+    arms = arms.merge(totals, left_on=["test_id", "ad_id"], right_index=True, how="left").fillna(
+        {"impressions": 0.0, "purchases": 0.0}
+    )
+    arms["active"] = arms["ad_id"].map(entities[entities["entity_type"] == "ad"].set_index("entity_id")["status"]).eq("ACTIVE")
+    return arms
+
+
 def reference_countries_and_learning(snapshot: AccountSnapshot, entities: pd.DataFrame) -> pd.DataFrame:
     """The entity table's two columns that were built with per-row lambdas."""
     by_campaign = (
@@ -249,11 +271,13 @@ def snapshots(tmp_path_factory) -> dict[str, AccountSnapshot]:
            for size, seed in ((3, 1), (20, 2), (20, 3), (60, 14))},
         **{name: parse_snapshot(document) for name, document in edge_cases().items()},
     }
+    cases |= {f"simulated account {seed}": parse_snapshot(random_account(seed)[0]) for seed in SIMULATED}
     cases["seed examples with NaN"] = with_missing_values(cases["seed examples"])
     cases["generated with NaN"] = with_missing_values(cases["generated 20 campaigns, seed 2"])
     return cases
 
 
+SIMULATED = range(12)  # cycle/simulation.py's accounts: A/B tests of 2-3 arms, some with an arm added late
 CASES = [
     "seed examples", "demo account", "kag data", "generated 3 campaigns, seed 1", "generated 20 campaigns, seed 2",
     "generated 20 campaigns, seed 3", "generated 60 campaigns, seed 14", *edge_cases(), "seed examples with NaN",
@@ -276,6 +300,22 @@ def test_the_one_pass_gives_the_row_by_level_frames(snapshots, case):
     assert_same(detect_spikes(snapshot, entities, days), reference_spikes(snapshot, entities))
     # and without a shared table, as the Dagster assets call them
     assert_same(roas_metrics(snapshot, entities), reference_roas_metrics(snapshot, entities))
+
+
+@pytest.mark.parametrize("case", CASES + [f"simulated account {seed}" for seed in SIMULATED])
+def test_the_ab_tests_arm_totals_from_the_daily_table_give_the_raw_rows_verdicts(snapshots, case):
+    """Bit for bit: the totals are sums of whole numbers, exact in any order, and P(best)'s draws
+    take them as they are."""
+    snapshot = snapshots[case]
+    entities = entity_table(snapshot)
+    if snapshot.ab_tests.empty:
+        assert evaluate_ab_tests(snapshot, entities).empty
+        return
+    expected = judge_arms(snapshot, reference_arm_totals(snapshot, entities))
+    pd.testing.assert_frame_equal(evaluate_ab_tests(snapshot, entities, ad_days(snapshot)), expected, check_exact=True)
+    pd.testing.assert_frame_equal(evaluate_ab_tests(snapshot, entities), expected, check_exact=True)
+    totals = arm_totals(snapshot, entities, ad_days(snapshot))[["impressions", "purchases"]].to_numpy(dtype=float)
+    np.testing.assert_array_equal(totals, reference_arm_totals(snapshot, entities)[["impressions", "purchases"]].to_numpy(dtype=float))
 
 
 @pytest.mark.parametrize("case", CASES)
