@@ -133,7 +133,7 @@ def _minor_units(value: Any) -> int | None:
     return number
 
 
-def _iso_time(value: Any) -> datetime:
+def iso_time(value: Any) -> datetime:
     rule = "must be an ISO 8601 time string with a UTC offset, e.g. \"2026-11-20T10:00:00+00:00\""
     if not isinstance(value, str):  # a number would be an epoch: in seconds or milliseconds?
         raise ValueError(rule)
@@ -174,7 +174,7 @@ def _country_code(value: Any) -> str:
 
 ObjectId = Annotated[str, BeforeValidator(_object_id)]
 MinorUnits = Annotated[int | None, PlainValidator(_minor_units)]
-Time = Annotated[datetime, PlainValidator(_iso_time)]
+Time = Annotated[datetime, PlainValidator(iso_time)]
 Text = Annotated[str, AfterValidator(unicode_text)]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
@@ -335,10 +335,13 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def parse_snapshot(document: Any, insights: pd.DataFrame | None = None) -> AccountSnapshot:
+def parse_snapshot(
+    document: Any, insights: pd.DataFrame | None = None, frames: dict[str, pd.DataFrame] | None = None
+) -> AccountSnapshot:
     """Validate ``document`` (already-decoded JSON) and return it as frames, or raise SnapshotError.
     ``insights``: its insights rows already read and validated (engine/columnar.py), in place of
-    the document's."""
+    the document's; ``frames``: the same for some of its lists (campaigns, adsets, ads, creatives),
+    which the document then holds empty."""
     if not isinstance(document, dict):
         raise SnapshotError(f"snapshot rejected: must be a JSON object, got {type(document).__name__}")
     with no_cycle_collection():
@@ -346,7 +349,7 @@ def parse_snapshot(document: Any, insights: pd.DataFrame | None = None) -> Accou
             doc = SnapshotDocument.model_validate(document)
         except ValidationError as exc:
             raise SnapshotError(_describe(exc, document)) from None
-        snapshot = _to_frames(doc, insights)
+        snapshot = _to_frames(doc, insights, frames or {})
         _check_relations(snapshot)
     return snapshot
 
@@ -376,7 +379,7 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _utc(series: pd.Series) -> pd.Series:
+def utc_times(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
@@ -390,43 +393,70 @@ def _learning_columns(info: LearningStageInfo | None) -> dict[str, Any]:
     return {"learning_status": info.status, "learning_conversions": info.conversions, "last_sig_edit_at": info.last_sig_edit_ts}
 
 
-def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None = None) -> AccountSnapshot:
-    zone = ZoneInfo(doc.account.timezone_name)
-    as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
-    today = pd.Timestamp(doc.as_of.astimezone(zone).date())
+# The frames' columns, in order, for the lists that engine/columnar.py can also read column-wise.
+CAMPAIGN_COLUMNS = ["id", "name", "status", "created_time", "daily_budget"]
+ADSET_COLUMNS = ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries", *LEARNING_COLUMNS]
+AD_COLUMNS = ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"]
+CREATIVE_COLUMNS = ["id", "approved"]
 
-    campaigns = _frame(
-        [c.model_dump() for c in doc.campaigns], ["id", "name", "status", "created_time", "daily_budget"]
-    )
-    adsets = _frame(
+
+def epoch_utc(seconds: pd.Series) -> pd.Series:
+    """Unix times in whole seconds (missing where unknown) as UTC timestamps."""
+    return pd.to_datetime(seconds.astype("Int64"), unit="s", utc=True)
+
+
+def _campaigns_frame(campaigns: list[Campaign]) -> pd.DataFrame:
+    frame = _frame([c.model_dump() for c in campaigns], CAMPAIGN_COLUMNS)
+    frame["created_time"] = utc_times(frame["created_time"])
+    frame["daily_budget"] = frame["daily_budget"].astype("Int64")
+    return frame
+
+
+def _adsets_frame(adsets: list[AdSet]) -> pd.DataFrame:
+    frame = _frame(
         [
             a.model_dump(exclude={"targeting", "learning_stage_info"})
             | {"countries": tuple(a.targeting.geo_locations.countries)}
             | _learning_columns(a.learning_stage_info)
-            for a in doc.adsets
+            for a in adsets
         ],
-        ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries", *LEARNING_COLUMNS],
+        ADSET_COLUMNS,
     )
-    ads = _frame(
-        [a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in doc.ads],
-        ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"],
-    )
-    creatives = _frame([c.model_dump() for c in doc.creatives], ["id", "approved"])
+    frame["created_time"] = utc_times(frame["created_time"])
+    frame["daily_budget"] = frame["daily_budget"].astype("Int64")
+    frame["learning_conversions"] = frame["learning_conversions"].astype("Int64")
+    frame["last_sig_edit_at"] = epoch_utc(frame["last_sig_edit_at"])
+    return frame
+
+
+def _ads_frame(ads: list[Ad]) -> pd.DataFrame:
+    frame = _frame([a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in ads], AD_COLUMNS)
+    frame["created_time"] = utc_times(frame["created_time"])
+    return frame
+
+
+def _creatives_frame(creatives: list[Creative]) -> pd.DataFrame:
+    frame = _frame([c.model_dump() for c in creatives], CREATIVE_COLUMNS)
+    frame["approved"] = frame["approved"].astype(bool)
+    return frame
+
+
+_LIST_FRAMES = {"campaigns": _campaigns_frame, "adsets": _adsets_frame, "ads": _ads_frame, "creatives": _creatives_frame}
+
+
+def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None, frames: dict[str, pd.DataFrame]) -> AccountSnapshot:
+    zone = ZoneInfo(doc.account.timezone_name)
+    as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
+    today = pd.Timestamp(doc.as_of.astimezone(zone).date())
+
+    lists = {name: frames[name] if name in frames else build(getattr(doc, name)) for name, build in _LIST_FRAMES.items()}
     insights = _parse_insights(doc.insights) if insights is None else insights
     ab_tests = _frame([t.model_dump() for t in doc.ab_tests or []], ["id", "ad_ids", "started_at"])
     recent = _frame(
         [r.model_dump() for r in doc.recent_actions or []], ["entity_type", "entity_id", "type", "executed_at"]
     )
-
-    for frame in (campaigns, adsets, ads):
-        frame["created_time"] = _utc(frame["created_time"])
-    for frame in (campaigns, adsets):
-        frame["daily_budget"] = frame["daily_budget"].astype("Int64")
-    adsets["learning_conversions"] = adsets["learning_conversions"].astype("Int64")
-    adsets["last_sig_edit_at"] = pd.to_datetime(adsets["last_sig_edit_at"].astype("Int64"), unit="s", utc=True)
-    ab_tests["started_at"] = _utc(ab_tests["started_at"])
-    recent["executed_at"] = _utc(recent["executed_at"])
-    creatives["approved"] = creatives["approved"].astype(bool)
+    ab_tests["started_at"] = utc_times(ab_tests["started_at"])
+    recent["executed_at"] = utc_times(recent["executed_at"])
 
     return AccountSnapshot(
         as_of=as_of,
@@ -435,10 +465,7 @@ def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None = None) -> A
         currency=doc.account.currency,
         timezone_name=doc.account.timezone_name,
         minor_per_unit=1 if doc.account.currency in ZERO_DECIMAL_CURRENCIES else 100,
-        campaigns=campaigns,
-        adsets=adsets,
-        ads=ads,
-        creatives=creatives,
+        **lists,
         insights=insights,
         ab_tests=ab_tests,
         recent_actions=recent,
@@ -831,17 +858,18 @@ def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
     table = columnar.read_document(source)
     if table is None or not _is_utf8(source):
         return None
-    document, rows = columnar.structure_document(table), columnar.insights_rows(table)
+    parts, rows = columnar.structure(table), columnar.insights_rows(table)
     del table
-    if document is None or rows is None:
+    if parts is None or rows is None:
         return None
+    document, frames = parts
     fields = columnar.fields_of(rows)
     del rows  # each field's memory goes once it is read
     columns = columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
     if columns is None:
         return None
     try:
-        return parse_snapshot(document, insights_frame(columns))
+        return parse_snapshot(document, insights_frame(columns), frames)
     except SnapshotError:
         return None  # the whole document's parse says what is wrong, and where
 
