@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Callable
+from decimal import Decimal, localcontext
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from meta_ads_dagster.cli import main
@@ -332,3 +336,27 @@ def test_a_files_account_id_is_read_as_from_the_whole_document(case, tmp_path):
     path = tmp_path / "snapshot.json"
     path.write_bytes(data)
     assert _account_id(lambda: snapshot_file_account_id(path)) == _account_id(lambda: snapshot_account_id(decode_snapshot(data)))
+
+
+def _hard_decimals(count: int, seed: int) -> list[str]:
+    """Decimal strings the parser takes whose doubles are hard to get right: the exact midpoints
+    between two neighbouring doubles (cut to 40 characters), long fractions, long integers."""
+    rng = random.Random(seed)
+    values = []
+    for _ in range(count):
+        low = rng.random() * 10 ** rng.randint(0, 11)
+        with localcontext() as context:
+            context.prec = 80  # a double's exact decimal has at most 60 significant digits here
+            midpoint = (Decimal(low) + Decimal(float(np.nextafter(low, np.inf)))) / 2
+        values.append(format(midpoint, "f")[:40].rstrip("."))
+        values.append(f"{rng.randint(0, 10**12)}.{''.join(rng.choices('0123456789', k=rng.randint(1, 26)))}")
+        values.append(str(rng.randint(0, 10**12)).zfill(rng.randint(1, 40)))
+    return values
+
+
+def test_amounts_are_read_as_floats_of_the_strings():
+    """Arrow's string-to-double cast against ``float()`` (the parser's) on hard cases."""
+    values = _hard_decimals(20_000, seed=14)
+    read = columnar._amounts(pa.array(values), 10**12)
+    assert read is not None
+    assert read.tobytes() == np.array([float(value) for value in values]).tobytes()
