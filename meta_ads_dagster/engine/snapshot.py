@@ -20,7 +20,6 @@ A message quotes a bad value cut short and stays one line (``input_rules.echo``)
 
 from __future__ import annotations
 
-import codecs
 import gc
 import json
 import re
@@ -856,7 +855,7 @@ def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
     from . import columnar  # pyarrow: only where a file is read
 
     table = columnar.read_document(source)
-    if table is None or not _is_utf8(source):
+    if table is None:
         return None
     parts, rows = columnar.structure(table), columnar.insights_rows(table)
     del table
@@ -874,26 +873,6 @@ def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
         return None  # the whole document's parse says what is wrong, and where
 
 
-def _is_utf8(source: bytes | Path, chunk: int = 1 << 26) -> bool:
-    """Whether ``source`` (bytes, or a file) is UTF-8, read in pieces: a 650 MB file need not
-    become one str, nor be held whole."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        if isinstance(source, bytes):
-            for start in range(0, len(source), chunk):
-                decoder.decode(source[start:start + chunk])
-        else:
-            with source.open("rb") as file:
-                while piece := file.read(chunk):
-                    decoder.decode(piece)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    except OSError:  # the file went: the whole parse's read says so
-        return False
-    return True
-
-
 def snapshot_file_account_id(path: Path) -> str:
     """:func:`snapshot_account_id` of the file at ``path`` (OSError if it cannot be read), without
     decoding the whole file where pyarrow can read its account id; any file it cannot vouch for
@@ -901,7 +880,7 @@ def snapshot_file_account_id(path: Path) -> str:
     from . import columnar  # pyarrow: only where a file is read
 
     table = columnar.read_document(path, columnar.ACCOUNT_ID_ONLY) if path.is_file() else None
-    if table is not None and _is_utf8(path):
+    if table is not None:
         account = table.column("account").to_pylist()[0]
         if account is not None and account["id"] is not None:
             return snapshot_account_id({"account": account})

@@ -156,6 +156,8 @@ STEPS_ASIDE = {
     "a raw tab in a name": _text(lambda data: data.replace(b'"name": "', b'"name": "\t', 1)),
     "a byte order mark": _text(lambda data: b"\xef\xbb\xbf" + data),
     "bytes that are not UTF-8 in an unknown field": _text(lambda data: data[:-1] + b', "x": "\xff"}'),
+    "a surrogate's UTF-8 bytes in a name": _text(lambda data: data.replace(b'"name": "', b'"name": "\xed\xa0\x80', 1)),
+    "a character cut short at the end": _text(lambda data: data + b"\xe2\x82"),
     "a second document after the first": _text(lambda data: data + b" {}"),
     "a list at the top": _text(lambda data: b"[" + data + b"]"),
     "the file cut short": _text(lambda data: data[: len(data) // 2]),
@@ -360,3 +362,23 @@ def test_amounts_are_read_as_floats_of_the_strings():
     read = columnar._amounts(pa.array(values), 10**12)
     assert read is not None
     assert read.tobytes() == np.array([float(value) for value in values]).tobytes()
+
+
+def test_utf8_is_judged_as_the_standard_decoders_codec_judges_it():
+    """The fast path's check of a whole file against Python's strict UTF-8 codec (the parser's):
+    overlong forms, surrogates, code points past U+10FFFF, cut and stray bytes, at every offset
+    of a long run of ASCII (the check reads ASCII in blocks)."""
+    pieces = [b"\xed\xa0\x80", b"\xed\x9f\xbf", b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xe0\x80\x80", b"\xe0\xa0\x80",
+              b"\xf0\x80\x80\x80", b"\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80",
+              b"\xff", b"\x80", b"\xc3", b"\xe2\x82", b"\xe2\x82\xac", b"\x00", b"\xef\xbf\xbe"]
+    rng = random.Random(14)
+    pieces += [bytes(rng.choice([rng.randrange(256), rng.randrange(0x80, 0xC0), rng.choice([0xC2, 0xE0, 0xED, 0xF0, 0xF4])])
+                     for _ in range(rng.randint(1, 5))) for _ in range(3000)]
+    for piece in pieces:
+        for data in (piece, b"a" * rng.randint(1, 70) + piece + b"b" * rng.randint(0, 70)):
+            try:
+                data.decode("utf-8")
+                expected = True
+            except UnicodeDecodeError:
+                expected = False
+            assert columnar._utf8(pa.py_buffer(data)) is expected, data
