@@ -697,11 +697,20 @@ def _purchase_totals_by_row(lists: list, field: str, parse: Callable[[Any], Any]
     return totals
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+
+
 def _is_in(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     """Whether each key is one of ``ids`` (pandas' ``isin`` on Arrow strings makes a pyarrow
     scalar of every id, seconds for the ads of a large account)."""
-    value_set = pa.array(ids.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    return pc.is_in(pa.array(keys.to_numpy(dtype=object), type=pa.string(), from_pandas=True), value_set=value_set).to_numpy(zero_copy_only=False)
+    return pc.is_in(_arrow_text(keys), value_set=_arrow_text(ids)).to_numpy(zero_copy_only=False)
+
+
+def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Where each key is in ``ids`` (unique), -1 where it is not: Arrow's hash lookup, a third of
+    pandas' ``get_indexer`` on 1.6 M Python strings."""
+    return pc.index_in(_arrow_text(keys), value_set=_arrow_text(ids)).fill_null(-1).to_numpy()
 
 
 def _first_offender(frame: pd.DataFrame, bad: pd.Series | np.ndarray, label: str, key: str, message: str) -> None:
@@ -741,9 +750,9 @@ def _check_relations(s: AccountSnapshot) -> None:
     )
 
     ins = s.insights
-    _first_offender(ins, ~_is_in(ins["ad_id"], s.ads["id"]), "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
-    # Every row's ad exists (above) and ad ids are unique: each row's ad, found once.
-    ad_row = pd.Index(s.ads["id"].to_numpy(dtype=object)).get_indexer(ins["ad_id"].to_numpy(dtype=object))
+    # Ad ids are unique (above): each row's ad, found once.
+    ad_row = _positions(ins["ad_id"], s.ads["id"])
+    _first_offender(ins, ad_row < 0, "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
     _first_offender(
         ins, ins["adset_id"].to_numpy() != s.ads["adset_id"].to_numpy(dtype=object)[ad_row], "insights", "ad_id",
         "adset_id: {adset_id} is not the ad set of ad {ad_id}",
