@@ -3,9 +3,10 @@
 A snapshot file's insights rows are its bulk (1.6 M rows, 650 MB at 10,000 campaigns). Decoded
 by the standard JSON decoder they become 1.6 M dicts (about 4 GB of Python objects) before the
 parser reads them column by column. Here pyarrow's JSON reader (C++) reads the document against
-an explicit schema of the format (docs/snapshot-format.md): the insights into typed columns, the
-structure (campaigns, ad sets, ads, ...) into the same Python values the standard decoder gives,
-for the parser's pydantic models.
+an explicit schema of the format (docs/snapshot-format.md) into typed columns: the insights, and
+the structure's long lists (campaigns, ad sets, ads, creatives), whose frames are built from
+their columns; the rest of the structure (as_of, account, A/B tests, recent actions) becomes the
+same Python values the standard decoder gives, for the parser's pydantic models.
 
 This is a fast path, never a second set of rules: it takes a document only when it can vouch
 that the parser would see exactly what the standard decoder gives it, and answers None for
@@ -19,7 +20,10 @@ offending object and field:
   any other field the two differ (a missing ``name`` is "", a null one is an error);
 - the insights values must have the form the parser's vectorized readers accept (ids and counts
   as digit strings, money as decimal strings, dates and countries that read, at most one purchase
-  entry a row); the frame is then the very one the parser builds.
+  entry a row); the frame is then the very one the parser builds;
+- a long list's columns must pass checks that take a subset of what its pydantic model takes;
+  a list that does not is handed to the model as the standard decoder gives it (the model's
+  message names the object and field, and the document then goes the ordinary way).
 
 ``meta_ads_dagster_tests/engine/test_columnar.py`` compares both ways on valid documents and
 checks that rejected ones fall back.

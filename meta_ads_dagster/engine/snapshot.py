@@ -13,8 +13,8 @@ Files are read by :func:`decode_snapshot` (UTF-8 JSON; it says at which line and
 not), whoever reads them: ``meta-ads plan``, the stub, the settings' look at META_STUB_SNAPSHOT.
 :func:`load_snapshot_file` and :func:`load_snapshot_text` (the commands reading a file) first
 try pyarrow's JSON reader (engine/columnar.py), which reads a file of the usual form into columns
-without building a dict per insights row, and parse the file the ordinary way whenever that path
-cannot vouch for it.
+without building a dict (nor a model) per insights row, campaign, ad set, ad or creative, and parse
+the file the ordinary way whenever that path cannot vouch for it.
 A message quotes a bad value cut short and stays one line (``input_rules.echo``).
 """
 
