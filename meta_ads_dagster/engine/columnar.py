@@ -131,8 +131,10 @@ def read_document(source: bytes | Path, parse: pa_json.ParseOptions = _PARSE) ->
         else:
             with pa.OSFile(str(source), memory_pool=_POOL) as file:
                 data = file.read_buffer()  # read once: checked as UTF-8, then parsed in place
+        # A byte order mark: the standard decoder refuses it, pyarrow would skip it. Bytes that
+        # are not UTF-8: pyarrow would take them into strings as they are.
         if data.slice(0, 3).to_pybytes() == b"\xef\xbb\xbf" or not _utf8(data):
-            return None  # a byte order mark: the standard decoder refuses it, pyarrow would skip it
+            return None
         # The block holds the whole document: a block ends at a line's end, and a file laid out
         # over many lines is still one object.
         options = pa_json.ReadOptions(use_threads=False, block_size=max(data.size + 1, 1 << 20))
