@@ -13,14 +13,13 @@ Files are read by :func:`decode_snapshot` (UTF-8 JSON; it says at which line and
 not), whoever reads them: ``meta-ads plan``, the stub, the settings' look at META_STUB_SNAPSHOT.
 :func:`load_snapshot_file` and :func:`load_snapshot_text` (the commands reading a file) first
 try pyarrow's JSON reader (engine/columnar.py), which reads a file of the usual form into columns
-without building a dict per insights row, and parse the file the ordinary way whenever that path
-cannot vouch for it.
+without building a dict (nor a model) per insights row, campaign, ad set, ad or creative, and parse
+the file the ordinary way whenever that path cannot vouch for it.
 A message quotes a bad value cut short and stays one line (``input_rules.echo``).
 """
 
 from __future__ import annotations
 
-import codecs
 import gc
 import json
 import re
@@ -133,7 +132,7 @@ def _minor_units(value: Any) -> int | None:
     return number
 
 
-def _iso_time(value: Any) -> datetime:
+def iso_time(value: Any) -> datetime:
     rule = "must be an ISO 8601 time string with a UTC offset, e.g. \"2026-11-20T10:00:00+00:00\""
     if not isinstance(value, str):  # a number would be an epoch: in seconds or milliseconds?
         raise ValueError(rule)
@@ -174,7 +173,7 @@ def _country_code(value: Any) -> str:
 
 ObjectId = Annotated[str, BeforeValidator(_object_id)]
 MinorUnits = Annotated[int | None, PlainValidator(_minor_units)]
-Time = Annotated[datetime, PlainValidator(_iso_time)]
+Time = Annotated[datetime, PlainValidator(iso_time)]
 Text = Annotated[str, AfterValidator(unicode_text)]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
@@ -335,10 +334,13 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def parse_snapshot(document: Any, insights: pd.DataFrame | None = None) -> AccountSnapshot:
+def parse_snapshot(
+    document: Any, insights: pd.DataFrame | None = None, frames: dict[str, pd.DataFrame] | None = None
+) -> AccountSnapshot:
     """Validate ``document`` (already-decoded JSON) and return it as frames, or raise SnapshotError.
     ``insights``: its insights rows already read and validated (engine/columnar.py), in place of
-    the document's."""
+    the document's; ``frames``: the same for some of its lists (campaigns, adsets, ads, creatives),
+    which the document then holds empty."""
     if not isinstance(document, dict):
         raise SnapshotError(f"snapshot rejected: must be a JSON object, got {type(document).__name__}")
     with no_cycle_collection():
@@ -346,7 +348,7 @@ def parse_snapshot(document: Any, insights: pd.DataFrame | None = None) -> Accou
             doc = SnapshotDocument.model_validate(document)
         except ValidationError as exc:
             raise SnapshotError(_describe(exc, document)) from None
-        snapshot = _to_frames(doc, insights)
+        snapshot = _to_frames(doc, insights, frames or {})
         _check_relations(snapshot)
     return snapshot
 
@@ -376,7 +378,7 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _utc(series: pd.Series) -> pd.Series:
+def utc_times(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
@@ -390,43 +392,70 @@ def _learning_columns(info: LearningStageInfo | None) -> dict[str, Any]:
     return {"learning_status": info.status, "learning_conversions": info.conversions, "last_sig_edit_at": info.last_sig_edit_ts}
 
 
-def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None = None) -> AccountSnapshot:
-    zone = ZoneInfo(doc.account.timezone_name)
-    as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
-    today = pd.Timestamp(doc.as_of.astimezone(zone).date())
+# The frames' columns, in order, for the lists that engine/columnar.py can also read column-wise.
+CAMPAIGN_COLUMNS = ["id", "name", "status", "created_time", "daily_budget"]
+ADSET_COLUMNS = ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries", *LEARNING_COLUMNS]
+AD_COLUMNS = ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"]
+CREATIVE_COLUMNS = ["id", "approved"]
 
-    campaigns = _frame(
-        [c.model_dump() for c in doc.campaigns], ["id", "name", "status", "created_time", "daily_budget"]
-    )
-    adsets = _frame(
+
+def epoch_utc(seconds: pd.Series) -> pd.Series:
+    """Unix times in whole seconds (missing where unknown) as UTC timestamps."""
+    return pd.to_datetime(seconds.astype("Int64"), unit="s", utc=True)
+
+
+def _campaigns_frame(campaigns: list[Campaign]) -> pd.DataFrame:
+    frame = _frame([c.model_dump() for c in campaigns], CAMPAIGN_COLUMNS)
+    frame["created_time"] = utc_times(frame["created_time"])
+    frame["daily_budget"] = frame["daily_budget"].astype("Int64")
+    return frame
+
+
+def _adsets_frame(adsets: list[AdSet]) -> pd.DataFrame:
+    frame = _frame(
         [
             a.model_dump(exclude={"targeting", "learning_stage_info"})
             | {"countries": tuple(a.targeting.geo_locations.countries)}
             | _learning_columns(a.learning_stage_info)
-            for a in doc.adsets
+            for a in adsets
         ],
-        ["id", "campaign_id", "name", "status", "created_time", "daily_budget", "countries", *LEARNING_COLUMNS],
+        ADSET_COLUMNS,
     )
-    ads = _frame(
-        [a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in doc.ads],
-        ["id", "adset_id", "campaign_id", "name", "status", "created_time", "creative_id", "source_ad_id"],
-    )
-    creatives = _frame([c.model_dump() for c in doc.creatives], ["id", "approved"])
+    frame["created_time"] = utc_times(frame["created_time"])
+    frame["daily_budget"] = frame["daily_budget"].astype("Int64")
+    frame["learning_conversions"] = frame["learning_conversions"].astype("Int64")
+    frame["last_sig_edit_at"] = epoch_utc(frame["last_sig_edit_at"])
+    return frame
+
+
+def _ads_frame(ads: list[Ad]) -> pd.DataFrame:
+    frame = _frame([a.model_dump(exclude={"creative"}) | {"creative_id": a.creative.id} for a in ads], AD_COLUMNS)
+    frame["created_time"] = utc_times(frame["created_time"])
+    return frame
+
+
+def _creatives_frame(creatives: list[Creative]) -> pd.DataFrame:
+    frame = _frame([c.model_dump() for c in creatives], CREATIVE_COLUMNS)
+    frame["approved"] = frame["approved"].astype(bool)
+    return frame
+
+
+_LIST_FRAMES = {"campaigns": _campaigns_frame, "adsets": _adsets_frame, "ads": _ads_frame, "creatives": _creatives_frame}
+
+
+def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None, frames: dict[str, pd.DataFrame]) -> AccountSnapshot:
+    zone = ZoneInfo(doc.account.timezone_name)
+    as_of = pd.Timestamp(doc.as_of).tz_convert("UTC")
+    today = pd.Timestamp(doc.as_of.astimezone(zone).date())
+
+    lists = {name: frames[name] if name in frames else build(getattr(doc, name)) for name, build in _LIST_FRAMES.items()}
     insights = _parse_insights(doc.insights) if insights is None else insights
     ab_tests = _frame([t.model_dump() for t in doc.ab_tests or []], ["id", "ad_ids", "started_at"])
     recent = _frame(
         [r.model_dump() for r in doc.recent_actions or []], ["entity_type", "entity_id", "type", "executed_at"]
     )
-
-    for frame in (campaigns, adsets, ads):
-        frame["created_time"] = _utc(frame["created_time"])
-    for frame in (campaigns, adsets):
-        frame["daily_budget"] = frame["daily_budget"].astype("Int64")
-    adsets["learning_conversions"] = adsets["learning_conversions"].astype("Int64")
-    adsets["last_sig_edit_at"] = pd.to_datetime(adsets["last_sig_edit_at"].astype("Int64"), unit="s", utc=True)
-    ab_tests["started_at"] = _utc(ab_tests["started_at"])
-    recent["executed_at"] = _utc(recent["executed_at"])
-    creatives["approved"] = creatives["approved"].astype(bool)
+    ab_tests["started_at"] = utc_times(ab_tests["started_at"])
+    recent["executed_at"] = utc_times(recent["executed_at"])
 
     return AccountSnapshot(
         as_of=as_of,
@@ -435,10 +464,7 @@ def _to_frames(doc: SnapshotDocument, insights: pd.DataFrame | None = None) -> A
         currency=doc.account.currency,
         timezone_name=doc.account.timezone_name,
         minor_per_unit=1 if doc.account.currency in ZERO_DECIMAL_CURRENCIES else 100,
-        campaigns=campaigns,
-        adsets=adsets,
-        ads=ads,
-        creatives=creatives,
+        **lists,
         insights=insights,
         ab_tests=ab_tests,
         recent_actions=recent,
@@ -671,11 +697,20 @@ def _purchase_totals_by_row(lists: list, field: str, parse: Callable[[Any], Any]
     return totals
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+
+
 def _is_in(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     """Whether each key is one of ``ids`` (pandas' ``isin`` on Arrow strings makes a pyarrow
     scalar of every id, seconds for the ads of a large account)."""
-    value_set = pa.array(ids.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    return pc.is_in(pa.array(keys.to_numpy(dtype=object), type=pa.string(), from_pandas=True), value_set=value_set).to_numpy(zero_copy_only=False)
+    return pc.is_in(_arrow_text(keys), value_set=_arrow_text(ids)).to_numpy(zero_copy_only=False)
+
+
+def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Where each key is in ``ids`` (unique), -1 where it is not: Arrow's hash lookup, a third of
+    pandas' ``get_indexer`` on 1.6 M Python strings."""
+    return pc.index_in(_arrow_text(keys), value_set=_arrow_text(ids)).fill_null(-1).to_numpy()
 
 
 def _first_offender(frame: pd.DataFrame, bad: pd.Series | np.ndarray, label: str, key: str, message: str) -> None:
@@ -715,9 +750,9 @@ def _check_relations(s: AccountSnapshot) -> None:
     )
 
     ins = s.insights
-    _first_offender(ins, ~_is_in(ins["ad_id"], s.ads["id"]), "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
-    # Every row's ad exists (above) and ad ids are unique: each row's ad, found once.
-    ad_row = pd.Index(s.ads["id"].to_numpy(dtype=object)).get_indexer(ins["ad_id"].to_numpy(dtype=object))
+    # Ad ids are unique (above): each row's ad, found once.
+    ad_row = _positions(ins["ad_id"], s.ads["id"])
+    _first_offender(ins, ad_row < 0, "insights", "ad_id", "ad_id: ad {ad_id} does not exist")
     _first_offender(
         ins, ins["adset_id"].to_numpy() != s.ads["adset_id"].to_numpy(dtype=object)[ad_row], "insights", "ad_id",
         "adset_id: {adset_id} is not the ad set of ad {ad_id}",
@@ -829,41 +864,22 @@ def _load_columnar(source: bytes | Path) -> AccountSnapshot | None:
     from . import columnar  # pyarrow: only where a file is read
 
     table = columnar.read_document(source)
-    if table is None or not _is_utf8(source):
+    if table is None:
         return None
-    document, rows = columnar.structure_document(table), columnar.insights_rows(table)
+    parts, rows = columnar.structure(table), columnar.insights_rows(table)
     del table
-    if document is None or rows is None:
+    if parts is None or rows is None:
         return None
+    document, frames = parts
     fields = columnar.fields_of(rows)
     del rows  # each field's memory goes once it is read
     columns = columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
     if columns is None:
         return None
     try:
-        return parse_snapshot(document, insights_frame(columns))
+        return parse_snapshot(document, insights_frame(columns), frames)
     except SnapshotError:
         return None  # the whole document's parse says what is wrong, and where
-
-
-def _is_utf8(source: bytes | Path, chunk: int = 1 << 26) -> bool:
-    """Whether ``source`` (bytes, or a file) is UTF-8, read in pieces: a 650 MB file need not
-    become one str, nor be held whole."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        if isinstance(source, bytes):
-            for start in range(0, len(source), chunk):
-                decoder.decode(source[start:start + chunk])
-        else:
-            with source.open("rb") as file:
-                while piece := file.read(chunk):
-                    decoder.decode(piece)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    except OSError:  # the file went: the whole parse's read says so
-        return False
-    return True
 
 
 def snapshot_file_account_id(path: Path) -> str:
@@ -873,7 +889,7 @@ def snapshot_file_account_id(path: Path) -> str:
     from . import columnar  # pyarrow: only where a file is read
 
     table = columnar.read_document(path, columnar.ACCOUNT_ID_ONLY) if path.is_file() else None
-    if table is not None and _is_utf8(path):
+    if table is not None:
         account = table.column("account").to_pylist()[0]
         if account is not None and account["id"] is not None:
             return snapshot_account_id({"account": account})
