@@ -165,6 +165,7 @@ def page_after(index: int):
 
 
 def page(first: int, count: int, *, last: bool = False, data: list | None = None, next_link: str | None = "more") -> str:
+    """The page of ``count`` rows from row ``first`` (or ``data``), leading on to the next rows."""
     body: dict = {"data": data if data is not None else copy.deepcopy(SEED["insights"][first:first + count])}
     if not last:
         body["paging"] = {"cursors": {"before": _encode_cursor(first), "after": _encode_cursor(first + count - 1)}, "next": next_link}
@@ -175,7 +176,7 @@ def page(first: int, count: int, *, last: bool = False, data: list | None = None
     ("body", "columns_expected"),
     [
         # An empty page after the first ends the Cursor's read, paging or not: the rest is never read.
-        pytest.param(page(3, 0, data=[]), True, id="empty-page-ends-the-read"),
+        pytest.param(page(3, 3, data=[]), True, id="empty-page-ends-the-read"),
         # "next": null is still a "next" to the Cursor: it reads on.
         pytest.param(page(3, 3, next_link=None), True, id="null-next-reads-on"),
         # No paging: the last page.
