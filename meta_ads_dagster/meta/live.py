@@ -334,7 +334,7 @@ def read_report(api: FacebookAdsApi, report_id: str, page_size: int) -> Insights
         page = columnar.read_page(bodies[-1].encode()) if pages is not None else None
         fields, paging = page or (None, None)
         after = ((paging or {}).get("cursors") or {}).get("after")
-        if fields is not None and (paging or {}).get("next") is not None and after is not None:
+        if (paging or {}).get("next") is not None and after is not None:
             follows, count = True, len(fields["ad_id"])  # the Cursor reads on from this very cursor
         else:
             # The Cursor's own reading of the page: its paging (a "next" that is null still leads

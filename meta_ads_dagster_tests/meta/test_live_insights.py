@@ -59,8 +59,8 @@ def assert_same(new: AccountSnapshot, old: AccountSnapshot) -> None:
 
 
 def both_reads(server: FakeGraphServer, columns_expected: bool):
-    """The client's read and the reference's of the same run: (client, run id, the reference's
-    document, the client's outcome and the reference's, each an AccountSnapshot or the exception)."""
+    """The client's read and the reference's of the same run, each an AccountSnapshot or the
+    SnapshotError raised; on the way, both sent the same requests and got the same rows."""
     client = make_client(server, FakeClock(SEED["as_of"]))
     client.sync_insights()
     run_id = server.report_runs[-1]["id"]
@@ -119,7 +119,7 @@ def test_the_columns_give_the_frames_the_cursor_s_rows_gave(insights, monkeypatc
             float(e["value"]) for r in insights for e in r.get("actions") or [] if e["action_type"] == "purchase")
 
 
-def test_the_columns_are_read_again_for_each_fetch(monkeypatch):
+def test_the_columns_are_read_again_for_each_fetch():
     with serve(rows()) as server:
         client = make_client(server, FakeClock(SEED["as_of"]))
         first = client.fetch_account()
