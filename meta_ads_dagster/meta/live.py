@@ -345,7 +345,7 @@ def read_report(api: FacebookAdsApi, report_id: str, page_size: int) -> Insights
             count = len(fields["ad_id"]) if fields is not None else len(parser.parse_multiple(decoded))
         if fields is None:
             pages = None
-        elif pages is not None:
+        else:
             pages.append(fields)
         if not follows or (count == 0 and len(bodies) > 1):
             break
