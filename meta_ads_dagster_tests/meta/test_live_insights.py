@@ -159,9 +159,10 @@ def test_values_of_another_json_type_are_read_from_the_sdk_s_rows():
 
 
 # --- pages the fake server would not send -------------------------------------------------------------
-def page_after(index: int):
-    """Matches the request for the page after row ``index`` (its cursor), in both reads."""
-    return lambda method, path, params: path.endswith("/insights") and params.get("after") == _encode_cursor(index)
+def page_after(index: int | None):
+    """Matches the request for the page after row ``index`` (its cursor; None: the first page), in both reads."""
+    cursor = None if index is None else _encode_cursor(index)
+    return lambda method, path, params: method == "GET" and path.endswith("/insights") and params.get("after") == cursor
 
 
 def page(first: int, count: int, *, last: bool = False, data: list | None = None, next_link: str | None = "more") -> str:
@@ -175,6 +176,8 @@ def page(first: int, count: int, *, last: bool = False, data: list | None = None
 @pytest.mark.parametrize(
     ("body", "columns_expected"),
     [
+        # An empty first page does not end the Cursor's read (its first page is read before it iterates).
+        pytest.param((None, page(0, 3, data=[])), True, id="empty-first-page-reads-on"),
         # An empty page after the first ends the Cursor's read, paging or not: the rest is never read.
         pytest.param(page(3, 3, data=[]), True, id="empty-page-ends-the-read"),
         # "next": null is still a "next" to the Cursor: it reads on.
@@ -190,8 +193,9 @@ def page(first: int, count: int, *, last: bool = False, data: list | None = None
     ],
 )
 def test_odd_pages_are_read_as_the_cursor_reads_them(body, columns_expected):
+    after, body = body if isinstance(body, tuple) else (2, body)  # by default the second page
     with serve(rows()) as server:
-        server.inject("server_error", match=page_after(2), times=None, status=200, body=body)
+        server.inject("server_error", match=page_after(after), times=None, status=200, body=body)
         assert_same_outcome(server, columns_expected)
 
 
