@@ -177,6 +177,34 @@ def column_of(table: pa.Table, name: str) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
+# A page of a Graph API insights report, as the live client reads the report: {"data": [rows],
+# "paging": {"cursors": {"after": ...}, "next": ...}}. Other fields are inferred (and ignored).
+_PAGE_PARSE = pa_json.ParseOptions(
+    explicit_schema=pa.schema([
+        ("data", pa.list_(_ROW)), ("paging", pa.struct([("cursors", pa.struct([("after", _TEXT)])), ("next", _TEXT)])),
+    ]),
+    unexpected_field_behavior="infer", newlines_in_values=True,
+)
+
+
+def read_page(body: bytes) -> tuple[dict[str, pa.Array], dict[str, Any] | None] | None:
+    """A report page's rows as their fields (:func:`insights_columns` takes them; an action entry's
+    other fields, such as its attribution windows' values, left out) and its ``paging`` (None where
+    it is null or missing, and so are its parts), or None when pyarrow cannot read the page so, its
+    ``data`` is not a list of objects, or a row has a field the format does not name (the live
+    client's SDK reads such a row its own way)."""
+    table = read_document(body, _PAGE_PARSE)
+    if table is None:
+        return None
+    lists = table.column("data").combine_chunks()
+    rows = None if lists.null_count else lists.flatten()
+    if rows is None or rows.null_count or rows.type.num_fields != _ROW.num_fields:
+        return None
+    # One type a field for every page (an entry's inferred fields differ from page to page).
+    fields = {name: field.cast(_ROW.field(name).type) for name, field in fields_of(rows).items()}
+    return fields, table.column("paging").to_pylist()[0]
+
+
 def fields_of(objects: pa.StructArray) -> dict[str, pa.Array]:
     """An object array's fields by name (the schema's, then any pyarrow inferred beside them)."""
     return {objects.type.field(i).name: child for i, child in enumerate(objects.flatten())}

@@ -849,7 +849,16 @@ def parse_with_insights_file(document: dict[str, Any], rows_file: Path) -> Accou
     from . import columnar  # pyarrow: only where a file is read
 
     fields = columnar.read_rows(rows_file)
-    columns = None if fields is None else columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
+    return None if fields is None else parse_with_insights_fields(document, fields)
+
+
+def parse_with_insights_fields(document: dict[str, Any], fields: dict[str, Any]) -> AccountSnapshot | None:
+    """:func:`parse_snapshot` of ``document`` (its insights left out) with its insights rows given
+    as their fields (pyarrow arrays, ``columnar.fields_of``; emptied as they are read), or None
+    where the fast path cannot vouch for the rows (then parse the whole document)."""
+    from . import columnar  # pyarrow: only where rows come as columns
+
+    columns = columnar.insights_columns(fields, _dates, _countries, COUNT_MAX, MONEY_MAX)
     if columns is None:
         return None
     try:

@@ -78,7 +78,7 @@ class MetaAdsClient(ConfigurableResource, ABC):
 
     def fetch_account(self) -> AccountSnapshot:
         """The account now, parsed by the engine's parser (SnapshotError if it breaks the format).
-        A client that can hand its insights on as columns overrides this (the stub)."""
+        A client that can hand its insights on as columns overrides this (the stub, the live client)."""
         return parse_snapshot(self.fetch_snapshot())
 
     @abstractmethod

@@ -24,6 +24,13 @@ What the SDK does not do, and this module adds (facts about facebook-business 26
 - Errors carry the request; the access token and appsecret_proof are scrubbed from every message
   this module raises or returns, and never logged.
 
+Insights: the async report's pages are read through :meth:`GuardedGraphApi.call` as the SDK's
+Cursor reads them, but each page's rows go into pyarrow columns (``engine/columnar.py``) instead of
+an ``AdsInsights`` object and a dict per row: ``fetch_account`` parses the account with those
+columns. The pages' bodies are kept; where the columns cannot vouch for the rows (a value of
+another type, a field the SDK would read its own way, a value the parser rejects), the rows are
+made from them as the Cursor made them, and parsed as before, with the same messages.
+
 Learning phase: the ad set read asks for ``learning_stage_info`` too (no extra call). Around the
 budget writes of one ``apply_writes`` the ad sets' ``learning_stage_info`` is read once before and
 once after (two paged reads, only when a budget is written), and each budget write's result (the
@@ -47,14 +54,19 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import requests
 from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.adreportrun import AdReportRun
+from facebook_business.adobjects.adsinsights import AdsInsights
+from facebook_business.adobjects.objectparser import ObjectParser
 from facebook_business.api import FacebookAdsApi, FacebookResponse
 from facebook_business.exceptions import FacebookError, FacebookRequestError
 from facebook_business.session import FacebookSession
 from pydantic import PrivateAttr
 
+from ..engine import columnar
+from ..engine.snapshot import AccountSnapshot, parse_snapshot, parse_with_insights_fields
 from .client import MetaAdsClient, Write, WriteOutcome
 
 API_VERSION = "v26.0"  # the one place the Graph API version is pinned
@@ -286,6 +298,62 @@ def learning_log(write: Write, before: dict[str, Any], after: dict[str, Any]) ->
     return rows
 
 
+@dataclass(frozen=True)
+class InsightsReport:
+    """An insights report as read, page by page: each page's body as Graph sent it, and the rows'
+    fields as pyarrow columns (``columnar.read_page``) when every page could be read so."""
+
+    bodies: tuple[str, ...]
+    fields: dict[str, pa.Array] | None
+
+    def rows(self, api: FacebookAdsApi) -> list[dict[str, Any]]:
+        """The rows as the SDK's Cursor hands them out: its parser's AdsInsights of each page,
+        exported (made only when a parse needs them as dicts)."""
+        parser = ObjectParser(api=api, target_class=AdsInsights)
+        return [row.export_all_data() for body in self.bodies for row in parser.parse_multiple(json.loads(body))]
+
+
+def read_report(api: FacebookAdsApi, report_id: str, page_size: int) -> InsightsReport:
+    """The rows of a finished report run, page by page through ``api.call`` (so with its checks,
+    retries and pacing), in the requests the SDK's Cursor sends: ``limit``, then ``after`` the
+    page's cursor while the page has a ``paging.next``; a page after the first without rows ends
+    the read, as it ends the Cursor's.
+
+    Each page's rows go into columns without a dict per row. Where that cannot vouch for a page
+    (``columnar.read_page`` is None), the page is decoded and parsed by the SDK's own parser, which
+    raises what the Cursor raised, and the report keeps no columns: its rows are then the SDK's
+    (:meth:`InsightsReport.rows`)."""
+    parser = ObjectParser(api=api, target_class=AdsInsights)
+    params: dict[str, Any] = {"limit": page_size}
+    bodies: list[str] = []
+    pages: list[dict[str, pa.Array]] | None = []
+    while True:
+        response = api.call("GET", (report_id, "insights"), params=params)
+        bodies.append(response.body())
+        # Once a page has no columns the report has none: the later pages are the SDK's alone to read.
+        page = columnar.read_page(bodies[-1].encode()) if pages is not None else None
+        fields, paging = page or (None, None)
+        after = ((paging or {}).get("cursors") or {}).get("after")
+        if (paging or {}).get("next") is not None and after is not None:
+            follows, count = True, len(fields["ad_id"])  # the Cursor reads on from this very cursor
+        else:
+            # The Cursor's own reading of the page: its paging (a "next" that is null still leads
+            # on) and its rows (the SDK's parser raises where the Cursor raised).
+            decoded = response.json()
+            follows = "paging" in decoded and "cursors" in decoded["paging"] and "after" in decoded["paging"]["cursors"] and "next" in decoded["paging"]
+            after = decoded["paging"]["cursors"]["after"] if follows else None
+            count = len(fields["ad_id"]) if fields is not None else len(parser.parse_multiple(decoded))
+        if fields is None:
+            pages = None
+        else:
+            pages.append(fields)
+        if not follows or (count == 0 and len(bodies) > 1):
+            break
+        params = {"limit": page_size, "after": after}
+    fields = None if pages is None else {name: pa.concat_arrays([page[name] for page in pages]) for name in pages[0]}
+    return InsightsReport(tuple(bodies), fields)
+
+
 class LiveMetaAdsClient(MetaAdsClient):
     """One ad account through the Graph API. Secrets come from ``dagster.EnvVar`` (see resources.py)."""
 
@@ -306,7 +374,7 @@ class LiveMetaAdsClient(MetaAdsClient):
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _clock: Callable[[], float] = PrivateAttr(default=time.time)
     _rng: random.Random = PrivateAttr(default_factory=random.Random)
-    _insights: list[dict[str, Any]] | None = PrivateAttr(default=None)
+    _insights: InsightsReport | None = PrivateAttr(default=None)
     _as_of: datetime | None = PrivateAttr(default=None)  # when the insights were read
     _account: dict[str, Any] | None = PrivateAttr(default=None)
 
@@ -395,11 +463,25 @@ class LiveMetaAdsClient(MetaAdsClient):
             self._sleep(self.report_poll_seconds)
         else:
             raise MetaTransientError(f"insights report {report.get_id()} not done after {self.report_max_polls} polls")
-        rows = report.get_insights(params={"limit": self.page_size})
-        self._insights = [row.export_all_data() for row in rows]
+        self._insights = read_report(self.api, report.get_id(), self.page_size)
 
     def fetch_snapshot(self) -> dict[str, Any]:
         """The account as a SNAPSHOT.md document, for the same parser the stub's snapshots go through."""
+        return self._structure() | {"insights": self._insights.rows(self.api)}
+
+    def fetch_account(self) -> AccountSnapshot:
+        """:meth:`fetch_snapshot` parsed, its insights from the report's columns: no dict per row.
+        Where the columns cannot vouch for the rows, the document is parsed with the SDK's rows
+        (the same structure: nothing is read twice), whose parse names what is wrong."""
+        structure = self._structure()
+        if self._insights.fields is not None:
+            snapshot = parse_with_insights_fields(structure, dict(self._insights.fields))  # a copy: it is emptied
+            if snapshot is not None:
+                return snapshot
+        return parse_snapshot(structure | {"insights": self._insights.rows(self.api)})
+
+    def _structure(self) -> dict[str, Any]:
+        """The document but its insights (synced first if they are not yet)."""
         if self._insights is None:
             self.sync_insights()
         account = self._account_info()
@@ -413,7 +495,6 @@ class LiveMetaAdsClient(MetaAdsClient):
             # Meta has no "approved" flag on a creative: one still in review (IN_PROCESS) or
             # with issues is not approved.
             "creatives": [{"id": c["id"], "approved": c.get("status") == "ACTIVE"} for c in creatives],
-            "insights": self._insights,
         }
 
     # --- writing ------------------------------------------------------------------------------------
