@@ -19,6 +19,14 @@ is that same manager (Dagster's ``UPathIOManager``-based one, same paths) with t
   the ``insights`` asset's).
 
 Other values (lists, the outage, ...) are pickled as Dagster's manager does.
+
+Within one process (the cycle job's in-process executor runs a whole run in its run worker) a frame
+or an account snapshot a step stored is handed to the next steps as it is, not read back: each
+step gets its own frame objects, whose columns are shared until it changes them (pandas'
+copy-on-write) and whose list cells are its own. The file is still written, for the UI, a re-run
+from a failed step and a step in another process, which read it; a value is handed on only while
+its file is the one this manager wrote (its size, time and inode), and only when every column is
+of a kind the handing on vouches for (the Parquet kinds above: no dict or mixed cells).
 """
 
 from __future__ import annotations
@@ -123,8 +131,65 @@ def read_frame(file) -> pd.DataFrame:
     return frame
 
 
+def _list_columns(frame: pd.DataFrame) -> list[str] | None:
+    """The columns of ``frame`` whose cells are lists (each handed-on copy gets its own lists), or
+    None when a column holds values this cannot vouch for (dicts, mixed values)."""
+    kinds = [_column_kind(frame[name]) for name in frame.columns]
+    if None in kinds:
+        return None
+    return [name for name, kind in zip(frame.columns, kinds) if kind == "list"]
+
+
+def _handed(frame: pd.DataFrame, lists: list[str]) -> pd.DataFrame:
+    """A frame of its own for a step: columns shared, copied on write; list cells copied."""
+    copy = frame.copy(deep=False)
+    for name in lists:
+        copy[name] = pd.Series([v if v is None else list(v) for v in frame[name]], index=frame.index, dtype=object)
+    return copy
+
+
+def _stamp(path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except (OSError, NotImplementedError):
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
 class FramesAsParquetIOManager(PickledObjectFilesystemIOManager):
     """Dagster's filesystem IO manager, with frames as Parquet (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # str(path) → (the stamps of its files, the value, its frames' list columns): what this
+        # process stored, handed on while its files are the ones it wrote.
+        self._kept: dict[str, tuple[tuple, Any, dict[str, list[str]]]] = {}
+
+    def _files(self, path, value: Any) -> list:
+        return [path, self._frame_path(path, "insights")] if isinstance(value, AccountSnapshot) else [path]
+
+    def _keep(self, path, value: Any) -> None:
+        frames = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)} if isinstance(value, AccountSnapshot) else {"": value}
+        lists = {name: _list_columns(frame) for name, frame in frames.items() if isinstance(frame, pd.DataFrame)}
+        stamps = tuple(_stamp(file) for file in self._files(path, value))
+        if None in lists.values() or None in stamps:
+            self._kept.pop(str(path), None)
+            return
+        self._kept[str(path)] = (stamps, value, lists)
+
+    def _kept_value(self, path) -> Any:
+        """The value stored at ``path`` by this process, as a step's own copy; None if it was not,
+        or its files changed since."""
+        kept = self._kept.get(str(path))
+        if kept is None:
+            return None
+        stamps, value, lists = kept
+        if tuple(_stamp(file) for file in self._files(path, value)) != stamps:
+            del self._kept[str(path)]
+            return None
+        if isinstance(value, pd.DataFrame):
+            return _handed(value, lists[""])
+        return dataclasses.replace(value, **{name: _handed(getattr(value, name), columns) for name, columns in lists.items()})
 
     def _stored_with(self, context: OutputContext) -> tuple[str, str] | None:
         declared = (context.definition_metadata or {}).get(STORED_WITH)
@@ -147,7 +212,11 @@ class FramesAsParquetIOManager(PickledObjectFilesystemIOManager):
         if stored_with is None:
             return super().load_input(context)
         asset, frame = stored_with
-        with self._frame_path(self._path_of(AssetKey(asset), context), frame).open("rb") as file:
+        path = self._path_of(AssetKey(asset), context)
+        owner = self._kept_value(path)
+        if owner is not None:
+            return getattr(owner, frame)
+        with self._frame_path(path, frame).open("rb") as file:
             return read_frame(file)
 
     @staticmethod
@@ -155,13 +224,20 @@ class FramesAsParquetIOManager(PickledObjectFilesystemIOManager):
         return path.with_name(f"{path.name}.{frame}.parquet")
 
     def dump_to_path(self, context: OutputContext, obj: Any, path) -> None:
+        self._kept.pop(str(path), None)
         if isinstance(obj, pd.DataFrame) and write_frame(obj, path):
+            self._keep(path, obj)
             return
         if isinstance(obj, AccountSnapshot) and write_frame(obj.insights, self._frame_path(path, "insights")):
-            obj = dataclasses.replace(obj, insights=None)  # None: the rows are beside, as Parquet
+            super().dump_to_path(context, dataclasses.replace(obj, insights=None), path)  # None: the rows are beside, as Parquet
+            self._keep(path, obj)
+            return
         super().dump_to_path(context, obj, path)
 
     def load_from_path(self, context: InputContext, path) -> Any:
+        kept = self._kept_value(path)
+        if kept is not None:
+            return kept
         with path.open("rb") as file:
             if file.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC:
                 file.seek(0)

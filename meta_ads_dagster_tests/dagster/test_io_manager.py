@@ -87,3 +87,42 @@ def test_a_collection_stores_the_insights_once_and_loads_them_back(tmp_path):
     pd.testing.assert_frame_equal(snapshot.insights, rows)
     assert len(rows) > 0
     pd.testing.assert_frame_equal(result.output_for_node("roas_metrics"), analyze(snapshot)["roas_metrics"])
+
+
+def test_a_value_stored_in_this_process_is_handed_on_each_step_its_own(tmp_path):
+    """What a step stored is handed to the next ones without reading it back: equal to what the
+    files hold, each step's copy its own (a change to one, even to a list cell, is not seen by the
+    next step); once the files are not the ones this manager wrote, they are read."""
+    import dataclasses
+
+    from meta_ads_dagster.engine.snapshot import parse_snapshot
+    from meta_ads_dagster.meta.demo import demo_snapshot
+
+    from ..engine.test_columnar import assert_same_snapshot
+
+    snapshot = parse_snapshot(demo_snapshot(ACCOUNT))  # with an A/B test: a column of lists
+
+    def manager():
+        return ParquetFilesystemIOManager(base_dir=str(tmp_path)).create_io_manager(build_init_resource_context(instance=DagsterInstance.ephemeral()))
+
+    writer, reader = manager(), manager()  # the reader: another process
+    path = UPath(tmp_path / "account_snapshot" / ACCOUNT)
+    path.parent.mkdir(parents=True)
+    writer.dump_to_path(None, snapshot, path)
+    first = writer.load_from_path(None, path)
+    assert first is not snapshot and first.insights is not snapshot.insights
+    assert_same_snapshot(first, snapshot)
+    assert_same_snapshot(first, reader.load_from_path(None, path))  # what the files hold
+    first.insights.loc[:, "spend"] = -1.0
+    first.ab_tests["ad_ids"].iloc[0].append("999")
+    assert_same_snapshot(writer.load_from_path(None, path), snapshot)
+
+    frame = UPath(tmp_path / "roas_metrics" / ACCOUNT)
+    frame.parent.mkdir(parents=True)
+    metrics = analyze(snapshot)["roas_metrics"]
+    writer.dump_to_path(None, metrics, frame)
+    pd.testing.assert_frame_equal(writer.load_from_path(None, frame), reader.load_from_path(None, frame), check_exact=True)
+
+    changed = dataclasses.replace(snapshot, insights=snapshot.insights.iloc[:5].reset_index(drop=True))
+    reader.dump_to_path(None, changed, path)  # another process stored the snapshot since
+    assert_same_snapshot(writer.load_from_path(None, path), changed)

@@ -121,13 +121,13 @@ def test_approvals_are_revalidated_then_carried_out_by_the_next_cycle(ledger, tm
 
         # The account moves on. B's ROAS collapses (the next cycle hard-stops it)...
         state_file = Path(cycle.resources["meta_client"].state_dir) / f"stub_{ACCOUNT}.json"
-        state, insights = json.loads(state_file.read_text()), cycle.client().fetch_snapshot()["insights"]
+        state, document = cycle.client().load_state(), cycle.client().fetch_snapshot()
         collapsed = make_snapshot([campaign(roas=0.5 if i == 1 else 4.0, spend=150, budget_usd=200) for i in range(5)])
-        # Insights written into the state file itself, as states were stored before they had their own file.
-        state["snapshot"]["insights"] = [r for r in insights if r["campaign_id"] != B] + [
+        document["insights"] = [r for r in document["insights"] if r["campaign_id"] != B] + [
             r for r in collapsed["insights"] if r["campaign_id"] == B
         ]
-        state_file.write_text(json.dumps(state))
+        # The state written as states were stored before the journal: one file, the insights inside.
+        state_file.write_text(json.dumps({"source": state["source"], "snapshot": document, "syncs": state["syncs"], "writes": state["writes"]}))
         # ...another run raised C a moment ago...
         other = first.output_for_node("optimization_cycle").query("entity_id == @C").assign(id="other-change", verdict="executed")
         ledger.record_cycle(other, "someone-elses-run", ACCOUNT, "2026-11-25T10:30:00+00:00")

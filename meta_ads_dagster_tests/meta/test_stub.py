@@ -320,16 +320,19 @@ def test_a_snapshot_changed_into_a_rejected_one_keeps_the_state(seed_path, state
     client.sync_insights()
     client.update_budget("campaign", "100001", 55000)
     state_file = Path(state_dir) / "stub_seed_worked_examples.json"
-    kept, good = state_file.read_bytes(), seed_path.read_bytes()
+    kept, good, stored = state_file.read_bytes(), seed_path.read_bytes(), _stored(state_dir)
+    base = json.loads(kept)["base"]
+    assert stored == sorted([
+        "stub_seed_worked_examples.json", "stub_seed_worked_examples.json.lock", "stub_seed_worked_examples",
+        *(f"stub_seed_worked_examples/{base}.{kind}" for kind in BASE_FILES),
+    ])
 
     broken = json.loads(good)
     broken["insights"][0]["spend"] = "-1"
     _write(seed_path, broken)
     with pytest.raises(SnapshotError, match=r"seed_worked_examples\.json: snapshot rejected: insights\[0\]\.spend"):
         StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
-    assert state_file.read_bytes() == kept and _stored(state_dir) == [
-        "stub_seed_worked_examples.insights.jsonl", "stub_seed_worked_examples.json", "stub_seed_worked_examples.json.lock"
-    ]
+    assert state_file.read_bytes() == kept and _stored(state_dir) == stored
 
     # The file put back as it was: the state it made carries on, writes and clock included.
     seed_path.write_bytes(good)
@@ -356,58 +359,161 @@ def test_an_unreadable_snapshot_is_one_clear_error(tmp_path, state_dir):
     assert _stored(state_dir) == []
 
 
-# --- the state in two files: the insights are rewritten only when they change ------------------------
-def test_writes_leave_the_insights_file_alone_and_a_day_moves_it(seed_path, state_dir):
-    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=60)
+# --- the state: a base written once, a journal appended (issue 14) -----------------------------------
+BASE_FILES = ("document.json", "insights.parquet", "journal.jsonl", "structure.json")
+
+
+def _base_files(state_dir: str, name: str = "stub_seed_worked_examples") -> dict[str, Path]:
+    base = json.loads((Path(state_dir) / f"{name}.json").read_text())["base"]
+    return {kind: Path(state_dir) / name / f"{base}.{kind}" for kind in BASE_FILES}
+
+
+def _journal(files: dict[str, Path]) -> list[dict]:
+    return [json.loads(line) for line in files["journal.jsonl"].read_text().splitlines()]
+
+
+def _moved(rows: list[dict], days: int) -> list[str]:
+    return [(pd.Timestamp(row["date_start"]) + pd.Timedelta(days=days)).date().isoformat() for row in rows]
+
+
+def test_a_write_appends_one_line_and_touches_nothing_else(seed_path, state_dir):
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=24 * 60)
     client.sync_insights()
-    insights_file = Path(state_dir) / "stub_seed_worked_examples.insights.jsonl"
-    stored = insights_file.stat()
-    rows = [json.loads(line) for line in insights_file.read_text().splitlines()]
-    assert rows == json.loads(seed_path.read_text())["insights"]
+    files = _base_files(state_dir)
+    assert files["document.json"].read_bytes() == seed_path.read_bytes()  # the source's bytes, as validated
+    written = [Path(state_dir) / "stub_seed_worked_examples.json", *(files[kind] for kind in BASE_FILES if kind != "journal.jsonl")]
+    stamps = [(path.stat().st_mtime_ns, path.stat().st_ino) for path in written]
 
-    client.update_budget("campaign", "100001", 55000)
+    budget = client.update_budget("campaign", "100001", 55000)
+    assert _journal(files)[-1] == budget  # the whole change: one appended line
     client.pause("ad", "100003")
-    client.sync_insights()  # 10:00 → 11:00, the same day
-    assert insights_file.stat().st_mtime_ns == stored.st_mtime_ns and insights_file.stat().st_ino == stored.st_ino
-    state = json.loads((Path(state_dir) / "stub_seed_worked_examples.json").read_text())
-    assert "insights" not in state["snapshot"] and [w["method"] for w in state["writes"]][-1] == "sync_insights"
-
-    before = client.fetch_snapshot()
-    other = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=24 * 60)
-    other.sync_insights()  # another client moves the clock a day: the first one sees it at its next read
-    assert insights_file.stat().st_ino != stored.st_ino
-    after = client.fetch_snapshot()
-    assert [r["date_start"] for r in after["insights"]] == [
-        (pd.Timestamp(r["date_start"]) + pd.Timedelta(days=1)).date().isoformat() for r in before["insights"]
+    client.sync_insights()  # a day later: the insights move, and are not written again
+    variant = client.create_new_ad_variant("100007")
+    assert [entry["method"] for entry in _journal(files)] == [
+        "sync_insights", "update_budget", "pause", "sync_insights", "create_new_ad_variant",
     ]
-    assert [r["date_start"] for r in before["insights"]] == [r["date_start"] for r in rows]  # what it was given stays
-    assert _row(after, "campaigns", "100001")["daily_budget"] == "55000"
+    assert _journal(files) == client.writes
+    assert [(path.stat().st_mtime_ns, path.stat().st_ino) for path in written] == stamps
+
+    # The journal replayed is the account the changes made: a new client (process) reads the same.
+    document = client.fetch_snapshot()
+    assert StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).fetch_snapshot() == document
+    assert _row(document, "campaigns", "100001")["daily_budget"] == "55000" and _row(document, "ads", "100003")["status"] == "PAUSED"
+    assert _row(document, "ads", variant["new_ad_id"])["created_time"] == document["as_of"] == "2026-11-26T10:30:00+00:00"
+    assert [row["date_start"] for row in document["insights"]] == _moved(json.loads(seed_path.read_text())["insights"], 1)
 
 
-def test_a_state_file_holding_its_insights_is_read_and_split_at_the_next_save(seed_path, state_dir):
+def test_two_clients_share_the_state_and_each_reads_what_the_other_appended(seed_path, state_dir):
+    first, second = (StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path), clock_step_minutes=24 * 60) for _ in range(2))
+    first.sync_insights()
+    before = second.fetch_snapshot()  # the second client holds the state as it was
+    first.update_budget("campaign", "100001", 55000)
+    second.pause("ad", "100003")  # made on the state as it is now: the first client's budget stays
+    first.sync_insights()  # the next day
+    for client in (first, second):
+        document = client.fetch_snapshot()
+        assert _row(document, "campaigns", "100001")["daily_budget"] == "55000"
+        assert _row(document, "ads", "100003")["status"] == "PAUSED"
+        assert document["as_of"] == "2026-11-26T10:30:00+00:00"
+        assert [row["date_start"] for row in document["insights"]] == _moved(before["insights"], 1)
+        assert [w["method"] for w in client.writes] == ["sync_insights", "update_budget", "pause", "sync_insights"]
+    # What a client was given is never changed under it.
+    assert before["as_of"] == "2026-11-25T10:30:00+00:00"
+    assert [row["date_start"] for row in before["insights"]] == [row["date_start"] for row in json.loads(seed_path.read_text())["insights"]]
+
+
+def test_clients_writing_at_once_never_lose_each_others_writes(seed_path, state_dir):
+    import threading
+
+    StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
+    start = threading.Barrier(2)
+
+    def write(campaign: str, first: int) -> None:
+        client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+        client.load_state()
+        start.wait()
+        for budget in range(first, first + 15):
+            client.update_budget("campaign", campaign, budget)
+
+    threads = [threading.Thread(target=write, args=args) for args in (("100001", 60000), ("100005", 70000))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    assert len(fresh.writes) == 31
+    for campaign, first in (("100001", 60000), ("100005", 70000)):
+        written = [w for w in fresh.writes if w.get("entity_id") == campaign]
+        assert [w["daily_budget"] for w in written] == [str(b) for b in range(first, first + 15)]
+        # Each write read the state its predecessor left: no write was made on a stale copy.
+        assert [w["previous"] for w in written[1:]] == [w["daily_budget"] for w in written[:-1]]
+        assert _row(fresh.fetch_snapshot(), "campaigns", campaign)["daily_budget"] == str(first + 14)
+
+
+def test_a_journal_line_a_crash_cut_short_is_not_part_of_the_state(seed_path, state_dir):
     client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
     client.sync_insights()
-    document = client.fetch_snapshot()
-    state_file, insights_file = Path(state_dir) / "stub_seed_worked_examples.json", Path(state_dir) / "stub_seed_worked_examples.insights.jsonl"
-    # As a state was stored before the split: one file, the insights inside (here: one row less).
-    state = json.loads(state_file.read_text())
-    state["snapshot"]["insights"] = document["insights"][1:]
-    state_file.write_text(json.dumps(state, indent=1))
-
+    client.pause("ad", "100003")
+    files = _base_files(state_dir)
+    with files["journal.jsonl"].open("ab") as journal:
+        journal.write(b'{"method":"pause","entity_type":"ad","entity_id":"1000')  # the process died mid-line
     fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
-    assert fresh.fetch_snapshot()["insights"] == document["insights"][1:]
-    fresh.pause("ad", "100003")
-    assert "insights" not in json.loads(state_file.read_text())["snapshot"]
-    assert [json.loads(line) for line in insights_file.read_text().splitlines()] == document["insights"][1:]
-    assert StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).fetch_snapshot()["insights"] == document["insights"][1:]
+    assert [w["method"] for w in fresh.writes] == ["sync_insights", "pause"]
+    fresh.pause("ad", "100011")  # written over the cut line
+    assert [entry["method"] for entry in _journal(files)] == ["sync_insights", "pause", "pause"]
+    assert client.writes == fresh.writes
+
+
+@pytest.mark.parametrize("insights_inside", [True, False], ids=["one file", "insights file beside it"])
+def test_a_state_stored_before_the_journal_is_read_and_carries_on(seed_path, state_dir, insights_inside):
+    """Format 1: ``stub_<account>.json`` holds the account (clock moved, a budget changed), its
+    syncs and recorded calls; the insights inside it (before they had a file of their own) or in
+    ``stub_<account>.insights.jsonl`` beside it."""
+    import hashlib
+
+    from ..engine.test_columnar import assert_same_snapshot
+
+    document = json.loads(seed_path.read_text())
+    rows = document.pop("insights")[1:]  # not the source's rows: the state's are served
+    document["as_of"] = "2026-11-25T11:00:00+00:00"
+    _row(document, "campaigns", "100001")["daily_budget"] = "55000"
+    writes = [
+        {"method": "sync_insights", "at": "2026-11-25T10:30:00+00:00"},
+        {"method": "update_budget", "at": "2026-11-25T10:30:00+00:00", "entity_type": "campaign", "entity_id": "100001",
+         "previous": "50000", "daily_budget": "55000"},
+        {"method": "sync_insights", "at": "2026-11-25T11:00:00+00:00"},
+    ]
+    source = {"path": str(seed_path.resolve()), "sha256": hashlib.sha256(seed_path.read_bytes()).hexdigest()}
+    stored = {"source": source, "snapshot": document | {"insights": rows}, "syncs": 2, "writes": writes}
+    folder = Path(state_dir)
+    folder.mkdir()
+    if not insights_inside:
+        stored["snapshot"].pop("insights")
+        stored["insights_version"] = "0123abcd"
+        (folder / "stub_seed_worked_examples.insights.jsonl").write_text("\n".join(json.dumps(row, separators=(",", ":")) for row in rows))
+    (folder / "stub_seed_worked_examples.json").write_text(json.dumps(stored, indent=1))
+
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    served = client.fetch_snapshot()
+    assert served == document | {"insights": rows}
+    assert client.writes == writes and client.load_state()["syncs"] == 2
+    assert_same_snapshot(client.fetch_account(), parse_snapshot(served))
+    # Now a base and its journal (its source is the same file: no restart), carrying on from there.
+    assert not (folder / "stub_seed_worked_examples.insights.jsonl").exists()
+    assert json.loads((folder / "stub_seed_worked_examples.json").read_text())["format"] == 2
+    client.sync_insights()
+    fresh = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    assert fresh.fetch_snapshot() == document | {"as_of": "2026-11-25T11:30:00+00:00", "insights": rows}
+    assert [w["method"] for w in fresh.writes] == ["sync_insights", "update_budget", "sync_insights", "sync_insights"]
 
 
 @pytest.mark.parametrize("counts_as_numbers", [False, True])
-def test_the_stub_hands_its_insights_on_as_columns_with_the_documents_frames(tmp_path, state_dir, monkeypatch, counts_as_numbers):
-    """``fetch_account`` reads the insights file into columns (engine/columnar.py) and gives the
-    frames the parser gives the fetched document: before any save, after syncs (the second one
-    past midnight moves the rows) and after a write; a file of counts as JSON numbers is parsed
-    the ordinary way."""
+def test_fetch_account_reads_the_parsed_insights_and_gives_the_documents_frames(tmp_path, state_dir, counts_as_numbers):
+    """``fetch_account`` parses the structure as it is now with the insights as the parser read
+    them when the base was made (moved by the days passed): the frames the fetched document's
+    parse gives, in a new client (a new process) too, before and after syncs (the second one past
+    midnight) and writes, without decoding the insights rows. A file the fast path cannot read
+    (counts as JSON numbers) is parsed whole once, when its base is made."""
     from meta_ads_dagster.meta import stub
 
     from ..engine.test_columnar import assert_same_snapshot
@@ -418,14 +524,73 @@ def test_the_stub_hands_its_insights_on_as_columns_with_the_documents_frames(tmp
             row["impressions"] = int(row["impressions"])
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(document))
-    taken = []
-    read_columns = stub.parse_with_insights_file
-    monkeypatch.setattr(stub, "parse_with_insights_file", lambda *args: taken.append(read_columns(*args)) or taken[-1])
     client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(path), clock_step_minutes=24 * 60)
-    steps = [lambda: None, client.sync_insights, client.sync_insights,
-             lambda: client.update_budget("campaign", document["campaigns"][0]["id"], 12345)]
+    campaign, ad = document["campaigns"][0]["id"], document["ads"][0]["id"]
+    steps = [lambda: None, client.sync_insights, client.sync_insights, lambda: client.update_budget("campaign", campaign, 12345),
+             lambda: client.create_new_ad_variant(ad, "ACTIVE")]
+
+    def no_rows(*_):
+        raise AssertionError("the insights rows were decoded")
+
     for step in steps:
         step()
-        assert_same_snapshot(client.fetch_account(), parse_snapshot(client.fetch_snapshot()))
-    assert len(taken) == 3  # every fetch once a state is saved
-    assert all(snapshot is None for snapshot in taken) if counts_as_numbers else all(snapshot is not None for snapshot in taken)
+        whole = parse_snapshot(client.fetch_snapshot())
+        for reader in (client, StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(path))):
+            original, stub.decode_snapshot = stub.decode_snapshot, no_rows
+            try:
+                account = reader.fetch_account()
+            finally:
+                stub.decode_snapshot = original
+            assert_same_snapshot(account, whole)
+            # A caller changing what it was given changes nothing the client keeps.
+            account.insights.loc[:, "spend"] = -1.0
+            account.insights["mine"] = 1
+        assert_same_snapshot(client.fetch_account(), whole)
+
+
+def test_an_unchanged_source_is_not_hashed_again_and_one_written_again_does_not_restart(seed_path, state_dir, monkeypatch, caplog):
+    import os
+
+    from meta_ads_dagster.meta import stub
+
+    hashed = []
+    sha256 = stub._sha256
+    monkeypatch.setattr(stub, "_sha256", lambda path: hashed.append(path) or sha256(path))
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path))
+    client.sync_insights()
+    StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(seed_path)).sync_insights()
+    client.sync_insights()
+    assert len(hashed) == 1  # its size, time and inode are the recorded ones
+
+    stat = seed_path.stat()
+    os.utime(seed_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # written again, the same bytes
+    with caplog.at_level(logging.INFO):
+        client.sync_insights()
+    assert len(hashed) == 2 and not caplog.records  # hashed again: the same content, no restart
+    client.sync_insights()
+    assert len(hashed) == 2  # the new stamp was recorded
+    assert [w["method"] for w in client.writes] == ["sync_insights"] * 5
+
+
+def test_the_insights_move_a_day_past_a_23_hour_night(tmp_path, state_dir):
+    """The night summer time starts (Europe/Madrid, 2027-03-28 to 29) has 23 hours: its midnight
+    moves the insights a day like any other."""
+    document = demo_snapshot("act_1001")
+    document["as_of"] = "2027-03-28T10:00:00+00:00"
+    path = _write(tmp_path / "spring.json", document)
+    client = StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(path), account_id="act_1001", clock_step_minutes=24 * 60)
+    client.sync_insights()
+    client.sync_insights()
+    moved = parse_snapshot(client.fetch_snapshot())
+    assert moved.today == pd.Timestamp("2027-03-29")
+    assert moved.insights["date"].max() == parse_snapshot(document).insights["date"].max() + pd.Timedelta(days=1)
+
+
+def test_a_structure_object_that_looks_like_an_insights_row_is_kept(tmp_path, state_dir):
+    """A new state's structure is decoded with the insights rows left out (objects with an
+    ``ad_id`` and a ``date_start``); an ad carrying such fields of its own makes it decode the
+    document whole, so nothing of the structure is lost."""
+    document = json.loads(SEED_SNAPSHOT_PATH.read_text())
+    document["ads"][0] |= {"ad_id": document["ads"][0]["id"], "date_start": "2026-11-01"}  # fields the parser ignores
+    path = _write(tmp_path / "snapshot.json", document)
+    assert StubMetaAdsClient(state_dir=state_dir, snapshot_path=str(path)).fetch_snapshot() == document
