@@ -156,20 +156,6 @@ def _utf8(data: pa.Buffer) -> bool:
     return True
 
 
-# Newline-delimited insights rows, one object a line (the stub's insights file).
-_ROWS_PARSE = pa_json.ParseOptions(explicit_schema=pa.schema(list(_ROW)), unexpected_field_behavior="infer")
-
-
-def read_rows(path: Path) -> dict[str, pa.Array] | None:
-    """The insights rows of a file of one row a line, as their fields (:func:`insights_columns`
-    takes them), or None when pyarrow cannot read them as the expected strings."""
-    try:
-        table = pa_json.read_json(path, read_options=pa_json.ReadOptions(use_threads=False), parse_options=_ROWS_PARSE)
-    except (pa.ArrowException, ValueError, OverflowError, OSError):
-        return None
-    return {name: column_of(table, name) for name in _ROW.names}
-
-
 def column_of(table: pa.Table, name: str) -> pa.Array:
     """A table's column as one array (pyarrow's combine_chunks copies even a lone chunk: 290 MB
     for the insights at 10,000 campaigns)."""

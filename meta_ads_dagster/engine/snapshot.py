@@ -842,16 +842,6 @@ def _load_decoded(data: bytes | str) -> AccountSnapshot:
     return snapshot
 
 
-def parse_with_insights_file(document: dict[str, Any], rows_file: Path) -> AccountSnapshot | None:
-    """:func:`parse_snapshot` of ``document`` (its insights left out) with its insights rows read
-    from ``rows_file`` (one row a line, ASCII: written by the JSON encoder) into columns, or None
-    where the fast path cannot vouch for the rows (then parse the whole document)."""
-    from . import columnar  # pyarrow: only where a file is read
-
-    fields = columnar.read_rows(rows_file)
-    return None if fields is None else parse_with_insights_fields(document, fields)
-
-
 def parse_with_insights_fields(document: dict[str, Any], fields: dict[str, Any]) -> AccountSnapshot | None:
     """:func:`parse_snapshot` of ``document`` (its insights left out) with its insights rows given
     as their fields (pyarrow arrays, ``columnar.fields_of``; emptied as they are read), or None
